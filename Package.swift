@@ -1,0 +1,117 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Settings shared by every Swift target: Swift 6 language mode (strict concurrency) plus
+/// upcoming features that keep the code explicit.
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "streamd",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "CBOR", targets: ["CBOR"]),
+        .library(name: "StreamCrypto", targets: ["StreamCrypto"]),
+        .library(name: "StreamEngine", targets: ["StreamEngine"]),
+        .library(name: "StreamEngineTesting", targets: ["StreamEngineTesting"]),
+        .library(name: "ThinClient", targets: ["ThinClient"]),
+        .library(name: "KpclientdSim", targets: ["KpclientdSim"]),
+        .library(name: "PigeonholeTransport", targets: ["PigeonholeTransport"]),
+        .executable(name: "streamd", targets: ["streamd"]),
+        .executable(name: "kpclientd-sim", targets: ["kpclientd-sim"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // MARK: C libraries from Debian, found with pkg-config.
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CCBOR", pkgConfig: "libcbor", providers: [.apt(["libcbor-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+
+        // MARK: Foundations.
+        .target(name: "CBOR", dependencies: ["CCBOR"], swiftSettings: strictSettings),
+        .target(name: "StreamCrypto", dependencies: ["CSodium"], swiftSettings: strictSettings),
+
+        // MARK: The sans-I/O stream protocol and its async wrapper.
+        .target(name: "StreamEngine", dependencies: ["CBOR", "StreamCrypto"], swiftSettings: strictSettings),
+        .target(name: "StreamEngineTesting", dependencies: ["StreamEngine", "StreamCrypto"], swiftSettings: strictSettings),
+
+        // MARK: kpclientd: wire format, client, simulator, and the Pigeonhole transport.
+        .target(name: "ThinWire", dependencies: ["CBOR"], swiftSettings: strictSettings),
+        .target(
+            name: "ThinClient",
+            dependencies: [
+                "ThinWire", "CBOR",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "KpclientdSim",
+            dependencies: [
+                "ThinWire", "CBOR", "StreamCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "PigeonholeTransport",
+            dependencies: ["StreamEngine", "ThinClient", "StreamCrypto", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
+
+        // MARK: Executables.
+        .executableTarget(
+            name: "streamd",
+            dependencies: [
+                "StreamEngine", "StreamEngineTesting",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "kpclientd-sim",
+            dependencies: [
+                "KpclientdSim",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        // MARK: Tests.
+        .testTarget(name: "CBORTests", dependencies: ["CBOR"], swiftSettings: strictSettings),
+        .testTarget(name: "StreamCryptoTests", dependencies: ["StreamCrypto"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "StreamEngineTests",
+            dependencies: ["StreamEngine", "StreamEngineTesting", "CBOR", "StreamCrypto"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ThinClientTests",
+            dependencies: ["ThinClient", "ThinWire", "KpclientdSim", "CBOR"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "KpclientdSimTests",
+            dependencies: ["KpclientdSim", "ThinWire", "CBOR"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "PigeonholeTransportTests",
+            dependencies: ["PigeonholeTransport", "StreamEngine", "ThinClient", "KpclientdSim"],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

@@ -1,0 +1,1 @@
+print("kpclientd-sim: not yet implemented")

@@ -1,0 +1,1 @@
+print("streamd: not yet implemented")
