@@ -69,6 +69,8 @@ public struct StreamSimulation {
         public var boxWrites = 0
         public var boxReads = 0
         public var crashes = 0
+        /// Events handled, by kind (for profiling the simulation).
+        public var eventKinds: [String: Int] = [:]
         /// Whether every invariant held and both ends closed in time.
         public var passed: Bool { violations.isEmpty && finished }
 
@@ -169,6 +171,7 @@ private struct World {
             if time > limit { break }
             now = time
             report.events += 1
+            report.eventKinds[String("\(event)".prefix { $0 != "(" }), default: 0] += 1
             handle(event)
             if !report.violations.isEmpty { break }
             if isFinished { report.finished = true; break }
@@ -176,7 +179,7 @@ private struct World {
         }
         report.simulatedTime = now - .zero
         if !report.finished, report.violations.isEmpty {
-            let summary = endpoints.map { "\($0.machine.status)" }.joined(separator: " | ")
+            let summary = endpoints.map { "\($0.machine.status) \($0.machine.diagnostics)" }.joined(separator: " | ")
             report.violations.append("streams did not close within \(parameters.timeLimit): \(summary)")
         }
         checkDelivery(final: true)
@@ -206,7 +209,8 @@ private struct World {
                 queue.push(now, .readDone(waiter.side, incarnation: waiter.incarnation, waiter.operation, .success(nil)))
             }
         case .timer(let side, let incarnation):
-            guard endpoints[side.rawValue].incarnation == incarnation else { return }
+            // Only the most recently scheduled timer counts; superseded ones are ignored.
+            guard endpoints[side.rawValue].incarnation == incarnation, let due = endpoints[side.rawValue].timerAt, due <= now else { return }
             endpoints[side.rawValue].timerAt = nil
             endpoints[side.rawValue].machine.handleTimers(now: now)
             drive(side)

@@ -23,8 +23,11 @@ enum Base32 {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Decodes base32 text (either case). Returns the offending character's position on failure.
-    static func decode(_ text: Substring) -> Result<[UInt8], Int> {
+    /// The position of a character that is not base32.
+    struct InvalidCharacter: Error { var position: Int }
+
+    /// Decodes base32 text (either case). Reports the offending character's position on failure.
+    static func decode(_ text: Substring) -> Result<[UInt8], InvalidCharacter> {
         var out = [UInt8]()
         out.reserveCapacity(text.utf8.count * 5 / 8)
         var buffer: UInt32 = 0
@@ -35,7 +38,7 @@ enum Base32 {
             case UInt8(ascii: "a")...UInt8(ascii: "z"): value = UInt32(char - UInt8(ascii: "a"))
             case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = UInt32(char - UInt8(ascii: "A"))
             case UInt8(ascii: "2")...UInt8(ascii: "7"): value = UInt32(char - UInt8(ascii: "2") + 26)
-            default: return .failure(position)
+            default: return .failure(InvalidCharacter(position: position))
             }
             buffer = (buffer << 5) | value
             bits += 5
@@ -46,7 +49,7 @@ enum Base32 {
             buffer &= (1 << UInt32(bits)) - 1
         }
         // Leftover bits must be zero padding of the last character.
-        if bits >= 5 || buffer != 0 { return .failure(text.utf8.count - 1) }
+        if bits >= 5 || buffer != 0 { return .failure(InvalidCharacter(position: text.utf8.count - 1)) }
         return .success(out)
     }
 }

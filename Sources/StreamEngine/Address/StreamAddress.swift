@@ -84,8 +84,8 @@ public struct StreamAddress: Sendable, Hashable, CustomStringConvertible {
         let payload: [UInt8]
         switch Base32.decode(encoded) {
         case .success(let bytes): payload = bytes
-        case .failure(let position):
-            throw StreamError(.invalidAddress, "invalid character at position \(position + Self.prefix.count + 1) of the address")
+        case .failure(let invalid):
+            throw StreamError(.invalidAddress, "invalid character at position \(invalid.position + Self.prefix.count + 1) of the address")
         }
         guard payload.count > Self.checksumLength + 1 else { throw StreamError(.invalidAddress, "the address is too short") }
         let content = Array(payload.dropLast(Self.checksumLength))

@@ -324,6 +324,22 @@ public struct StreamMachine: Sendable {
             failure: failure)
     }
 
+    /// A detailed, secret-free dump of the machine's timers and outstanding frames and reads,
+    /// for debugging.
+    public var diagnostics: String {
+        let frames = checkpoint.unacked.keys.sorted().prefix(40).map { index -> String in
+            let record = sendRecords[index]
+            let sent = record.map { "sent\($0.transmissions)@\($0.lastSent)\($0.inFlight == nil ? "" : "*")" } ?? "unsent"
+            return "\(index):\(checkpoint.unacked[index]!.kind):\(sent)"
+        }
+        let reads = readOperations.values.map { "\($0.channel == .inbound ? "in" : "out")\($0.index)/\($0.mode)" }.sorted()
+        return "unacked=\(frames) reads=\(reads) retransmitAt=\(retransmitAt.map { "\($0)" } ?? "-") "
+            + "ackDeadline=\(ackDeadline.map { "\($0)" } ?? "-") readWakeAt=\(readWakeAt.map { "\($0)" } ?? "-") "
+            + "active=\(wasActive) pollInterval=\(pollInterval) rto=\(timer.baseTimeout) backoff=\(timer.backoffExponent) "
+            + "gated=\(gatedWrites.count) durable=\(durableSequence)/\(lastSequence) peerAck=\(checkpoint.peerCumulativeAck) "
+            + "pending=\(checkpoint.pending.keys.sorted())"
+    }
+
     // MARK: - Internals: journal
 
     private mutating func recordOrFail(_ delta: CheckpointDelta) {
@@ -491,13 +507,12 @@ public struct StreamMachine: Sendable {
             retransmitAt = nil
             return
         }
-        // Ack-only frames below an outstanding eliciting frame are resent too: if one was lost,
-        // an idle peer would wait on its empty box.
-        var budget = 2 * configuration.sendWindow
-        for index in checkpoint.unacked.keys.sorted() where index <= highest && budget > 0 {
+        // Every unacknowledged frame up to the newest one that needs an answer is resent, ack-only
+        // frames included: the peer's acknowledgements may be stale, and it may be waiting on
+        // any of these boxes.
+        for index in checkpoint.unacked.keys.sorted() where index <= highest {
             guard sendRecords[index]?.inFlight == nil, sendRecords[index] != nil else { continue }
             transmit(index, now: now)
-            budget -= 1
         }
         // A new frame the peer must acknowledge, in case only its acknowledgements were lost:
         // rewriting a box the peer already read shows it nothing new.
@@ -528,12 +543,17 @@ public struct StreamMachine: Sendable {
         armRetransmitTimer(now: now)
     }
 
-    /// Resends frames the peer skipped over in its selective acknowledgements, once they have
-    /// been outstanding for more than 9/8 of the smoothed round trip.
-    private mutating func fastRetransmit(aboveSack sackTop: UInt64?, now: StreamTime) {
-        guard let sackTop, let srtt = timer.smoothedRTT else { return }
-        let threshold = srtt.scaled(by: 9.0 / 8.0)
-        for index in checkpoint.unacked.keys.sorted() where index < sackTop {
+    /// Resends frames a peer frame shows to be missing: the one its reader waits on (its
+    /// cumulative acknowledgement) and those below its highest selective acknowledgement.
+    ///
+    /// The frame the peer waits on is resent even if it is an ack-only frame, which the
+    /// retransmission timer alone would not resend: otherwise a peer stuck on a lost
+    /// ack-only box would never read the acknowledgements behind it.
+    private mutating func fastRetransmit(after frame: Frame, now: StreamTime) {
+        let waitedOn = checkpoint.unacked[frame.cumulativeAck] != nil ? frame.cumulativeAck : nil
+        let sackTop = frame.sackRanges.last?.end ?? 0
+        let threshold = timer.smoothedRTT.map { $0.scaled(by: 9.0 / 8.0) } ?? timer.baseTimeout
+        for index in checkpoint.unacked.keys.sorted() where index < sackTop || index == waitedOn {
             guard let record = sendRecords[index], record.inFlight == nil, now - record.lastSent >= threshold else { continue }
             transmit(index, now: now)
         }
@@ -553,10 +573,17 @@ public struct StreamMachine: Sendable {
         actions.append(.cancel(operation))
     }
 
+    /// Whether the stream is active: it expects frames soon, so it keeps blocking reads open.
+    ///
+    /// A stream stays active for ``StreamConfiguration/idleAfter`` after its last activity, and
+    /// at least twice the current retransmission timeout, so that a peer retransmitting with
+    /// backoff does not find it polling slowly.
     private func isActive(now: StreamTime) -> Bool {
-        now < lastActivity + configuration.idleAfter || !checkpoint.isWriteSettled || ackDeadline != nil
+        now < lastActivity + activeWindow || !checkpoint.isWriteSettled || ackDeadline != nil
             || checkpoint.unacked.values.contains { $0.kind.elicitsAck }
     }
+
+    private var activeWindow: Duration { max(configuration.idleAfter, timer.timeout(jitter: 0) * 2) }
 
     /// Keeps the read window full while active; polls the next index with backoff while idle.
     private mutating func scheduleReads(now: StreamTime) {
@@ -598,7 +625,7 @@ public struct StreamMachine: Sendable {
                 retryReadAt[index] = nil
                 inboundReads[index] = startRead(channel: .inbound, index: index, mode: .wait)
             }
-            let idleAt = lastActivity + configuration.idleAfter
+            let idleAt = lastActivity + activeWindow
             if idleAt > now { wake(at: idleAt) }
         } else if inboundReads.isEmpty {
             if now >= nextPollAt {
@@ -660,7 +687,7 @@ public struct StreamMachine: Sendable {
         decryptFailures[frame.index] = nil
         lastActivity = now
         acknowledged(unackedBefore.subtracting(checkpoint.unacked.keys).sorted(), now: now)
-        fastRetransmit(aboveSack: frame.sackRanges.last?.end, now: now)
+        fastRetransmit(after: frame, now: now)
         if elicits, checkpoint.mode == .endToEnd, checkpoint.outbound != nil {
             elicitingSinceAck += 1
             let immediate = elicitingSinceAck >= max(2, configuration.readAhead / 2)

@@ -80,8 +80,16 @@ public actor Stream {
 
     private init(machine: StreamMachine, store: any BoxStore, persistence: (any StreamPersistence)?) async throws {
         let checkpoint = machine.checkpoint
-        outbound = try await checkpoint.outbound.map { keys in try await store.channel(.writerSeed(keys.boxSeed)) }
-        inbound = try await checkpoint.inbound.map { keys in try await store.channel(keys.channel) }
+        if let keys = checkpoint.outbound {
+            outbound = try await store.channel(.writerSeed(keys.boxSeed))
+        } else {
+            outbound = nil
+        }
+        if let keys = checkpoint.inbound {
+            inbound = try await store.channel(keys.channel)
+        } else {
+            inbound = nil
+        }
         self.machine = machine
         self.persistence = persistence
         origin = clock.now
