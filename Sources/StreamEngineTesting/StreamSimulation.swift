@@ -53,7 +53,7 @@ public struct StreamSimulation {
             p.listenerBytes = Int(random.next() % 20_000)
             p.dialerBytes = Int(random.next() % 20_000)
             p.configuration.sendWindow = Int(1 + random.next() % 16)
-            p.configuration.readAhead = Int(1 + random.next() % 16)
+            p.configuration.readAhead = Int(2 + random.next() % 15)
             p.configuration.maxWriteBuffer = Int(512 + random.next() % 16_384)
             p.configuration.maxReadBuffer = Int(512 + random.next() % 16_384)
             return p

@@ -31,10 +31,15 @@ struct RetransmitTimer: Sendable {
         return min(max(rto, configuration.minRetransmitTimeout), configuration.maxRetransmitTimeout)
     }
 
+    /// Expiries that do not yet back off: on a lossy path a timeout usually means one lost
+    /// box, not congestion, so the first retries keep the base timeout.
+    static let retriesBeforeBackoff = 2
+
     /// The timeout with backoff and a jitter fraction in `0...1` scaled by the configured maximum.
     func timeout(jitter: Double) -> Duration {
         var rto = baseTimeout
-        for _ in 0..<min(backoffExponent, 32) where rto < configuration.maxRetransmitTimeout {
+        let doublings = max(0, backoffExponent - Self.retriesBeforeBackoff)
+        for _ in 0..<min(doublings, 32) where rto < configuration.maxRetransmitTimeout {
             rto = min(rto * 2, configuration.maxRetransmitTimeout)
         }
         return rto + rto.scaled(by: jitter * configuration.retransmitJitter)

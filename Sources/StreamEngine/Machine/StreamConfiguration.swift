@@ -4,7 +4,8 @@
 public struct StreamConfiguration: Hashable, Sendable {
     /// The most data frames sent but not yet acknowledged (or, in multicast, not yet verified).
     public var sendWindow: Int = 8
-    /// How many upcoming box indices an active stream reads in parallel.
+    /// How many upcoming box indices an active stream reads in parallel; at least 2, so that a
+    /// reader can look past a lost ack-only box.
     public var readAhead: Int = 10
     /// Bytes of app data buffered for sending before ``StreamMachine/appWrite(_:now:)`` accepts no more.
     public var maxWriteBuffer: Int = 256 * 1024
@@ -15,9 +16,11 @@ public struct StreamConfiguration: Hashable, Sendable {
     /// The smallest retransmission timeout.
     public var minRetransmitTimeout: Duration = .milliseconds(200)
     /// The largest retransmission timeout, after exponential backoff.
-    public var maxRetransmitTimeout: Duration = .seconds(120)
+    public var maxRetransmitTimeout: Duration = .seconds(60)
     /// The largest fraction of random jitter added to each retransmission timeout.
     public var retransmitJitter: Double = 0.25
+    /// The longest wait before retrying a read that failed; retries back off up to this value.
+    public var maxReadRetryInterval: Duration = .seconds(30)
     /// How long a receiver waits to coalesce acknowledgements before sending an ack-only frame.
     public var ackDelay: Duration = .milliseconds(100)
     /// How long without activity before a stream counts as idle and switches to polling.
@@ -38,13 +41,14 @@ public struct StreamConfiguration: Hashable, Sendable {
             if !condition { throw StreamError(.invalidConfiguration, what) }
         }
         try check((1...1024).contains(sendWindow), "sendWindow must be 1...1024")
-        try check((1...1024).contains(readAhead), "readAhead must be 1...1024")
+        try check((2...1024).contains(readAhead), "readAhead must be 2...1024")
         try check((1...(1 << 30)).contains(maxWriteBuffer), "maxWriteBuffer must be 1 B...1 GiB")
         try check((1...(1 << 30)).contains(maxReadBuffer), "maxReadBuffer must be 1 B...1 GiB")
         try check(minRetransmitTimeout > .zero, "minRetransmitTimeout must be positive")
         try check(minRetransmitTimeout <= initialRetransmitTimeout, "initialRetransmitTimeout must be >= minRetransmitTimeout")
         try check(initialRetransmitTimeout <= maxRetransmitTimeout, "maxRetransmitTimeout must be >= initialRetransmitTimeout")
         try check((0...1).contains(retransmitJitter), "retransmitJitter must be 0...1")
+        try check(maxReadRetryInterval >= minRetransmitTimeout, "maxReadRetryInterval must be >= minRetransmitTimeout")
         try check(ackDelay >= .zero, "ackDelay must not be negative")
         try check(idleAfter > .zero, "idleAfter must be positive")
         try check(minIdlePollInterval > .zero, "minIdlePollInterval must be positive")

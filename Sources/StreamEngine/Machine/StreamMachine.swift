@@ -93,6 +93,7 @@ public struct StreamMachine: Sendable {
     private var verifyReads: [UInt64: OperationID] = [:]
     private var retryReadAt: [UInt64: StreamTime] = [:]
     private var decryptFailures: [UInt64: Int] = [:]
+    private var readFailures: [UInt64: Int] = [:]
     private var lastActivity: StreamTime
     private var wasActive = true
     private var pollInterval: Duration
@@ -550,12 +551,16 @@ public struct StreamMachine: Sendable {
     /// retransmission timer alone would not resend: otherwise a peer stuck on a lost
     /// ack-only box would never read the acknowledgements behind it.
     private mutating func fastRetransmit(after frame: Frame, now: StreamTime) {
-        let waitedOn = checkpoint.unacked[frame.cumulativeAck] != nil ? frame.cumulativeAck : nil
         let sackTop = frame.sackRanges.last?.end ?? 0
         let threshold = timer.smoothedRTT.map { $0.scaled(by: 9.0 / 8.0) } ?? timer.baseTimeout
-        for index in checkpoint.unacked.keys.sorted() where index < sackTop || index == waitedOn {
+        for index in checkpoint.unacked.keys.sorted() where index < sackTop {
             guard let record = sendRecords[index], record.inFlight == nil, now - record.lastSent >= threshold else { continue }
             transmit(index, now: now)
+        }
+        // The peer says it waits on this box; each of its frames saying so may trigger a resend.
+        if let record = sendRecords[frame.cumulativeAck], record.inFlight == nil,
+           now - record.lastSent >= configuration.minRetransmitTimeout {
+            transmit(frame.cumulativeAck, now: now)
         }
     }
 
@@ -596,6 +601,7 @@ public struct StreamMachine: Sendable {
         }
         retryReadAt = retryReadAt.filter { $0.key >= first }
         decryptFailures = decryptFailures.filter { $0.key >= first }
+        readFailures = readFailures.filter { $0.key >= first }
 
         let active = isActive(now: now)
         if active != wasActive {
@@ -643,7 +649,10 @@ public struct StreamMachine: Sendable {
         case .failure(let error) where error.code == .permissionDenied:
             fail(StreamError(.transport, "reading box \(index) was refused: \(error.message)"))
         case .failure:
-            retryReadAt[index] = now + timer.baseTimeout
+            // A failed read says nothing about round trips: retry soon, backing off per index.
+            let failures = readFailures[index, default: 0] + 1
+            readFailures[index] = failures
+            retryReadAt[index] = now + min(configuration.minRetransmitTimeout * (1 << min(failures, 16)), configuration.maxReadRetryInterval)
         case .success(nil):
             if record.mode == .poll {
                 pollInterval = min(pollInterval * 2, configuration.maxIdlePollInterval)
