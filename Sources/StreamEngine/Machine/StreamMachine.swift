@@ -123,6 +123,7 @@ public struct StreamMachine: Sendable {
         let keys = try address.keys(as: role)
         let checkpoint = StreamCheckpoint(mode: address.mode, role: role, boxSize: boxSize, outbound: keys.outbound, inbound: keys.inbound)
         try self.init(checkpoint: checkpoint, configuration: configuration, durability: durability, now: now, randomSeed: randomSeed)
+        advance(now: now)
     }
 
     /// Restores one end of a stream from a checkpoint and the journal records made after it.
@@ -193,9 +194,10 @@ public struct StreamMachine: Sendable {
         let accepted = min(bytes.count, writeCapacity)
         guard accepted > 0 else { return (0, lastSequence) }
         recordOrFail(.appended(accepted == bytes.count ? bytes : Array(bytes.prefix(accepted))))
+        let sequence = lastSequence
         lastActivity = now
         advance(now: now)
-        return (accepted, lastSequence)
+        return (accepted, sequence)
     }
 
     /// Takes up to `maxLength` received bytes, in order.
@@ -655,8 +657,8 @@ public struct StreamMachine: Sendable {
             retryReadAt[index] = now + min(configuration.minRetransmitTimeout * (1 << min(failures, 16)), configuration.maxReadRetryInterval)
         case .success(nil):
             if record.mode == .poll {
-                pollInterval = min(pollInterval * 2, configuration.maxIdlePollInterval)
                 nextPollAt = now + pollInterval.scaled(by: 1 + 0.25 * random.unit())
+                pollInterval = min(pollInterval * 2, configuration.maxIdlePollInterval)
             } else {
                 // The transport stopped waiting; ask again shortly (not in a tight loop).
                 retryReadAt[index] = now + configuration.minRetransmitTimeout
