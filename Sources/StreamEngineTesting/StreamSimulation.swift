@@ -1,3 +1,4 @@
+import StreamCrypto
 import StreamEngine
 
 /// A deterministic simulation of two stream ends over a lossy box store, on a virtual clock.
@@ -56,6 +57,7 @@ public struct StreamSimulation {
             p.configuration.readAhead = Int(2 + random.next() % 15)
             p.configuration.maxWriteBuffer = Int(512 + random.next() % 16_384)
             p.configuration.maxReadBuffer = Int(512 + random.next() % 16_384)
+            if random.next() % 5 == 0 { p.mode = .multicast }
             return p
         }
     }
@@ -143,10 +145,21 @@ private struct World {
     init(_ parameters: StreamSimulation.Parameters) {
         self.parameters = parameters
         random = SeededRandom(seed: parameters.seed)
-        let address = StreamAddress(.endToEnd(secret: (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }))
+        let secret = (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }
         for side in [Side.listener, .dialer] {
-            let bytes = side == .listener ? parameters.listenerBytes : parameters.dialerBytes
+            let multicast = parameters.mode == .multicast
+            let bytes = side == .listener ? parameters.listenerBytes : (multicast ? 0 : parameters.dialerBytes)
             let data = (0..<bytes).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let address: StreamAddress
+            if !multicast {
+                address = StreamAddress(.endToEnd(secret: secret))
+            } else if side == .listener {
+                address = StreamAddress(.multicastWriter(secret: secret))
+            } else {
+                let direction = StreamKeySchedule.direction(secret: secret, from: .listener)
+                address = StreamAddress(.multicastReader(
+                    frameKeyBase: direction.frameKeyBase, verifyKey: Ed25519.keyPair(seed: direction.signingSeed).publicKey, readLocator: [0]))
+            }
             do {
                 let machine = try StreamMachine(
                     address: address, role: side == .listener ? .listener : .dialer, boxSize: parameters.boxSize,
@@ -186,8 +199,11 @@ private struct World {
     }
 
     var isFinished: Bool {
-        endpoints.allSatisfy { $0.machine.isClosed && $0.machine.isReadFinished && $0.handedOver == $0.data.count }
-            && endpoints[0].received.count == endpoints[1].data.count && endpoints[1].received.count == endpoints[0].data.count
+        let delivered = endpoints[0].received.count == endpoints[1].data.count && endpoints[1].received.count == endpoints[0].data.count
+        if parameters.mode == .multicast {
+            return delivered && endpoints[0].machine.isClosed && endpoints[1].machine.isReadFinished
+        }
+        return delivered && endpoints.allSatisfy { $0.machine.isClosed && $0.machine.isReadFinished && $0.handedOver == $0.data.count }
     }
 
     // MARK: Events
@@ -260,7 +276,7 @@ private struct World {
             endpoint.handedOver += accepted
             endpoint.writeAcks.append((end: endpoint.handedOver, sequence: sequence))
         }
-        if endpoint.handedOver == endpoint.data.count, !endpoint.machine.checkpoint.closeRequested {
+        if endpoint.handedOver == endpoint.data.count, endpoint.machine.writeCapacity > 0 {
             try? endpoint.machine.appClose(now: now)
         }
         // Writes whose journal is durable count as acknowledged to the app.
