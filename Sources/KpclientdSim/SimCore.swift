@@ -601,7 +601,8 @@ actor SimCore {
             queuedMixnetRequests: connections.values.reduce(0) { $0 + $1.queue.count },
             blockedReaders: connections.values.filter(\.isReaderBlocked).count,
             framesReceived: totalFramesReceived,
-            joinedReplays: joinedReplays
+            joinedReplays: joinedReplays,
+            queuedLegacyReplies: sessions.values.reduce(0) { $0 + $1.legacyQueue.count }
         )
     }
 }
@@ -626,6 +627,8 @@ public struct KpclientdSimStatistics: Sendable, Hashable {
     public var framesReceived: Int
     /// Replayed `start_resending_*` requests that joined an operation already in flight.
     public var joinedReplays: Int
+    /// Legacy replies queued for clients that are away.
+    public var queuedLegacyReplies: Int
 }
 
 /// Go-like field decoding: what the daemon's CBOR decoder accepts, and what makes it drop a frame.

@@ -67,8 +67,13 @@ enum TestSupport {
 }
 
 /// A minimal blocking socket client speaking raw frames, for tests of the wire behaviour.
-final class RawClient {
-    let fd: Int32
+final class RawClient: @unchecked Sendable {
+    // Used by one test task at a time; its blocking socket calls run on a Dispatch thread (see
+    // `offload`) so that they never block the Swift concurrency pool the simulator runs on.
+    private(set) var fd: Int32
+    /// A private serial queue: custom queues run on libdispatch's overcommitting pool, so a read
+    /// blocked here never starves another client's (the global queues are limited to the core count).
+    private let queue = DispatchQueue(label: "RawClient")
     private var decoder = ThinFrameDecoder()
     /// Frames read while looking for something else.
     private var backlog: [ThinMessage] = []
@@ -100,9 +105,26 @@ final class RawClient {
         }
     }
 
-    deinit { close(fd) }
+    deinit { disconnect() }
 
-    func sendRaw(_ bytes: [UInt8]) throws {
+    /// Closes the socket (once; the descriptor number may be reused afterwards).
+    func disconnect() {
+        if fd >= 0 { close(fd) }
+        fd = -1
+    }
+
+    /// Runs a blocking socket operation on a Dispatch thread.
+    private func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    func sendRaw(_ bytes: [UInt8]) async throws {
+        try await offload { try self.sendRawSync(bytes) }
+    }
+
+    func sendRawSync(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
@@ -111,14 +133,16 @@ final class RawClient {
         }
     }
 
-    func send(_ message: ThinMessage) throws { try sendRaw(message.frame) }
+    func send(_ message: ThinMessage) async throws { try await sendRaw(message.frame) }
 
-    func send(_ value: CBORValue) throws { try sendRaw(ThinFrame.encode(value)) }
+    func send(_ value: CBORValue) async throws { try await sendRaw(ThinFrame.encode(value)) }
 
     /// Reads the next message; `nil` at end of stream. Throws on timeout or a decode error.
-    func next(timeout: Duration = .seconds(10)) throws -> ThinMessage? {
-        if !backlog.isEmpty { return backlog.removeFirst() }
-        return try readMessage(timeout: timeout)
+    func next(timeout: Duration = .seconds(10)) async throws -> ThinMessage? {
+        try await offload {
+            if !self.backlog.isEmpty { return self.backlog.removeFirst() }
+            return try self.readMessage(timeout: timeout)
+        }
     }
 
     private func readMessage(timeout: Duration) throws -> ThinMessage? {
@@ -147,7 +171,11 @@ final class RawClient {
     }
 
     /// Reads until a message with `key` (and, if given, `query_id`) arrives; others are kept.
-    func waitFor(_ key: String, queryID: [UInt8]? = nil, timeout: Duration = .seconds(10)) throws -> ThinMessage {
+    func waitFor(_ key: String, queryID: [UInt8]? = nil, timeout: Duration = .seconds(10)) async throws -> ThinMessage {
+        try await offload { try self.waitForSync(key, queryID: queryID, timeout: timeout) }
+    }
+
+    private func waitForSync(_ key: String, queryID: [UInt8]?, timeout: Duration) throws -> ThinMessage {
         if let i = backlog.firstIndex(where: { $0.key == key && (queryID == nil || (try? $0.fields.queryID()) == queryID) }) {
             return backlog.remove(at: i)
         }
@@ -159,7 +187,11 @@ final class RawClient {
     }
 
     /// Reads and discards until the peer closes; `false` on timeout.
-    func waitForClose(timeout: Duration = .seconds(10)) -> Bool {
+    func waitForClose(timeout: Duration = .seconds(10)) async -> Bool {
+        (try? await offload { self.waitForCloseSync(timeout: timeout) }) ?? false
+    }
+
+    private func waitForCloseSync(timeout: Duration) -> Bool {
         do {
             while try readMessage(timeout: timeout) != nil {}
             return true
@@ -170,55 +202,55 @@ final class RawClient {
 
     /// Completes the handshake: status, PKI document, then (optionally) the session token.
     @discardableResult
-    func handshake(token: [UInt8]? = nil) throws -> (status: ThinMessage, document: ThinMessage, reply: ThinMessage?) {
-        let status = try waitFor(ThinKey.Event.connectionStatus)
-        let document = try waitFor(ThinKey.Event.newPKIDocument)
+    func handshake(token: [UInt8]? = nil) async throws -> (status: ThinMessage, document: ThinMessage, reply: ThinMessage?) {
+        let status = try await waitFor(ThinKey.Event.connectionStatus)
+        let document = try await waitFor(ThinKey.Event.newPKIDocument)
         guard let token else { return (status, document, nil) }
-        try send(ThinMessage(ThinKey.Request.sessionToken, [(ThinKey.Field.clientInstanceToken, .bytes(token))]))
-        return (status, document, try waitFor(ThinKey.Event.sessionTokenReply))
+        try await send(ThinMessage(ThinKey.Request.sessionToken, [(ThinKey.Field.clientInstanceToken, .bytes(token))]))
+        return (status, document, try await waitFor(ThinKey.Event.sessionTokenReply))
     }
 
     /// Sends a query-correlated request and waits for its reply.
-    func request(_ key: String, _ fields: [(String, CBORValue)], timeout: Duration = .seconds(10)) throws -> ThinFields {
+    func request(_ key: String, _ fields: [(String, CBORValue)], timeout: Duration = .seconds(10)) async throws -> ThinFields {
         let queryID = TestSupport.random(16)
-        try send(ThinMessage(key, [(ThinKey.Field.queryID, .bytes(queryID))] + fields))
-        return try waitFor(ThinKey.Reply.of(key), queryID: queryID, timeout: timeout).fields
+        try await send(ThinMessage(key, [(ThinKey.Field.queryID, .bytes(queryID))] + fields))
+        return try await waitFor(ThinKey.Reply.of(key), queryID: queryID, timeout: timeout).fields
     }
 
     /// Sends a request without waiting; returns its query id.
-    func submit(_ key: String, _ fields: [(String, CBORValue)]) throws -> [UInt8] {
+    func submit(_ key: String, _ fields: [(String, CBORValue)]) async throws -> [UInt8] {
         let queryID = TestSupport.random(16)
-        try send(ThinMessage(key, [(ThinKey.Field.queryID, .bytes(queryID))] + fields))
+        try await send(ThinMessage(key, [(ThinKey.Field.queryID, .bytes(queryID))] + fields))
         return queryID
     }
 }
 
 /// Pigeonhole helpers over a ``RawClient``.
-struct Stream {
+struct Stream: Sendable {
     var writeCap: [UInt8]
     var readCap: [UInt8]
     var first: [UInt8]
 
-    init(_ client: RawClient, seed: [UInt8] = TestSupport.random(32)) throws {
-        let reply = try client.request(ThinKey.Request.newKeypair, [(ThinKey.Field.seed, .bytes(seed))])
+    init(_ client: RawClient, seed: [UInt8] = TestSupport.random(32)) async throws {
+        let reply = try await client.request(ThinKey.Request.newKeypair, [(ThinKey.Field.seed, .bytes(seed))])
         writeCap = try reply.bytes(ThinKey.Field.writeCap, length: ThinSizes.writeCap)
         readCap = try reply.bytes(ThinKey.Field.readCap, length: ThinSizes.readCap)
         first = try reply.bytes(ThinKey.Field.firstMessageIndex, length: ThinSizes.messageBoxIndex)
     }
 
-    static func next(_ client: RawClient, _ index: [UInt8]) throws -> [UInt8] {
-        try client.request(ThinKey.Request.nextMessageBoxIndex, [(ThinKey.Field.messageBoxIndex, .bytes(index))])
+    static func next(_ client: RawClient, _ index: [UInt8]) async throws -> [UInt8] {
+        try await client.request(ThinKey.Request.nextMessageBoxIndex, [(ThinKey.Field.messageBoxIndex, .bytes(index))])
             .bytes(ThinKey.Field.nextMessageBoxIndex, length: ThinSizes.messageBoxIndex)
     }
 
-    struct Envelope {
+    struct Envelope: Sendable {
         var ciphertext: [UInt8]
         var descriptor: [UInt8]
         var hash: [UInt8]
     }
 
-    func encryptWrite(_ client: RawClient, _ index: [UInt8], _ plaintext: [UInt8]) throws -> Envelope {
-        let r = try client.request(ThinKey.Request.encryptWrite, [
+    func encryptWrite(_ client: RawClient, _ index: [UInt8], _ plaintext: [UInt8]) async throws -> Envelope {
+        let r = try await client.request(ThinKey.Request.encryptWrite, [
             (ThinKey.Field.plaintext, .bytes(plaintext)), (ThinKey.Field.writeCap, .bytes(writeCap)),
             (ThinKey.Field.messageBoxIndex, .bytes(index)),
         ])
@@ -226,8 +258,8 @@ struct Stream {
         return Envelope(ciphertext: try r.bytes(ThinKey.Field.messageCiphertext), descriptor: try r.bytes(ThinKey.Field.envelopeDescriptor), hash: try r.bytes(ThinKey.Field.envelopeHash, length: 32))
     }
 
-    func encryptRead(_ client: RawClient, _ index: [UInt8]) throws -> Envelope {
-        let r = try client.request(ThinKey.Request.encryptRead, [(ThinKey.Field.readCap, .bytes(readCap)), (ThinKey.Field.messageBoxIndex, .bytes(index))])
+    func encryptRead(_ client: RawClient, _ index: [UInt8]) async throws -> Envelope {
+        let r = try await client.request(ThinKey.Request.encryptRead, [(ThinKey.Field.readCap, .bytes(readCap)), (ThinKey.Field.messageBoxIndex, .bytes(index))])
         #expect(try r.errorCode() == 0)
         return Envelope(ciphertext: try r.bytes(ThinKey.Field.messageCiphertext), descriptor: try r.bytes(ThinKey.Field.envelopeDescriptor), hash: try r.bytes(ThinKey.Field.envelopeHash, length: 32))
     }
@@ -247,15 +279,15 @@ struct Stream {
     }
 
     /// Writes a box; returns the reply's error code.
-    func write(_ client: RawClient, _ index: [UInt8], _ plaintext: [UInt8], noIdempotent: Bool = false) throws -> UInt8 {
-        let envelope = try encryptWrite(client, index, plaintext)
-        return try client.request(ThinKey.Request.startResendingEncryptedMessage, arqFields(envelope, write: true, index: nil, noIdempotent: noIdempotent)).errorCode()
+    func write(_ client: RawClient, _ index: [UInt8], _ plaintext: [UInt8], noIdempotent: Bool = false) async throws -> UInt8 {
+        let envelope = try await encryptWrite(client, index, plaintext)
+        return try await client.request(ThinKey.Request.startResendingEncryptedMessage, arqFields(envelope, write: true, index: nil, noIdempotent: noIdempotent)).errorCode()
     }
 
     /// Reads a box; returns the error code and plaintext.
-    func read(_ client: RawClient, _ index: [UInt8], noRetry: Bool = true) throws -> (code: UInt8, plaintext: [UInt8]?) {
-        let envelope = try encryptRead(client, index)
-        let r = try client.request(ThinKey.Request.startResendingEncryptedMessage, arqFields(envelope, write: false, index: index, noRetry: noRetry))
+    func read(_ client: RawClient, _ index: [UInt8], noRetry: Bool = true) async throws -> (code: UInt8, plaintext: [UInt8]?) {
+        let envelope = try await encryptRead(client, index)
+        let r = try await client.request(ThinKey.Request.startResendingEncryptedMessage, arqFields(envelope, write: false, index: index, noRetry: noRetry))
         return (try r.errorCode(), try r.optionalBytes(ThinKey.Field.plaintext))
     }
 }
