@@ -6,7 +6,14 @@ extension SimCore {
     typealias Pairs = [(String, CBORValue)]
 
     static let maxCopyPayload = 10 << 20
-    static let maxTombstoneRange: UInt64 = 100_000
+    /// The largest residual `buffer` accepted back from a client.
+    static let maxResidual = maxCopyPayload + maxCopyPayload / 2
+
+    /// The most tombstones one `create_courier_envelopes_from_tombstone_range` call encodes, so
+    /// that its copy stream stays within the 10 MiB a payload may have.
+    var maxTombstoneRange: UInt64 {
+        UInt64(Self.maxCopyPayload / (pigeonholeGeometry.courierQueryWriteLength + 4))
+    }
 
     func reply(_ request: String, _ queryID: [UInt8], _ fields: Pairs, _ code: ThinClientErrorCode) -> ThinMessage {
         ThinMessage(ThinKey.Reply.of(request), [(ThinKey.Field.queryID, .bytes(queryID))] + fields + [(ThinKey.Field.errorCode, .unsigned(UInt64(code.rawValue)))])
@@ -119,8 +126,8 @@ extension SimCore {
             let isLast = try f.bool(ThinKey.Field.isLast)
             let buffer = try f.blob(ThinKey.Field.buffer)
             let failure: Pairs = [(ThinKey.Field.envelopes, .null), (ThinKey.Field.buffer, .null), (ThinKey.Field.nextDestIndex, .null)]
-            guard let cap, let start, count <= Self.maxTombstoneRange,
-                var residual = CopyStream.Residual(buffer: buffer, isStart: isStart, limit: Self.maxCopyPayload * 2)
+            guard let cap, let start, count <= maxTombstoneRange,
+                var residual = CopyStream.Residual(buffer: buffer, isStart: isStart, limit: Self.maxResidual)
             else { return reply(key, q, failure, .invalidRequest) }
             guard count > 0 else {
                 return reply(key, q, [(ThinKey.Field.envelopes, .null), (ThinKey.Field.buffer, buffer.map(CBORValue.bytes) ?? .null), (ThinKey.Field.nextDestIndex, .bytes(start))], .success)
@@ -181,7 +188,7 @@ extension SimCore {
         let failure: Pairs = [(ThinKey.Field.envelopes, .null), (ThinKey.Field.buffer, .null), (ThinKey.Field.nextDestIndices, .null)]
         guard let rawDestinations = f.fields.raw(ThinKey.Field.destinations) else { return reply(key, q, failure, .invalidRequest) }
         guard let destinations = rawDestinations.array else { throw ProtocolViolation(reason: "destinations is not an array") }
-        guard var residual = CopyStream.Residual(buffer: buffer, isStart: isStart, limit: Self.maxCopyPayload * 2) else {
+        guard var residual = CopyStream.Residual(buffer: buffer, isStart: isStart, limit: Self.maxResidual) else {
             return reply(key, q, failure, .invalidRequest)
         }
         var total = 0
