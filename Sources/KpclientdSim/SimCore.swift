@@ -333,13 +333,24 @@ actor SimCore {
         for connection in connections.values { close(connection) }
     }
 
-    func shutdown() {
+    /// Sends `shutdown_event` everywhere, lets it reach the clients, then closes everything.
+    ///
+    /// The connections stay open until the event is written (at most one second) plus a 100 ms
+    /// linger, so that a client reading the event and the end of stream together (the Python
+    /// client checks for end of stream before dispatching what it read) still sees the event
+    /// first and reports the disconnect as graceful.
+    func shutdown() async {
         guard !shuttingDown else { return }
         shuttingDown = true
         for connection in connections.values {
             send(ThinMessage(ThinKey.Event.shutdown, body: .map([])), to: connection)
-            close(connection)
         }
+        let deadline = ContinuousClock.now + .seconds(1)
+        while connections.values.contains(where: { $0.pendingOutboundBytes > 0 && !$0.closed }) && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        if !connections.isEmpty { try? await Task.sleep(for: .milliseconds(100)) }
+        for connection in connections.values { close(connection) }
         for session in sessions.values {
             session.graceTask?.cancel()
             for op in session.arq.values { op.task?.cancel() }

@@ -96,6 +96,15 @@ struct PythonInteropTests {
         }
     }
 
+    @Test func shutdownIsReportedAsGraceful() async throws {
+        try await TestSupport.withSimulator { sim in
+            try await Self.run("shutdown.py", dial: Self.tcpDial(sim)) {
+                try await TestSupport.eventually("the Python client's session token") { await sim.statistics().framesReceived >= 1 }
+                await sim.shutdown()
+            }
+        }
+    }
+
     @Test func unixSocketTransport() async throws {
         let directory = try TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
