@@ -1,1 +1,0 @@
-print("streamd: not yet implemented")
