@@ -1,0 +1,70 @@
+import CSodium
+
+/// NaCl `secretbox`: XSalsa20-Poly1305 authenticated encryption with a 32-byte key and a
+/// 24-byte nonce.
+///
+/// The box layout is that of `crypto_secretbox_easy` and Go's `secretbox.Seal`: the 16-byte
+/// Poly1305 tag followed by the ciphertext, with nothing prepended. A key and nonce pair must
+/// never seal two different plaintexts.
+public enum SecretBox {
+    /// Key length in bytes.
+    public static let keyLength = 32
+    /// Nonce length in bytes.
+    public static let nonceLength = 24
+    /// Authentication tag length in bytes: a box is this much longer than its plaintext.
+    public static let macLength = 16
+
+    /// Encrypts and authenticates `plaintext`; returns `macLength + plaintext.count` bytes.
+    ///
+    /// The box is written straight into the returned array, with no intermediate copy.
+    ///
+    /// - Precondition: `key` is 32 bytes and `nonce` 24 bytes.
+    public static func seal(_ plaintext: [UInt8], key: [UInt8], nonce: [UInt8]) -> [UInt8] {
+        precondition(key.count == keyLength, "secretbox key must be 32 bytes")
+        precondition(nonce.count == nonceLength, "secretbox nonce must be 24 bytes")
+        Sodium.initialize()
+        let boxLength = macLength + plaintext.count
+        return [UInt8](unsafeUninitializedCapacity: boxLength) { box, initialized in
+            let status = plaintext.withUnsafeBufferPointer { message in
+                key.withUnsafeBufferPointer { key in
+                    nonce.withUnsafeBufferPointer { nonce in
+                        crypto_secretbox_easy(
+                            box.baseAddress!, message.baseAddress, UInt64(message.count),
+                            nonce.baseAddress!, key.baseAddress!)
+                    }
+                }
+            }
+            precondition(status == 0, "crypto_secretbox_easy failed")
+            initialized = boxLength
+        }
+    }
+
+    /// Verifies and decrypts `box`.
+    ///
+    /// - Returns: the plaintext, or `nil` if the box is shorter than the tag or fails
+    ///   authentication (wrong key or nonce, or altered bytes). Never traps on `box`'s length.
+    /// - Precondition: `key` is 32 bytes and `nonce` 24 bytes.
+    public static func open(_ box: [UInt8], key: [UInt8], nonce: [UInt8]) -> [UInt8]? {
+        precondition(key.count == keyLength, "secretbox key must be 32 bytes")
+        precondition(nonce.count == nonceLength, "secretbox nonce must be 24 bytes")
+        guard box.count >= macLength else { return nil }
+        Sodium.initialize()
+        let plaintextLength = box.count - macLength
+        var authentic = false
+        // One spare byte keeps the output pointer valid when the plaintext is empty.
+        let plaintext = [UInt8](unsafeUninitializedCapacity: max(plaintextLength, 1)) { output, initialized in
+            let status = box.withUnsafeBufferPointer { box in
+                key.withUnsafeBufferPointer { key in
+                    nonce.withUnsafeBufferPointer { nonce in
+                        crypto_secretbox_open_easy(
+                            output.baseAddress, box.baseAddress!, UInt64(box.count),
+                            nonce.baseAddress!, key.baseAddress!)
+                    }
+                }
+            }
+            authentic = status == 0
+            initialized = authentic ? plaintextLength : 0
+        }
+        return authentic ? plaintext : nil
+    }
+}
