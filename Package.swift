@@ -47,7 +47,7 @@ let package = Package(
         .target(
             name: "ThinClient",
             dependencies: [
-                "ThinWire", "CBOR",
+                "ThinWire", "CBOR", "StreamCrypto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
