@@ -100,7 +100,11 @@ let package = Package(
         ),
         .testTarget(
             name: "ThinClientTests",
-            dependencies: ["ThinClient", "ThinWire", "KpclientdSim", "CBOR"],
+            dependencies: [
+                "ThinClient", "ThinWire", "KpclientdSim", "CBOR",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(
