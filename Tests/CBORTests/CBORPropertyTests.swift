@@ -129,3 +129,20 @@ struct CBORPropertyTests {
         #expect(decodedCount > 0)
     }
 }
+
+@Suite("Fuzzer regressions")
+struct FuzzRegressionTests {
+    /// fuzz-cbor crash-d43217e1: a half float re-encodes as a longer float64. The harness wrongly
+    /// required the re-encoding to be no longer than the input; the decoder was right.
+    @Test("a half float with a trailing byte decodes by prefix and re-encodes as float64")
+    func halfFloatGrows() throws {
+        let input = hex("f9 e4 f9 5b")
+        let (value, consumed) = try CBORDecoder.decodePrefix(input)
+        #expect(consumed == 3)
+        #expect(value == .float(-1273.0))
+        let encoded = value.encoded()
+        #expect(encoded.count == 9)
+        #expect(try CBORDecoder.decode(encoded) == value)
+        #expect(decodeError(input)?.code == .trailingBytes)
+    }
+}

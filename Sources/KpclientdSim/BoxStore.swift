@@ -1,0 +1,221 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CBOR
+import ThinWire
+
+/// One stored Pigeonhole box.
+struct StoredBox: Sendable, Hashable {
+    /// The unpadded plaintext; empty for a tombstone.
+    var plaintext: [UInt8]
+    /// Whether the box holds a tombstone.
+    var isTombstone: Bool
+}
+
+/// The in-memory Pigeonhole box store shared by every connection.
+///
+/// Semantics (reference §5): write-once; a byte-identical rewrite succeeds; a different write
+/// is BoxAlreadyExists (10); a tombstone overwrites unconditionally; reading an empty box is
+/// BoxIDNotFound (1) and a tombstoned one Tombstone (11). Writes must carry a signature that
+/// verifies under the stream's public key (otherwise InvalidSignature, 3). The number of boxes
+/// is capped (StorageFull, 6).
+struct BoxStore: Sendable {
+    private(set) var boxes: [[UInt8]: StoredBox] = [:]
+    let capacity: Int
+    let maxPlaintextLength: Int
+    /// Incremented on every change, so persistence can tell when to save.
+    private(set) var generation: UInt64 = 0
+
+    init(capacity: Int, maxPlaintextLength: Int) {
+        self.capacity = capacity
+        self.maxPlaintextLength = maxPlaintextLength
+    }
+
+    var count: Int { boxes.count }
+
+    /// Applies an opened write envelope, verifying its signature first.
+    mutating func apply(_ envelope: OpenedEnvelope) -> ReplicaErrorCode {
+        guard envelope.kind == .write else { return .invalidPayload }
+        guard envelope.plaintext.count <= maxPlaintextLength else { return .invalidPayload }
+        guard envelope.hasValidSignature else { return .invalidSignature }
+        return write(boxID: envelope.boxID, box: StoredBox(plaintext: envelope.plaintext, isTombstone: envelope.isTombstone))
+    }
+
+    /// Stores `box` under `boxID` with write-once / tombstone semantics (no signature check).
+    mutating func write(boxID: [UInt8], box: StoredBox) -> ReplicaErrorCode {
+        if let existing = boxes[boxID] {
+            if box.isTombstone {
+                if !existing.isTombstone { boxes[boxID] = box; generation &+= 1 }
+                return .success
+            }
+            return existing == box ? .success : .boxAlreadyExists
+        }
+        guard boxes.count < capacity else { return .storageFull }
+        boxes[boxID] = box
+        generation &+= 1
+        return .success
+    }
+
+    /// Reads a box.
+    ///
+    /// - Returns: the plaintext and `.success`, or `nil` and BoxIDNotFound or Tombstone.
+    func read(boxID: [UInt8]) -> (plaintext: [UInt8]?, code: ReplicaErrorCode) {
+        guard let box = boxes[boxID] else { return (nil, .boxIDNotFound) }
+        return box.isTombstone ? (nil, .tombstone) : (box.plaintext, .success)
+    }
+
+    /// Replaces the contents wholesale (used when loading a state file).
+    mutating func load(_ loaded: [[UInt8]: StoredBox]) {
+        boxes = loaded
+        generation &+= 1
+    }
+}
+
+/// An error from loading or saving the `--state` file.
+public struct SimStateError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// A stable error code.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Backing: String, Hashable, Sendable { case io, tooLarge, invalid }
+        private let backing: Backing
+        private init(_ backing: Backing) { self.backing = backing }
+        /// A file-system operation failed.
+        public static let io = Code(.io)
+        /// The file exceeds the size the configured capacity allows.
+        public static let tooLarge = Code(.tooLarge)
+        /// The file is not a valid simulator state file for this geometry.
+        public static let invalid = Code(.invalid)
+        public var description: String { backing.rawValue }
+    }
+
+    /// The error's stable code.
+    public var code: Code
+    /// A human-readable explanation.
+    public var message: String
+
+    init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "kpclientd-sim state error (\(code)): \(message)" }
+}
+
+/// Reads and writes the `--state` file.
+///
+/// The file is one CBOR map: `format` ("kpclientd-sim-state"), `version` (1), `envelope_key`
+/// (32 bytes), `max_plaintext_payload_length`, and `boxes`, an array of
+/// `[box id (32), plaintext, tombstone]`. Saving writes `FILE.tmp`, fsyncs it, renames it over
+/// `FILE` and fsyncs the directory. Loading rejects files larger than the capacity allows and
+/// validates every entry.
+enum StateFile {
+    static let format = "kpclientd-sim-state"
+
+    struct Contents: Sendable {
+        var envelopeKey: [UInt8]
+        var boxes: [[UInt8]: StoredBox]
+    }
+
+    static func maximumFileSize(capacity: Int, maxPlaintextLength: Int) -> Int {
+        4096 + capacity * (maxPlaintextLength + 64)
+    }
+
+    static func encode(_ contents: Contents, maxPlaintextLength: Int) -> [UInt8] {
+        let entries: [CBORValue] = contents.boxes.keys.sorted { $0.lexicographicallyPrecedes($1) }.map { id in
+            let box = contents.boxes[id]!
+            return .array([.bytes(id), .bytes(box.plaintext), .bool(box.isTombstone)])
+        }
+        return WireCBOR.encode(.textMap([
+            ("format", .text(format)),
+            ("version", .unsigned(1)),
+            ("envelope_key", .bytes(contents.envelopeKey)),
+            ("max_plaintext_payload_length", .unsigned(UInt64(maxPlaintextLength))),
+            ("boxes", .array(entries)),
+        ]))
+    }
+
+    static func decode(_ bytes: [UInt8], capacity: Int, maxPlaintextLength: Int) throws(SimStateError) -> Contents {
+        let value: CBORValue
+        do { value = try WireCBOR.decode(bytes) } catch { throw SimStateError(.invalid, "not CBOR: \(error.message)") }
+        let fields = ThinFields(value, context: "state")
+        do {
+            guard try fields.text("format") == format, try fields.uint("version") == 1 else {
+                throw SimStateError(.invalid, "not a version 1 kpclientd-sim state file")
+            }
+            let key = try fields.bytes("envelope_key", length: 32)
+            let entries = try fields.array("boxes")
+            guard entries.count <= capacity else {
+                throw SimStateError(.invalid, "\(entries.count) boxes exceed the capacity of \(capacity)")
+            }
+            var boxes: [[UInt8]: StoredBox] = [:]
+            boxes.reserveCapacity(entries.count)
+            for entry in entries {
+                guard let parts = entry.array, parts.count == 3, let id = parts[0].bytes, id.count == 32,
+                    let plaintext = parts[1].bytes, let tombstone = parts[2].bool,
+                    plaintext.count <= maxPlaintextLength, !(tombstone && !plaintext.isEmpty), boxes[id] == nil
+                else { throw SimStateError(.invalid, "malformed box entry (or larger than the geometry allows)") }
+                boxes[id] = StoredBox(plaintext: plaintext, isTombstone: tombstone)
+            }
+            return Contents(envelopeKey: key, boxes: boxes)
+        } catch let error as SimStateError {
+            throw error
+        } catch {
+            throw SimStateError(.invalid, "\(error)")
+        }
+    }
+
+    /// Loads the file, or returns `nil` if it does not exist.
+    static func load(path: String, capacity: Int, maxPlaintextLength: Int) throws(SimStateError) -> Contents? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT { return nil }
+            throw SimStateError(.io, "cannot open \(path): errno \(errno)")
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw SimStateError(.io, "cannot stat \(path): errno \(errno)") }
+        let size = Int(st.st_size)
+        let limit = maximumFileSize(capacity: capacity, maxPlaintextLength: maxPlaintextLength)
+        guard size <= limit else { throw SimStateError(.tooLarge, "\(path) is \(size) bytes; at most \(limit) allowed") }
+        var bytes = [UInt8](repeating: 0, count: size)
+        var done = 0
+        while done < size {
+            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, size - done) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw SimStateError(.io, "short read of \(path)") }
+            done += n
+        }
+        return try decode(bytes, capacity: capacity, maxPlaintextLength: maxPlaintextLength)
+    }
+
+    /// Atomically replaces the file: write a temporary file, fsync, rename, fsync the directory.
+    static func save(_ bytes: [UInt8], path: String) throws(SimStateError) {
+        let tmp = path + ".tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SimStateError(.io, "cannot create \(tmp): errno \(errno)") }
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                close(fd)
+                unlink(tmp)
+                throw SimStateError(.io, "cannot write \(tmp): errno \(errno)")
+            }
+            done += n
+        }
+        guard fsync(fd) == 0 else {
+            close(fd)
+            throw SimStateError(.io, "fsync \(tmp) failed: errno \(errno)")
+        }
+        close(fd)
+        guard rename(tmp, path) == 0 else { throw SimStateError(.io, "rename \(tmp) failed: errno \(errno)") }
+        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        let dfd = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 {
+            _ = fsync(dfd)
+            close(dfd)
+        }
+    }
+}

@@ -1,0 +1,147 @@
+import Logging
+
+/// Where the simulator listens.
+public enum SimListenAddress: Sendable, Hashable, CustomStringConvertible {
+    /// TCP on `host:port`; port 0 picks an ephemeral port.
+    case tcp(host: String, port: Int)
+    /// A Unix domain socket at a file-system path.
+    case unix(path: String)
+    /// A Linux abstract Unix socket `\0name` (written `@name`).
+    case abstract(name: String)
+
+    /// Parses `tcp:HOST:PORT`, `unix:PATH` or `@name`.
+    public init(parsing text: String) throws(SimConfigurationError) {
+        if text.hasPrefix("@") {
+            let name = String(text.dropFirst())
+            guard !name.isEmpty, name.utf8.count <= 106 else { throw SimConfigurationError("invalid abstract socket name: \(text)") }
+            self = .abstract(name: name)
+        } else if text.hasPrefix("unix:") {
+            let path = String(text.dropFirst(5))
+            guard !path.isEmpty, path.utf8.count <= 103 else { throw SimConfigurationError("invalid unix socket path: \(text)") }
+            self = .unix(path: path)
+        } else if text.hasPrefix("tcp:") {
+            let rest = text.dropFirst(4)
+            guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]), (0...65535).contains(port) else {
+                throw SimConfigurationError("invalid tcp address (want tcp:HOST:PORT): \(text)")
+            }
+            var host = String(rest[..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            guard !host.isEmpty else { throw SimConfigurationError("missing host in \(text)") }
+            self = .tcp(host: host, port: port)
+        } else {
+            throw SimConfigurationError("unknown listen address \(text) (want tcp:HOST:PORT, unix:PATH or @name)")
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .tcp(let host, let port): return host.contains(":") ? "tcp:[\(host)]:\(port)" : "tcp:\(host):\(port)"
+        case .unix(let path): return "unix:\(path)"
+        case .abstract(let name): return "@\(name)"
+        }
+    }
+}
+
+/// An invalid simulator configuration value.
+public struct SimConfigurationError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// What is wrong.
+    public var message: String
+    /// Creates the error.
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Everything that shapes a ``KpclientdSimulator``.
+public struct KpclientdSimConfiguration: Sendable {
+    /// The listener (default `tcp:127.0.0.1:64331`).
+    public var listen: SimListenAddress = .tcp(host: "127.0.0.1", port: 64331)
+    /// The mean of the exponential latency of each mixnet round trip (default zero).
+    public var meanLatency: Duration = .zero
+    /// Mixnet-path releases per second (Poisson, round-robin across connections); `nil` releases at once.
+    public var rate: Double?
+    /// The probability that a write is acknowledged by the courier but never stored.
+    public var writeLossProbability: Double = 0
+    /// When set, every client connection is dropped (without `shutdown_event`) this often.
+    public var disconnectEvery: Duration?
+    /// A file in which the box store survives restarts.
+    public var statePath: String?
+    /// A seed making the simulator's randomness reproducible.
+    public var seed: UInt64?
+    /// The Pigeonhole `MaxPlaintextPayloadLength` (M); the rest of the geometry is derived.
+    public var maxPlaintextPayloadLength: Int = 1549
+    /// How long a session whose client dropped without `thin_close` is kept (default 10 min).
+    public var grace: Duration = .seconds(600)
+    /// The `is_connected` reported in `connection_status_event`.
+    public var isConnectedToMixnet: Bool = true
+    /// Whether frames carry every response key with nulls, as the Go daemon's do (default), or one key.
+    public var goStyleResponses: Bool = true
+
+    /// The per-connection mixnet-path queue (16 in the real daemon).
+    public var mixnetQueueCapacity: Int = 16
+    /// The most boxes the store holds (beyond: StorageFull).
+    public var maxBoxes: Int = 100_000
+    /// The most unfinished ARQ and copy operations per session (beyond: InternalError).
+    public var maxOperationsPerSession: Int = 1024
+    /// The most legacy replies queued for an absent client (1000 in the real daemon).
+    public var maxQueuedLegacyReplies: Int = 1000
+    /// The most simultaneous client connections (beyond: new ones are closed at once).
+    public var maxConnections: Int = 256
+    /// The most sessions, connected or in their grace period (beyond: the oldest absent one is destroyed).
+    public var maxSessions: Int = 1024
+    /// The most bytes queued for one connection that is not reading (beyond: it is disconnected).
+    public var maxPendingOutboundBytes: Int = 96 << 20
+    /// The most elements a copy command reads from its temporary stream.
+    public var maxCopyElements: Int = 20_000
+    /// The logger (secrets are never logged).
+    public var logger: Logger = Logger(label: "kpclientd-sim")
+
+    /// A configuration with the defaults.
+    public init() {}
+
+    /// Parses a duration such as `50ms`, `1s`, `1.5s`, `2m`, `1h`, `250us` or `0`.
+    public static func parseDuration(_ text: String) throws(SimConfigurationError) -> Duration {
+        let units: [(String, Double)] = [("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600)]
+        let trimmed = text.trimmingWhitespace
+        if trimmed == "0" { return .zero }
+        for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
+            let number = trimmed.dropLast(suffix.count)
+            // "ms" also ends in "s"; make sure the number part is numeric.
+            guard let value = Double(number), value >= 0, value.isFinite else { continue }
+            let nanos = value * scale * 1e9
+            guard nanos < 9e18 else { throw SimConfigurationError("duration too long: \(text)") }
+            return .nanoseconds(Int64(nanos.rounded()))
+        }
+        throw SimConfigurationError("invalid duration \(text) (examples: 50ms, 1s, 10m)")
+    }
+
+    /// Checks the values for consistency.
+    public func validate() throws(SimConfigurationError) {
+        guard maxPlaintextPayloadLength >= 64, maxPlaintextPayloadLength <= 1 << 20 else {
+            throw SimConfigurationError("max plaintext payload length must be in 64...1048576")
+        }
+        if let rate, !(rate > 0 && rate.isFinite) { throw SimConfigurationError("rate must be positive") }
+        guard (0...1).contains(writeLossProbability) else { throw SimConfigurationError("write loss must be in 0...1") }
+        guard meanLatency >= .zero, grace >= .zero else { throw SimConfigurationError("durations must not be negative") }
+        if let disconnectEvery, disconnectEvery <= .zero { throw SimConfigurationError("disconnect interval must be positive") }
+        guard mixnetQueueCapacity >= 1, maxBoxes >= 1, maxOperationsPerSession >= 1, maxConnections >= 1, maxSessions >= 1 else {
+            throw SimConfigurationError("bounds must be positive")
+        }
+    }
+}
+
+extension Duration {
+    /// The duration in seconds as a `Double`.
+    var seconds: Double {
+        let (s, attoseconds) = components
+        return Double(s) + Double(attoseconds) * 1e-18
+    }
+}
+
+extension String {
+    fileprivate var trimmingWhitespace: String {
+        var s = Substring(self)
+        while let f = s.first, f.isWhitespace { s = s.dropFirst() }
+        while let l = s.last, l.isWhitespace { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,287 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CBOR
+import ThinWire
+
+/// Mixnet-path requests, run once the scheduler releases them (reference §3.4).
+extension SimCore {
+    // MARK: Legacy send_message (the echo service)
+
+    func releaseSendMessage(_ fields: ThinFields, appID: [UInt8]) throws(ProtocolViolation) {
+        let f = GoFields(fields)
+        let messageID = try f.fixed(ThinKey.Field.id, ThinSizes.messageID)
+        let withSURB = try f.bool(ThinKey.Field.withSURB)
+        let surbID = try f.fixed(ThinKey.Field.surbID, ThinSizes.surbID) ?? [UInt8](repeating: 0, count: ThinSizes.surbID)
+        let destination = try f.fixed(ThinKey.Field.destinationIDHash, ThinSizes.hash)
+        let queue = try f.blob(ThinKey.Field.recipientQueueID) ?? []
+        let payload = try f.blob(ThinKey.Field.payload) ?? []
+        guard withSURB else { return }  // no SURB: nothing ever comes back
+        let ufpl = sphinxGeometry.userForwardPayloadLength
+        let eta = latency() + latency()
+        var sent: [(String, CBORValue)] = [
+            (ThinKey.Field.messageID, messageID.map(CBORValue.bytes) ?? .null),
+            (ThinKey.Field.surbID, .bytes(surbID)),
+            (ThinKey.Field.sentAt, .unsigned(UInt64(max(0, time(nil))))),
+            (ThinKey.Field.replyETA, .int(eta.components.seconds * 1_000_000_000 + eta.components.attoseconds / 1_000_000_000)),
+        ]
+        guard payload.count <= ufpl else {
+            sent.append((ThinKey.Field.err, .text("message too large: \(payload.count) > \(ufpl)")))
+            send(ThinMessage(ThinKey.Event.messageSent, sent), toSession: appID)
+            return
+        }
+        send(ThinMessage(ThinKey.Event.messageSent, sent), toSession: appID)
+        // Only the echo service answers; other destinations (the courier spoken to directly, or
+        // unknown nodes) swallow the message, as a real network would.
+        guard destination == pki.serviceIdentityHash, queue == Array(SimPKI.echoEndpoint.utf8) else { return }
+        let echoed = payload + [UInt8](repeating: 0, count: ufpl - payload.count)
+        let reply = ThinMessage(ThinKey.Event.messageReply, [
+            (ThinKey.Field.messageID, messageID.map(CBORValue.bytes) ?? .null),
+            (ThinKey.Field.surbID, .bytes(surbID)),
+            (ThinKey.Field.payload, .bytes(echoed)),
+            (ThinKey.Field.errorCode, .unsigned(0)),
+        ])
+        spawn { core in
+            do { try await Task.sleep(for: eta) } catch { return }
+            await core.send(reply, toSession: appID, queueIfAway: true)
+        }
+    }
+
+    // MARK: ARQ
+
+    func arqReply(queryID: [UInt8], code: UInt8, plaintext: [UInt8]?) -> ThinMessage {
+        ThinMessage(ThinKey.Reply.startResendingEncryptedMessage, [
+            (ThinKey.Field.queryID, .bytes(queryID)),
+            (ThinKey.Field.plaintext, plaintext.map(CBORValue.bytes) ?? .null),
+            (ThinKey.Field.errorCode, .unsigned(UInt64(code))),
+            (ThinKey.Field.courierIdentityHash, .bytes(pki.serviceIdentityHash)),
+            (ThinKey.Field.courierQueueID, .bytes(Array(SimPKI.courierEndpoint.utf8))),
+        ])
+    }
+
+    struct ARQRequest: Sendable {
+        var queryID: [UInt8]
+        var readCap: [UInt8]?
+        var writeCap: [UInt8]?
+        var index: [UInt8]?
+        var ciphertext: [UInt8]
+        var hash: [UInt8]
+        var noRetry: Bool
+        var noIdempotent: Bool
+    }
+
+    func startARQ(_ fields: ThinFields, appID: [UInt8]) throws(ProtocolViolation) {
+        let f = GoFields(fields)
+        let q = try f.queryID()
+        let readCap = try f.capability(ThinKey.Field.readCap, ThinSizes.readCap)
+        let writeCap = try f.capability(ThinKey.Field.writeCap, ThinSizes.writeCap)
+        let index = try f.capability(ThinKey.Field.messageBoxIndex, ThinSizes.messageBoxIndex)
+        _ = try f.uint(ThinKey.Field.replyIndex)
+        let descriptor = try f.blob(ThinKey.Field.envelopeDescriptor)
+        let ciphertext = try f.blob(ThinKey.Field.messageCiphertext)
+        let hash = try f.fixed(ThinKey.Field.envelopeHash, ThinSizes.hash)
+        let noRetry = try f.bool(ThinKey.Field.noRetryOnBoxIDNotFound)
+        let noIdempotent = try f.bool(ThinKey.Field.noIdempotentBoxAlreadyExists)
+        guard let session = sessions[appID] else { return }
+        guard (readCap == nil) != (writeCap == nil), let descriptor, !descriptor.isEmpty, let ciphertext, !ciphertext.isEmpty, let hash else {
+            send(arqReply(queryID: q, code: ThinClientErrorCode.invalidRequest.rawValue, plaintext: nil), toSession: appID)
+            return
+        }
+        if let existing = session.arq[hash] {
+            existing.queryID = q  // a replay: join the operation in flight
+            return
+        }
+        guard session.operationCount < configuration.maxOperationsPerSession else {
+            send(arqReply(queryID: q, code: ThinClientErrorCode.internalError.rawValue, plaintext: nil), toSession: appID)
+            return
+        }
+        let op = Operation(serial: makeSerial(), queryID: q)
+        session.arq[hash] = op
+        let request = ARQRequest(
+            queryID: q, readCap: readCap, writeCap: writeCap, index: index, ciphertext: ciphertext, hash: hash,
+            noRetry: noRetry, noIdempotent: noIdempotent
+        )
+        let serial = op.serial
+        op.task = Task { [weak self] in
+            guard let self else { return }
+            guard let outcome = try? await self.runARQ(request) else { return }
+            await self.finishARQ(appID: appID, hash: hash, serial: serial, code: outcome.code, plaintext: outcome.plaintext)
+        }
+    }
+
+    /// Runs one ARQ operation to its terminal outcome; throws `CancellationError` when cancelled.
+    private func runARQ(_ request: ARQRequest) async throws -> (code: UInt8, plaintext: [UInt8]?) {
+        try await sleepLatency()  // to the courier and its ACK
+        guard let envelope = sealer.open(request.ciphertext) else {
+            return (ThinClientErrorCode.courierInvalidEnvelope.rawValue, nil)
+        }
+        if let writeCap = request.writeCap {
+            guard envelope.kind == .write, envelope.publicKey == Array(writeCap[32..<64]) else {
+                return (ThinClientErrorCode.invalidRequest.rawValue, nil)
+            }
+            if !request.noIdempotent {
+                // Success at the courier's ACK; the replica's outcome is never seen.
+                if random.unit() >= configuration.writeLossProbability { _ = storeApply(envelope) }
+                return (0, nil)
+            }
+            // Wait for the replica's result; a lost attempt is retransmitted until one lands.
+            while true {
+                try Task.checkCancellation()
+                if random.unit() < configuration.writeLossProbability {
+                    try await sleepLatency()
+                    try await sleepLatency()
+                    continue
+                }
+                let code = storeApply(envelope)
+                try await sleepLatency()
+                return (code.rawValue, nil)
+            }
+        }
+        guard let readCap = request.readCap, envelope.kind == .read, envelope.publicKey == Array(readCap[0..<32]) else {
+            return (ThinClientErrorCode.bacapDecryptionFailed.rawValue, nil)
+        }
+        if let index = request.index, index != envelope.index {
+            return (ThinClientErrorCode.bacapDecryptionFailed.rawValue, nil)
+        }
+        let boxID = envelope.boxID
+        while true {
+            try Task.checkCancellation()
+            let result = store.read(boxID: boxID)
+            switch result.code {
+            case .success:
+                try await sleepLatency()
+                let plaintext = result.plaintext ?? []
+                if request.index == nil {
+                    // Without the index the daemon skips BACAP decryption: the raw padded payload.
+                    let m = pigeonholeGeometry.maxPlaintextPayloadLength
+                    return (0, Bytes.be32(UInt32(plaintext.count)) + plaintext + [UInt8](repeating: 0, count: m - plaintext.count))
+                }
+                return (0, plaintext)
+            case .tombstone:
+                try await sleepLatency()
+                return (ReplicaErrorCode.tombstone.rawValue, nil)
+            default:
+                if request.noRetry {
+                    try await sleepLatency()
+                    return (ReplicaErrorCode.boxIDNotFound.rawValue, nil)
+                }
+                await waitForBox(boxID)
+                try Task.checkCancellation()
+                try await sleepLatency()  // the retry's round trip
+            }
+        }
+    }
+
+    private func finishARQ(appID: [UInt8], hash: [UInt8], serial: UInt64, code: UInt8, plaintext: [UInt8]?) {
+        guard let session = sessions[appID], let op = session.arq[hash], op.serial == serial else { return }
+        session.arq[hash] = nil
+        // Replies arriving while the client is away are dropped; the client replays on reconnect.
+        send(arqReply(queryID: op.queryID, code: code, plaintext: plaintext), toSession: appID)
+    }
+
+    // MARK: Copy commands
+
+    func copyReply(queryID: [UInt8], code: ThinClientErrorCode, replicaCode: UInt8 = 0, failedIndex: UInt64 = 0) -> ThinMessage {
+        var fields: [(String, CBORValue)] = [
+            (ThinKey.Field.queryID, .bytes(queryID)),
+            (ThinKey.Field.errorCode, .unsigned(UInt64(code.rawValue))),
+        ]
+        if replicaCode != 0 { fields.append((ThinKey.Field.replicaErrorCode, .unsigned(UInt64(replicaCode)))) }
+        if failedIndex != 0 { fields.append((ThinKey.Field.failedEnvelopeIndex, .unsigned(failedIndex))) }
+        return ThinMessage(ThinKey.Reply.startResendingCopyCommand, fields)
+    }
+
+    func startCopy(_ fields: ThinFields, appID: [UInt8]) throws(ProtocolViolation) {
+        let f = GoFields(fields)
+        let q = try f.queryID()
+        let writeCap = try f.capability(ThinKey.Field.writeCap, ThinSizes.writeCap)
+        _ = try f.fixed(ThinKey.Field.courierIdentityHash, ThinSizes.hash)
+        _ = try f.blob(ThinKey.Field.courierQueueID)
+        guard let session = sessions[appID] else { return }
+        guard let writeCap else {
+            send(copyReply(queryID: q, code: .invalidRequest), toSession: appID)
+            return
+        }
+        let hash = SimCrypto.blake2b(writeCap)
+        if let existing = session.copies[hash] {
+            existing.queryID = q
+            return
+        }
+        guard session.operationCount < configuration.maxOperationsPerSession else {
+            send(copyReply(queryID: q, code: .internalError), toSession: appID)
+            return
+        }
+        let op = Operation(serial: makeSerial(), queryID: q)
+        session.copies[hash] = op
+        let serial = op.serial
+        op.task = Task { [weak self] in
+            guard let self else { return }
+            guard let outcome = try? await self.runCopy(writeCap: writeCap) else { return }
+            await self.finishCopy(appID: appID, hash: hash, serial: serial, outcome: outcome)
+        }
+    }
+
+    struct CopyOutcome: Sendable {
+        var code: ThinClientErrorCode
+        var replicaCode: UInt8 = 0
+        var failedIndex: UInt64 = 0
+    }
+
+    /// The courier's copy: read the temporary stream up to the Final element, write every
+    /// envelope in order (aborting at the first failure, without rollback), then tombstone the
+    /// temporary boxes (best effort).
+    private func runCopy(writeCap: [UInt8]) async throws -> CopyOutcome {
+        try await sleepLatency()
+        let publicKey = Array(writeCap[32..<64])
+        var index = Array(writeCap[64..<168])
+        var tempIndexes: [[UInt8]] = []
+        var data: [UInt8] = []
+        var sawFinal = false
+        let failed = { (replica: ReplicaErrorCode) in CopyOutcome(code: .copyCommandFailed, replicaCode: replica.rawValue) }
+        while !sawFinal {
+            guard tempIndexes.count < configuration.maxCopyElements else { return failed(.invalidPayload) }
+            try Task.checkCancellation()
+            let boxID = Capabilities.boxID(publicKey: publicKey, index: index)
+            let result = store.read(boxID: boxID)
+            switch result.code {
+            case .success:
+                guard let element = CopyStream.parseElement(result.plaintext ?? []) else { return failed(.invalidPayload) }
+                data += element.data
+                guard data.count <= Self.maxCopyPayload * 2 else { return failed(.invalidPayload) }
+                sawFinal = element.flags & CopyStream.finalFlag != 0
+                tempIndexes.append(index)
+                index = Capabilities.successor(of: index)
+            case .tombstone:
+                return failed(.tombstone)
+            default:
+                await waitForBox(boxID)  // the courier keeps polling until the element arrives
+            }
+        }
+        guard let records = CopyStream.parseRecords(data, maxRecords: configuration.maxCopyElements * 2) else {
+            return failed(.invalidPayload)
+        }
+        for (i, record) in records.enumerated() {
+            try Task.checkCancellation()
+            guard let envelope = sealer.open(record), envelope.kind == .write else {
+                return CopyOutcome(code: .copyCommandFailed, replicaCode: ReplicaErrorCode.invalidPayload.rawValue, failedIndex: UInt64(i + 1))
+            }
+            let code = storeApply(envelope)
+            guard code == .success else {
+                return CopyOutcome(code: .copyCommandFailed, replicaCode: code.rawValue, failedIndex: UInt64(i + 1))
+            }
+        }
+        for tempIndex in tempIndexes {
+            _ = storeApply(EnvelopeSealer.signedWrite(writeCap: writeCap, index: tempIndex, plaintext: []))
+        }
+        try await sleepLatency()
+        return CopyOutcome(code: .success)
+    }
+
+    private func finishCopy(appID: [UInt8], hash: [UInt8], serial: UInt64, outcome: CopyOutcome) {
+        guard let session = sessions[appID], let op = session.copies[hash], op.serial == serial else { return }
+        session.copies[hash] = nil
+        send(copyReply(queryID: op.queryID, code: outcome.code, replicaCode: outcome.replicaCode, failedIndex: outcome.failedIndex), toSession: appID)
+    }
+}

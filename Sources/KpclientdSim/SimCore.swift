@@ -1,0 +1,674 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CBOR
+import Logging
+import ThinWire
+
+/// Identifies one client connection inside the simulator.
+struct ConnectionID: Hashable, Sendable, Comparable, CustomStringConvertible {
+    let raw: UInt64
+    static func < (a: Self, b: Self) -> Bool { a.raw < b.raw }
+    var description: String { "conn#\(raw)" }
+}
+
+/// Where the core sends a connection's outbound frames, and how it closes it.
+final class ConnectionSink: Sendable {
+    private let continuation: AsyncStream<[UInt8]>.Continuation
+
+    init(continuation: AsyncStream<[UInt8]>.Continuation) {
+        self.continuation = continuation
+    }
+
+    func send(_ frame: [UInt8]) { continuation.yield(frame) }
+
+    /// Stops the writer after the frames already queued; the connection then closes.
+    func finish() { continuation.finish() }
+}
+
+/// A frame the daemon would fail to decode into its request struct: the connection is dropped.
+struct ProtocolViolation: Error, CustomStringConvertible {
+    var reason: String
+    var description: String { reason }
+}
+
+/// The simulator's state and behaviour: connections, sessions, the shared box store, the
+/// mixnet-path scheduler and every request handler. All mutable state lives in this actor.
+actor SimCore {
+    // MARK: Types
+
+    final class Connection {
+        let id: ConnectionID
+        let sink: ConnectionSink
+        /// The session (AppID) this connection serves; `nil` once detached (closed, closed by
+        /// `thin_close`, or taken over by a resuming connection).
+        var appID: [UInt8]?
+        var queue: [ThinMessage] = []
+        var spaceWaiter: CheckedContinuation<Void, Never>?
+        var isReaderBlocked = false
+        var pendingOutboundBytes = 0
+        var framesReceived = 0
+        var closed = false
+
+        init(id: ConnectionID, sink: ConnectionSink, appID: [UInt8]) {
+            self.id = id
+            self.sink = sink
+            self.appID = appID
+        }
+    }
+
+    final class Operation {
+        let serial: UInt64
+        var queryID: [UInt8]
+        var task: Task<Void, Never>?
+        init(serial: UInt64, queryID: [UInt8]) {
+            self.serial = serial
+            self.queryID = queryID
+        }
+    }
+
+    final class Session {
+        let appID: [UInt8]
+        var token: [UInt8]?
+        var connectionID: ConnectionID?
+        var graceTask: Task<Void, Never>?
+        var arq: [[UInt8]: Operation] = [:]
+        var copies: [[UInt8]: Operation] = [:]
+        var legacyQueue: [[UInt8]] = []
+        var detachedAt: ContinuousClock.Instant?
+        init(appID: [UInt8], connectionID: ConnectionID) {
+            self.appID = appID
+            self.connectionID = connectionID
+        }
+        var operationCount: Int { arq.count + copies.count }
+    }
+
+    struct BoxWaiter {
+        let serial: UInt64
+        let continuation: CheckedContinuation<Void, Never>
+    }
+
+    // MARK: State
+
+    let configuration: KpclientdSimConfiguration
+    let logger: Logger
+    let sphinxGeometry: SphinxGeometry
+    let pigeonholeGeometry: PigeonholeGeometry
+    let instanceToken: [UInt8]
+    let sealer: EnvelopeSealer
+    let pki: SimPKI
+    let responseKeys: [String]
+
+    var random: SimRandom
+    var store: BoxStore
+    var rate: Double?
+    var currentEpoch: UInt64
+    var connections: [ConnectionID: Connection] = [:]
+    var sessions: [[UInt8]: Session] = [:]
+    var tokens: [[UInt8]: [UInt8]] = [:]
+    var nextConnection: UInt64 = 1
+    var nextSerial: UInt64 = 1
+    var lastServed: ConnectionID?
+    var boxWaiters: [[UInt8]: [BoxWaiter]] = [:]
+    var schedulerWake: CheckedContinuation<Void, Never>?
+    var backgroundTasks: [UInt64: Task<Void, Never>] = [:]
+    var saveScheduled = false
+    var savedGeneration: UInt64 = 0
+    var shuttingDown = false
+    var totalFramesReceived = 0
+
+    init(configuration: KpclientdSimConfiguration) throws(SimStateError) {
+        self.configuration = configuration
+        self.logger = configuration.logger
+        let pair = PigeonholeGeometry.simulatedPair(maxPlaintextPayloadLength: configuration.maxPlaintextPayloadLength)
+        sphinxGeometry = pair.sphinx
+        pigeonholeGeometry = pair.pigeonhole
+        var random = SimRandom(seed: configuration.seed)
+        instanceToken = SimCrypto.randomBytes(ThinSizes.instanceToken)
+        var envelopeKey = random.bytes(32)
+        var loaded: StateFile.Contents?
+        if let path = configuration.statePath {
+            loaded = try StateFile.load(path: path, capacity: configuration.maxBoxes, maxPlaintextLength: configuration.maxPlaintextPayloadLength)
+            if let loaded { envelopeKey = loaded.envelopeKey }
+        }
+        sealer = EnvelopeSealer(key: envelopeKey, geometry: pair.pigeonhole)
+        let now = UInt64(max(0, time(nil)))
+        currentEpoch = SimPKI.epoch(unixSeconds: now)
+        pki = SimPKI(random: &random, sphinx: pair.sphinx, genesisEpoch: currentEpoch)
+        self.random = random
+        var store = BoxStore(capacity: configuration.maxBoxes, maxPlaintextLength: configuration.maxPlaintextPayloadLength)
+        if let loaded { store.load(loaded.boxes) }
+        self.store = store
+        savedGeneration = store.generation
+        rate = configuration.rate
+        responseKeys = ThinKey.Event.all + ThinKey.Request.all.filter {
+            $0 != ThinKey.Request.sessionToken && $0 != ThinKey.Request.thinClose && $0 != ThinKey.Request.sendMessage
+        }.map(ThinKey.Reply.of)
+    }
+
+    /// Starts the background loops (scheduler, epoch clock, periodic disconnects).
+    func startBackgroundLoops() {
+        spawn { core in await core.schedulerLoop() }
+        spawn { core in await core.epochLoop() }
+        if let interval = configuration.disconnectEvery {
+            spawn { core in
+                while !Task.isCancelled {
+                    do { try await Task.sleep(for: interval) } catch { return }
+                    await core.disconnectAll(reason: "periodic disconnect")
+                }
+            }
+        }
+    }
+
+    /// Runs `body` as a tracked background task, cancelled at shutdown.
+    @discardableResult
+    func spawn(_ body: @escaping @Sendable (SimCore) async -> Void) -> UInt64 {
+        let serial = makeSerial()
+        let task = Task { [weak self] in
+            guard let self else { return }
+            await body(self)
+            await self.forget(serial)
+        }
+        backgroundTasks[serial] = task
+        return serial
+    }
+
+    private func forget(_ serial: UInt64) { backgroundTasks[serial] = nil }
+
+    func makeSerial() -> UInt64 {
+        defer { nextSerial += 1 }
+        return nextSerial
+    }
+
+    func latency() -> Duration {
+        let seconds = random.exponential(mean: configuration.meanLatency.seconds)
+        return .nanoseconds(Int64(min(seconds, 86_400) * 1e9))
+    }
+
+    func sleepLatency() async throws {
+        let d = latency()
+        if d > .zero { try await Task.sleep(for: d) }
+    }
+
+    // MARK: Frames
+
+    /// The frame for `message`: Go-style (every response key, nulls but one) or one-key.
+    func frame(_ message: ThinMessage) -> [UInt8] {
+        guard configuration.goStyleResponses else { return message.frame }
+        var entries: [CBORMapEntry] = []
+        entries.reserveCapacity(responseKeys.count + 1)
+        var placed = false
+        for key in responseKeys {
+            if key == message.key {
+                entries.append(CBORMapEntry(.text(key), message.body))
+                placed = true
+            } else {
+                entries.append(CBORMapEntry(.text(key), .null))
+            }
+        }
+        if !placed { entries.append(CBORMapEntry(.text(message.key), message.body)) }
+        return ThinFrame.encode(.map(entries))
+    }
+
+    func send(_ message: ThinMessage, to connection: Connection) {
+        guard !connection.closed else { return }
+        let bytes = frame(message)
+        connection.pendingOutboundBytes += bytes.count
+        if connection.pendingOutboundBytes > configuration.maxPendingOutboundBytes {
+            logger.warning("client not reading; disconnecting", metadata: ["connection": "\(connection.id)"])
+            close(connection)
+            return
+        }
+        connection.sink.send(bytes)
+    }
+
+    /// Sends a reply to whichever connection currently serves the session; with `queueIfAway`
+    /// (legacy replies only) it is queued (at most `maxQueuedLegacyReplies`) while the client is away.
+    func send(_ message: ThinMessage, toSession appID: [UInt8], queueIfAway: Bool = false) {
+        guard let session = sessions[appID] else { return }
+        if let id = session.connectionID, let connection = connections[id] {
+            send(message, to: connection)
+        } else if queueIfAway, session.token != nil, session.legacyQueue.count < configuration.maxQueuedLegacyReplies {
+            session.legacyQueue.append(frame(message))
+        }
+    }
+
+    func didWrite(_ id: ConnectionID, bytes: Int) {
+        connections[id]?.pendingOutboundBytes -= bytes
+    }
+
+    // MARK: Connection lifecycle
+
+    /// Registers a new connection and sends the two handshake frames; `nil` if over the limit.
+    func connect(sink: ConnectionSink) -> ConnectionID? {
+        guard !shuttingDown, connections.count < configuration.maxConnections else { return nil }
+        let id = ConnectionID(raw: nextConnection)
+        nextConnection += 1
+        let appID = random.bytes(ThinSizes.appID)
+        let session = Session(appID: appID, connectionID: id)
+        sessions[appID] = session
+        enforceSessionLimit()
+        let connection = Connection(id: id, sink: sink, appID: appID)
+        connections[id] = connection
+        send(connectionStatusEvent(), to: connection)
+        send(pkiDocumentEvent(epoch: currentEpoch), to: connection)
+        logger.debug("client connected", metadata: ["connection": "\(id)"])
+        return id
+    }
+
+    func connectionStatusEvent() -> ThinMessage {
+        ThinMessage(ThinKey.Event.connectionStatus, [
+            (ThinKey.Field.isConnected, .bool(configuration.isConnectedToMixnet)),
+            (ThinKey.Field.err, .null),
+            (ThinKey.Field.instanceToken, .bytes(instanceToken)),
+            (ThinKey.Field.sphinxGeometry, sphinxGeometry.cborValue),
+            (ThinKey.Field.pigeonholeGeometry, pigeonholeGeometry.cborValue),
+        ])
+    }
+
+    func pkiDocumentEvent(epoch: UInt64) -> ThinMessage {
+        ThinMessage(ThinKey.Event.newPKIDocument, [(ThinKey.Field.payload, .bytes(pki.document(epoch: epoch)))])
+    }
+
+    /// Closes a connection from the simulator's side (its frames already queued are still written).
+    func close(_ connection: Connection) {
+        guard !connection.closed else { return }
+        connection.closed = true
+        connection.queue.removeAll()
+        connection.spaceWaiter?.resume()
+        connection.spaceWaiter = nil
+        connection.sink.finish()
+    }
+
+    /// Called when a connection has ended, whoever closed it.
+    func disconnected(_ id: ConnectionID) {
+        guard let connection = connections.removeValue(forKey: id) else { return }
+        close(connection)
+        logger.debug("client disconnected", metadata: ["connection": "\(id)"])
+        guard let appID = connection.appID, let session = sessions[appID], session.connectionID == id else { return }
+        session.connectionID = nil
+        session.detachedAt = .now
+        if session.token == nil {
+            destroy(session)
+        } else {
+            let grace = configuration.grace
+            session.graceTask = Task { [weak self] in
+                do { try await Task.sleep(for: grace) } catch { return }
+                await self?.expire(appID: appID)
+            }
+        }
+    }
+
+    private func expire(appID: [UInt8]) {
+        guard let session = sessions[appID], session.connectionID == nil else { return }
+        logger.debug("session grace period expired")
+        destroy(session)
+    }
+
+    func destroy(_ session: Session) {
+        session.graceTask?.cancel()
+        session.graceTask = nil
+        for op in session.arq.values { op.task?.cancel() }
+        for op in session.copies.values { op.task?.cancel() }
+        session.arq.removeAll()
+        session.copies.removeAll()
+        session.legacyQueue.removeAll()
+        if let token = session.token, tokens[token] == session.appID { tokens[token] = nil }
+        sessions[session.appID] = nil
+    }
+
+    private func enforceSessionLimit() {
+        while sessions.count > configuration.maxSessions {
+            let absent = sessions.values.filter { $0.connectionID == nil }
+            guard let oldest = absent.min(by: { ($0.detachedAt ?? .now) < ($1.detachedAt ?? .now) }) else { return }
+            destroy(oldest)
+        }
+    }
+
+    func disconnectAll(reason: String) {
+        logger.info("dropping all client connections", metadata: ["reason": "\(reason)"])
+        for connection in connections.values { close(connection) }
+    }
+
+    func shutdown() {
+        guard !shuttingDown else { return }
+        shuttingDown = true
+        for connection in connections.values {
+            send(ThinMessage(ThinKey.Event.shutdown, body: .map([])), to: connection)
+            close(connection)
+        }
+        for session in sessions.values {
+            session.graceTask?.cancel()
+            for op in session.arq.values { op.task?.cancel() }
+            for op in session.copies.values { op.task?.cancel() }
+        }
+        for task in backgroundTasks.values { task.cancel() }
+        backgroundTasks.removeAll()
+        schedulerWake?.resume()
+        schedulerWake = nil
+        for waiters in boxWaiters.values { for waiter in waiters { waiter.continuation.resume() } }
+        boxWaiters.removeAll()
+        saveNow()
+    }
+
+    // MARK: Receiving
+
+    /// Handles one decoded frame from a connection; returns `false` if the connection must close.
+    func receive(_ id: ConnectionID, _ value: CBORValue) async -> Bool {
+        guard let connection = connections[id], !connection.closed else { return false }
+        connection.framesReceived += 1
+        totalFramesReceived += 1
+        let message: ThinMessage
+        do {
+            message = try ThinMessage(decoding: value)
+        } catch {
+            if error.code == .notAMap {
+                logger.debug("frame is not a map; closing", metadata: ["connection": "\(id)"])
+                return false
+            }
+            return true  // no recognisable request key: silently dropped, as the daemon does
+        }
+        do {
+            switch message.key {
+            case ThinKey.Request.sessionToken:
+                try handleSessionToken(connection, message.fields)
+            case ThinKey.Request.thinClose:
+                handleThinClose(connection)
+                return false
+            case _ where ThinKey.Request.mixnetPath.contains(message.key):
+                await enqueue(message, on: connection)
+            default:
+                if let appID = connection.appID, let reply = try handleLocal(message, appID: appID) {
+                    send(reply, to: connection)
+                }
+            }
+        } catch {
+            logger.debug("undecodable request; closing", metadata: ["connection": "\(id)", "reason": "\(error)"])
+            return false
+        }
+        return !connection.closed
+    }
+
+    private func handleSessionToken(_ connection: Connection, _ fields: ThinFields) throws(ProtocolViolation) {
+        let request = GoFields(fields)
+        guard let currentAppID = connection.appID, let current = sessions[currentAppID] else { return }
+        guard let token = try request.fixed(ThinKey.Field.clientInstanceToken, ThinSizes.instanceToken) else {
+            send(sessionTokenReply(appID: currentAppID, resumed: false), to: connection)
+            return
+        }
+        if let existingAppID = tokens[token], existingAppID != currentAppID, let existing = sessions[existingAppID] {
+            existing.graceTask?.cancel()
+            existing.graceTask = nil
+            existing.detachedAt = nil
+            if let oldID = existing.connectionID, let old = connections[oldID] {
+                old.appID = nil  // taken over; the old connection no longer serves this session
+                close(old)
+            }
+            destroy(current)  // the fresh session this connection started with
+            connection.appID = existingAppID
+            existing.connectionID = connection.id
+            let queued = existing.legacyQueue
+            existing.legacyQueue.removeAll()
+            for frame in queued where !connection.closed {
+                connection.pendingOutboundBytes += frame.count
+                connection.sink.send(frame)
+            }
+            send(sessionTokenReply(appID: existingAppID, resumed: true), to: connection)
+            logger.debug("session resumed", metadata: ["connection": "\(connection.id)", "flushed": "\(queued.count)"])
+        } else {
+            if let old = current.token, old != token, tokens[old] == currentAppID { tokens[old] = nil }
+            current.token = token
+            tokens[token] = currentAppID
+            send(sessionTokenReply(appID: currentAppID, resumed: false), to: connection)
+        }
+    }
+
+    private func sessionTokenReply(appID: [UInt8], resumed: Bool) -> ThinMessage {
+        ThinMessage(ThinKey.Event.sessionTokenReply, [(ThinKey.Field.appID, .bytes(appID)), (ThinKey.Field.resumed, .bool(resumed))])
+    }
+
+    private func handleThinClose(_ connection: Connection) {
+        if let appID = connection.appID, let session = sessions[appID] { destroy(session) }
+        connection.appID = nil
+        close(connection)
+    }
+
+    // MARK: Mixnet path: queue and scheduler
+
+    private func enqueue(_ message: ThinMessage, on connection: Connection) async {
+        while connection.queue.count >= configuration.mixnetQueueCapacity && !connection.closed {
+            connection.isReaderBlocked = true
+            await withCheckedContinuation { connection.spaceWaiter = $0 }
+            connection.isReaderBlocked = false
+        }
+        guard !connection.closed else { return }
+        connection.queue.append(message)
+        if rate == nil {
+            releaseQueued(connection)
+        } else {
+            schedulerWake?.resume()
+            schedulerWake = nil
+        }
+    }
+
+    private func releaseQueued(_ connection: Connection) {
+        while !connection.queue.isEmpty {
+            let message = connection.queue.removeFirst()
+            release(message, from: connection)
+        }
+        connection.spaceWaiter?.resume()
+        connection.spaceWaiter = nil
+    }
+
+    /// Changes the release rate; `nil` releases everything queued at once.
+    func setRate(_ newRate: Double?) {
+        rate = newRate
+        if newRate == nil {
+            for connection in connections.values.sorted(by: { $0.id < $1.id }) { releaseQueued(connection) }
+        }
+        schedulerWake?.resume()
+        schedulerWake = nil
+    }
+
+    private func nextQueuedConnection() -> Connection? {
+        let ordered = connections.values.filter { !$0.queue.isEmpty && !$0.closed }.sorted { $0.id < $1.id }
+        guard !ordered.isEmpty else { return nil }
+        if let last = lastServed, let next = ordered.first(where: { $0.id > last }) { return next }
+        return ordered.first
+    }
+
+    private func schedulerLoop() async {
+        while !Task.isCancelled && !shuttingDown {
+            guard let rate else {
+                await withCheckedContinuation { schedulerWake = $0 }
+                continue
+            }
+            if nextQueuedConnection() == nil {
+                await withCheckedContinuation { schedulerWake = $0 }
+                continue
+            }
+            let delay = random.exponential(mean: 1 / rate)
+            do { try await Task.sleep(for: .nanoseconds(Int64(min(delay, 86_400) * 1e9))) } catch { return }
+            guard self.rate != nil, let connection = nextQueuedConnection() else { continue }
+            lastServed = connection.id
+            let message = connection.queue.removeFirst()
+            connection.spaceWaiter?.resume()
+            connection.spaceWaiter = nil
+            release(message, from: connection)
+        }
+    }
+
+    private func release(_ message: ThinMessage, from connection: Connection) {
+        guard let appID = connection.appID else { return }
+        do {
+            switch message.key {
+            case ThinKey.Request.sendMessage: try releaseSendMessage(message.fields, appID: appID)
+            case ThinKey.Request.startResendingEncryptedMessage: try startARQ(message.fields, appID: appID)
+            case ThinKey.Request.startResendingCopyCommand: try startCopy(message.fields, appID: appID)
+            default: break
+            }
+        } catch {
+            logger.debug("undecodable mixnet request; closing", metadata: ["connection": "\(connection.id)", "reason": "\(error)"])
+            close(connection)
+        }
+    }
+
+    // MARK: Epochs
+
+    private func epochLoop() async {
+        while !Task.isCancelled {
+            let now = UInt64(max(0, time(nil)))
+            let next = (SimPKI.epoch(unixSeconds: now) + 1) * SimPKI.epochPeriodSeconds
+            do { try await Task.sleep(for: .seconds(Int64(next - now))) } catch { return }
+            currentEpoch = SimPKI.epoch(unixSeconds: UInt64(max(0, time(nil))))
+            let event = pkiDocumentEvent(epoch: currentEpoch)
+            for connection in connections.values { send(event, to: connection) }
+        }
+    }
+
+    // MARK: Box waiting
+
+    /// Suspends until box `boxID` is written (or the task is cancelled, or the simulator stops).
+    func waitForBox(_ boxID: [UInt8]) async {
+        let serial = makeSerial()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                if Task.isCancelled || shuttingDown {
+                    continuation.resume()
+                } else {
+                    boxWaiters[boxID, default: []].append(BoxWaiter(serial: serial, continuation: continuation))
+                }
+            }
+        } onCancel: {
+            Task { await self.cancelWaiter(boxID: boxID, serial: serial) }
+        }
+    }
+
+    private func cancelWaiter(boxID: [UInt8], serial: UInt64) {
+        guard var waiters = boxWaiters[boxID], let i = waiters.firstIndex(where: { $0.serial == serial }) else { return }
+        let waiter = waiters.remove(at: i)
+        boxWaiters[boxID] = waiters.isEmpty ? nil : waiters
+        waiter.continuation.resume()
+    }
+
+    /// Applies a write to the store, wakes readers waiting for the box, and schedules a save.
+    func storeApply(_ envelope: OpenedEnvelope) -> ReplicaErrorCode {
+        let code = store.apply(envelope)
+        if code == .success {
+            if let waiters = boxWaiters.removeValue(forKey: envelope.boxID) {
+                for waiter in waiters { waiter.continuation.resume() }
+            }
+            scheduleSave()
+        }
+        return code
+    }
+
+    // MARK: Persistence
+
+    private func scheduleSave() {
+        guard configuration.statePath != nil, !saveScheduled, store.generation != savedGeneration else { return }
+        saveScheduled = true
+        spawn { core in
+            try? await Task.sleep(for: .milliseconds(100))
+            await core.saveNow()
+        }
+    }
+
+    func saveNow() {
+        saveScheduled = false
+        guard let path = configuration.statePath, store.generation != savedGeneration else { return }
+        let bytes = StateFile.encode(StateFile.Contents(envelopeKey: sealer.key, boxes: store.boxes), maxPlaintextLength: configuration.maxPlaintextPayloadLength)
+        do {
+            try StateFile.save(bytes, path: path)
+            savedGeneration = store.generation
+        } catch {
+            logger.error("saving the state file failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: Statistics
+
+    func statistics() -> KpclientdSimStatistics {
+        KpclientdSimStatistics(
+            connections: connections.count,
+            sessions: sessions.count,
+            storedBoxes: store.count,
+            inFlightOperations: sessions.values.reduce(0) { $0 + $1.operationCount },
+            blockedReads: boxWaiters.values.reduce(0) { $0 + $1.count },
+            queuedMixnetRequests: connections.values.reduce(0) { $0 + $1.queue.count },
+            blockedReaders: connections.values.filter(\.isReaderBlocked).count,
+            framesReceived: totalFramesReceived
+        )
+    }
+}
+
+/// A snapshot of the simulator's counters, for tests and diagnostics.
+public struct KpclientdSimStatistics: Sendable, Hashable {
+    /// Open client connections.
+    public var connections: Int
+    /// Sessions, connected or in their grace period.
+    public var sessions: Int
+    /// Boxes in the store.
+    public var storedBoxes: Int
+    /// Unfinished ARQ and copy operations.
+    public var inFlightOperations: Int
+    /// Reads waiting for a box to be written.
+    public var blockedReads: Int
+    /// Mixnet-path requests waiting in connection queues.
+    public var queuedMixnetRequests: Int
+    /// Connections whose reader is stopped because their queue is full.
+    public var blockedReaders: Int
+    /// Frames received since start.
+    public var framesReceived: Int
+}
+
+/// Go-like field decoding: what the daemon's CBOR decoder accepts, and what makes it drop a frame.
+struct GoFields {
+    let fields: ThinFields
+    init(_ fields: ThinFields) { self.fields = fields }
+
+    private func violation(_ key: String, _ what: String) -> ProtocolViolation {
+        ProtocolViolation(reason: "\(fields.context).\(key): \(what)")
+    }
+
+    /// A fixed-size `[N]byte`: absent or null → `nil`; other types drop the frame; other
+    /// lengths are truncated or zero-padded, as fxamacker/cbor does.
+    func fixed(_ key: String, _ length: Int) throws(ProtocolViolation) -> [UInt8]? {
+        guard let v = fields.raw(key) else { return nil }
+        guard let b = v.bytes else { throw violation(key, "not a byte string") }
+        return Bytes.fixed(b, length: length)
+    }
+
+    /// A `[]byte`: absent or null → `nil`.
+    func blob(_ key: String) throws(ProtocolViolation) -> [UInt8]? {
+        guard let v = fields.raw(key) else { return nil }
+        guard let b = v.bytes else { throw violation(key, "not a byte string") }
+        return b
+    }
+
+    /// A capability or index (`UnmarshalBinary` checks the length): absent or null → `nil`;
+    /// a wrong type or length drops the frame.
+    func capability(_ key: String, _ length: Int) throws(ProtocolViolation) -> [UInt8]? {
+        guard let b = try blob(key) else { return nil }
+        guard b.count == length else { throw violation(key, "must be \(length) bytes, got \(b.count)") }
+        return b
+    }
+
+    func bool(_ key: String) throws(ProtocolViolation) -> Bool {
+        guard let v = fields.raw(key) else { return false }
+        guard let b = v.bool else { throw violation(key, "not a Boolean") }
+        return b
+    }
+
+    func uint(_ key: String) throws(ProtocolViolation) -> UInt64 {
+        guard let v = fields.raw(key) else { return 0 }
+        guard let n = v.uint64 else { throw violation(key, "not an unsigned integer") }
+        return n
+    }
+
+    func queryID() throws(ProtocolViolation) -> [UInt8] {
+        try fixed(ThinKey.Field.queryID, ThinSizes.queryID) ?? [UInt8](repeating: 0, count: ThinSizes.queryID)
+    }
+}

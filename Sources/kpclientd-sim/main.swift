@@ -1,1 +1,0 @@
-print("kpclientd-sim: not yet implemented")
