@@ -101,9 +101,10 @@ let package = Package(
         .testTarget(
             name: "ThinClientTests",
             dependencies: [
-                "ThinClient", "ThinWire", "KpclientdSim", "CBOR",
+                "ThinClient", "ThinWire", "KpclientdSim", "CBOR", "StreamCrypto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),

@@ -177,6 +177,9 @@ public actor ThinClient {
     /// The number of mixnet-path requests currently holding a limiter slot.
     public var outstandingMixnetRequests: Int { limiter.inUse }
 
+    /// The number of mixnet-path requests waiting for a limiter slot.
+    public var waitingMixnetRequests: Int { limiter.waiterCount }
+
     /// A new subscription to the client's events.
     ///
     /// Each subscriber buffers up to ``ThinClientConfiguration/eventBufferSize`` events and

@@ -1,4 +1,5 @@
 import CBOR
+import Logging
 import NIOCore
 import NIOPosix
 import ThinClient
