@@ -115,7 +115,10 @@ let package = Package(
         ),
         .testTarget(
             name: "PigeonholeTransportTests",
-            dependencies: ["PigeonholeTransport", "StreamEngine", "ThinClient", "KpclientdSim"],
+            dependencies: [
+                "PigeonholeTransport", "StreamEngine", "ThinClient", "KpclientdSim",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
     ]
