@@ -26,12 +26,14 @@ public actor PigeonholeBoxChannel: BoxChannel {
     private let writeCapability: WriteCapability?
     private let readCapability: ReadCapability
     private let configuration: PigeonholeTransportConfiguration
+    private let readGate: ReadGate
     private var indexes: BoxIndexCache
 
     init(
         client: ThinClient, payloadSize: Int, writeCapability: WriteCapability?, readCapability: ReadCapability,
-        firstIndex: MessageBoxIndex, configuration: PigeonholeTransportConfiguration
+        firstIndex: MessageBoxIndex, readGate: ReadGate, configuration: PigeonholeTransportConfiguration
     ) {
+        self.readGate = readGate
         self.client = client
         self.payloadSize = payloadSize
         self.canWrite = writeCapability != nil
@@ -80,7 +82,17 @@ public actor PigeonholeBoxChannel: BoxChannel {
             throw boxTransportError(error, operation: "encrypt_read of box \(index)")
         }
         remember(index &+ 1, message.nextMessageBoxIndex)
+        if mode == .wait {
+            do {
+                try await readGate.acquire()
+            } catch {
+                throw boxTransportError(error, operation: "read of box \(index)")
+            }
+        }
         let result: ResendingResult
+        defer {
+            if mode == .wait { Task { await readGate.release() } }
+        }
         do {
             result = try await client.startResendingEncryptedMessage(
                 .read(message, readCapability: readCapability, index: boxIndex, noRetryOnBoxIDNotFound: mode == .poll)

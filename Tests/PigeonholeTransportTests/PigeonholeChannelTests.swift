@@ -130,6 +130,24 @@ struct PigeonholeChannelTests {
         await harness.stop()
     }
 
+    @Test func waitingReadsNeverTakeEveryMixnetSlot() async throws {
+        let harness = try await PigeonholeHarness.start(configureClient: { $0.maxOutstandingMixnetRequests = 4 })
+        let channel = try await harness.store.channel(.writerSeed(seed(10)))
+        let size = channel.payloadSize
+        // Six waiting reads: three reach the daemon (3/4 of the slots), three queue in the store.
+        let reads = (0..<6).map { n in Task { try await channel.read(index: UInt64(n), mode: .wait) } }
+        while await harness.store.readGate.queued < 3 { try await Task.sleep(for: .milliseconds(5)) }
+        while await harness.sim.statistics().blockedReads < 3 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(await harness.client.outstandingMixnetRequests == 3)
+        #expect(await harness.store.readGate.active == 3)
+        // Writes still find a slot, and fill the boxes the reads wait for.
+        for n in 0..<6 { try await channel.write(index: UInt64(n), bytes: box(size, UInt8(n))) }
+        for (n, read) in reads.enumerated() { #expect(try await read.value == box(size, UInt8(n))) }
+        while await harness.store.readGate.active > 0 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(await harness.client.outstandingMixnetRequests == 0)
+        await harness.stop()
+    }
+
     @Test func aTombstonedBoxIsAnError() async throws {
         let harness = try await PigeonholeHarness.start()
         let channel = try await harness.store.pigeonholeChannel(.writerSeed(seed(7)))
