@@ -139,10 +139,15 @@ public actor ThinClient {
     ///   ``ThinClientConfiguration/handshakeTimeout``, `invalidConfiguration`, `cancelled`).
     public static func connect(configuration: ThinClientConfiguration) async throws -> ThinClient {
         let client = ThinClient(configuration: try configuration.validated(), group: MultiThreadedEventLoopGroup.singleton)
-        try await withTaskCancellationHandler {
-            try await client.start()
-        } onCancel: {
-            Task { await client.close() }
+        do {
+            try await withTaskCancellationHandler {
+                try await client.start()
+            } onCancel: {
+                Task { await client.close() }
+            }
+        } catch {
+            if Task.isCancelled { throw ThinClientError(.cancelled, "connecting to kpclientd was cancelled") }
+            throw error
         }
         return client
     }

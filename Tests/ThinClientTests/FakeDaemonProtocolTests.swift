@@ -105,6 +105,20 @@ struct FakeDaemonProtocolTests {
         await client.close()
     }
 
+    @Test func cancellingConnectStopsTheHandshake() async throws {
+        let daemon = try await FakeDaemon.start()
+        defer { Task { await daemon.stop() } }
+        let connecting = Task { try await ThinClient.connect(configuration: daemon.clientConfiguration()) }
+        let connection = try await daemon.nextConnection()
+        connecting.cancel()
+        await #expect {
+            _ = try await connecting.value
+        } throws: { error in
+            (error as? ThinClientError)?.code == .cancelled
+        }
+        await connection.waitUntilClosed()
+    }
+
     @Test func connectFailsWhenNothingListens() async throws {
         let daemon = try await FakeDaemon.start()
         let configuration = daemon.clientConfiguration()
