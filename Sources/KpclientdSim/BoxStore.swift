@@ -137,7 +137,7 @@ enum StateFile {
 
     static func decode(_ bytes: [UInt8], capacity: Int, maxPlaintextLength: Int) throws(SimStateError) -> Contents {
         let value: CBORValue
-        do { value = try WireCBOR.decode(bytes) } catch { throw SimStateError(.invalid, "not CBOR: \(error.message)") }
+        do { value = try WireCBOR.decode(bytes, limits: .init(maxDepth: 8, maxItems: capacity * 4 + 64)) } catch { throw SimStateError(.invalid, "not CBOR: \(error.message)") }
         let fields = ThinFields(value, context: "state")
         do {
             guard try fields.text("format") == format, try fields.uint("version") == 1 else {

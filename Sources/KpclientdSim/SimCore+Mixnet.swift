@@ -91,6 +91,7 @@ extension SimCore {
         }
         if let existing = session.arq[hash] {
             existing.queryID = q  // a replay: join the operation in flight
+            joinedReplays += 1
             return
         }
         guard session.operationCount < configuration.maxOperationsPerSession else {
@@ -207,6 +208,7 @@ extension SimCore {
         let hash = SimCrypto.blake2b(writeCap)
         if let existing = session.copies[hash] {
             existing.queryID = q
+            joinedReplays += 1
             return
         }
         guard session.operationCount < configuration.maxOperationsPerSession else {

@@ -118,6 +118,7 @@ actor SimCore {
     var savedGeneration: UInt64 = 0
     var shuttingDown = false
     var totalFramesReceived = 0
+    var joinedReplays = 0
 
     init(configuration: KpclientdSimConfiguration) throws(SimStateError) {
         self.configuration = configuration
@@ -599,7 +600,8 @@ actor SimCore {
             blockedReads: boxWaiters.values.reduce(0) { $0 + $1.count },
             queuedMixnetRequests: connections.values.reduce(0) { $0 + $1.queue.count },
             blockedReaders: connections.values.filter(\.isReaderBlocked).count,
-            framesReceived: totalFramesReceived
+            framesReceived: totalFramesReceived,
+            joinedReplays: joinedReplays
         )
     }
 }
@@ -622,6 +624,8 @@ public struct KpclientdSimStatistics: Sendable, Hashable {
     public var blockedReaders: Int
     /// Frames received since start.
     public var framesReceived: Int
+    /// Replayed `start_resending_*` requests that joined an operation already in flight.
+    public var joinedReplays: Int
 }
 
 /// Go-like field decoding: what the daemon's CBOR decoder accepts, and what makes it drop a frame.
