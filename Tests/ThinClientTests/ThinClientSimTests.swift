@@ -449,6 +449,26 @@ struct ThinClientSimTests {
         await harness.stop()
     }
 
+    @Test func aSURBReplyQueuedDuringADisconnectIsDeliveredAfterResume() async throws {
+        let harness = try await SimHarness.start { $0.meanLatency = .milliseconds(150) }
+        let client = try await harness.client()
+        let events = try await client.events()
+        let payload = testBytes(64, seed: 77)
+        let sending = Task {
+            try await client.sendMessage(
+                destination: harness.sim.echoServiceIdentityHash, queueID: Array("echo".utf8), payload: payload, timeout: .seconds(30)
+            )
+        }
+        #expect(await waitForEvent(events) { if case .messageSent = $0 { return true } else { return false } } != nil)
+        #expect(await client.outstandingMixnetRequests == 0, "the slot is free once the message left the daemon")
+        await harness.sim.disconnectAllClients()
+        #expect(await waitForEvent(events) { $0 == .connected(resumed: true) } != nil)
+        let reply = try await sending.value
+        #expect(Array(reply.payload.prefix(payload.count)) == payload)
+        await client.close()
+        await harness.stop()
+    }
+
     @Test func requestsFailFastWhileDisconnectedAndShutdownIsGraceful() async throws {
         let harness = try await SimHarness.start()
         let client = try await harness.client { $0.reconnect = ReconnectPolicy(initialDelay: .seconds(30), maximumDelay: .seconds(30)) }
