@@ -1,0 +1,174 @@
+/// A range of box indices `[start, start + count)`, used in selective acknowledgements.
+public struct IndexRange: Hashable, Sendable {
+    /// The first index.
+    public var start: UInt64
+    /// The number of indices (at least 1).
+    public var count: UInt32
+
+    /// Creates a range.
+    public init(start: UInt64, count: UInt32) {
+        self.start = start
+        self.count = count
+    }
+
+    /// One past the last index.
+    public var end: UInt64 { start &+ UInt64(count) }
+
+    /// Whether the range holds `index`.
+    public func contains(_ index: UInt64) -> Bool { index >= start && index < end }
+}
+
+/// One frame of a stream direction: the plaintext that is sealed into box `index`.
+///
+/// See `docs/PROTOCOL.md` §3 for the byte layout.
+public struct Frame: Hashable, Sendable {
+    /// Flags carried by a frame.
+    public struct Flags: OptionSet, Hashable, Sendable {
+        public let rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        /// The sender has closed its direction; the stream ends at ``Frame/dataOffset`` + data count.
+        /// Every later frame repeats it.
+        public static let fin = Flags(rawValue: 1)
+        /// The sender asks for an acknowledgement although the frame carries no data.
+        public static let ping = Flags(rawValue: 2)
+        static let known: Flags = [.fin, .ping]
+    }
+
+    /// The box index this frame belongs in; checked against the box it was read from.
+    public var index: UInt64
+    /// The frame's flags.
+    public var flags: Flags
+    /// The stream offset of the first data byte (or of the end, if there is no data).
+    public var dataOffset: UInt64
+    /// Every peer frame with an index below this is resolved by the sender.
+    public var cumulativeAck: UInt64
+    /// Peer frames above ``cumulativeAck`` the sender also holds (at most ``Frame/maxSackRanges``).
+    public var sackRanges: [IndexRange]
+    /// The stream data carried.
+    public var data: [UInt8]
+
+    /// Creates a frame.
+    public init(index: UInt64, flags: Flags = [], dataOffset: UInt64, cumulativeAck: UInt64 = 0, sackRanges: [IndexRange] = [], data: [UInt8] = []) {
+        self.index = index
+        self.flags = flags
+        self.dataOffset = dataOffset
+        self.cumulativeAck = cumulativeAck
+        self.sackRanges = sackRanges
+        self.data = data
+    }
+
+    /// The current frame format version.
+    public static let version: UInt8 = 1
+    /// The most selective-acknowledgement ranges a frame carries.
+    public static let maxSackRanges = 8
+    /// Header bytes without SACK ranges: version, flags, index, offset, ack, SACK count, data length.
+    static let fixedHeaderSize = 1 + 1 + 8 + 8 + 8 + 1 + 2
+    /// Bytes per SACK range: start (8) and count (4).
+    static let sackRangeSize = 12
+
+    /// How many data bytes fit in a plaintext of `plaintextSize` bytes with `sackCount` ranges.
+    public static func dataCapacity(plaintextSize: Int, sackCount: Int) -> Int {
+        max(0, min(Int(UInt16.max), plaintextSize - fixedHeaderSize - sackCount * sackRangeSize))
+    }
+
+    /// Whether receiving this frame obliges the receiver to acknowledge it.
+    public var isAckEliciting: Bool { !data.isEmpty || flags.contains(.ping) || flags.contains(.fin) }
+
+    /// Encodes the frame, zero-padded to exactly `plaintextSize` bytes.
+    ///
+    /// - Precondition: the data fits (see ``dataCapacity(plaintextSize:sackCount:)``).
+    public func encode(plaintextSize: Int) -> [UInt8] {
+        precondition(sackRanges.count <= Self.maxSackRanges)
+        precondition(data.count <= Self.dataCapacity(plaintextSize: plaintextSize, sackCount: sackRanges.count))
+        var out = [UInt8]()
+        out.reserveCapacity(plaintextSize)
+        out.append(Self.version)
+        out.append(flags.rawValue)
+        out.appendBigEndian(index)
+        out.appendBigEndian(dataOffset)
+        out.appendBigEndian(cumulativeAck)
+        out.append(UInt8(sackRanges.count))
+        for range in sackRanges {
+            out.appendBigEndian(range.start)
+            out.appendBigEndian(range.count)
+        }
+        out.appendBigEndian(UInt16(data.count))
+        out.append(contentsOf: data)
+        out.append(contentsOf: repeatElement(0, count: plaintextSize - out.count))
+        return out
+    }
+
+    /// Decodes a frame from a padded plaintext, checking every field.
+    ///
+    /// - Throws: ``StreamError/Code-swift.struct/protocolViolation`` for anything malformed.
+    public static func decode(_ plaintext: [UInt8]) throws(StreamError) -> Frame {
+        var reader = ByteReader(plaintext)
+        func fail(_ why: String) -> StreamError { StreamError(.protocolViolation, "malformed frame: \(why)") }
+        guard let version = reader.readByte() else { throw fail("empty") }
+        guard version == Self.version else { throw fail("unsupported frame version \(version)") }
+        guard let flagByte = reader.readByte(), let index = reader.readUInt64(), let offset = reader.readUInt64(),
+              let ack = reader.readUInt64(), let sackCount = reader.readByte()
+        else { throw fail("truncated header") }
+        let flags = Flags(rawValue: flagByte)
+        guard Flags.known.isSuperset(of: flags) else { throw fail("unknown flags") }
+        guard Int(sackCount) <= maxSackRanges else { throw fail("too many SACK ranges") }
+        var ranges: [IndexRange] = []
+        ranges.reserveCapacity(Int(sackCount))
+        for _ in 0..<sackCount {
+            guard let start = reader.readUInt64(), let count = reader.readUInt32() else { throw fail("truncated SACK range") }
+            guard count > 0, start > ack, start.addingReportingOverflow(UInt64(count)).overflow == false else {
+                throw fail("invalid SACK range")
+            }
+            if let last = ranges.last, start <= last.end { throw fail("SACK ranges out of order") }
+            ranges.append(IndexRange(start: start, count: count))
+        }
+        guard let length = reader.readUInt16() else { throw fail("truncated length") }
+        guard Int(length) <= reader.remaining else { throw fail("data length exceeds the frame") }
+        let data = reader.readBytes(Int(length))
+        guard reader.restIsZero() else { throw fail("non-zero padding") }
+        guard offset.addingReportingOverflow(UInt64(length)).overflow == false else { throw fail("offset overflow") }
+        return Frame(index: index, flags: flags, dataOffset: offset, cumulativeAck: ack, sackRanges: ranges, data: data)
+    }
+}
+
+extension [UInt8] {
+    mutating func appendBigEndian<T: FixedWidthInteger>(_ value: T) {
+        Swift.withUnsafeBytes(of: value.bigEndian) { append(contentsOf: $0) }
+    }
+}
+
+/// A bounds-checked cursor over bytes.
+struct ByteReader {
+    private let bytes: [UInt8]
+    private(set) var position = 0
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    var remaining: Int { bytes.count - position }
+
+    mutating func readByte() -> UInt8? {
+        guard position < bytes.count else { return nil }
+        defer { position += 1 }
+        return bytes[position]
+    }
+
+    mutating func readInteger<T: FixedWidthInteger>(_: T.Type) -> T? {
+        let size = MemoryLayout<T>.size
+        guard remaining >= size else { return nil }
+        var value: T = 0
+        for i in 0..<size { value = value << 8 | T(bytes[position + i]) }
+        position += size
+        return value
+    }
+
+    mutating func readUInt16() -> UInt16? { readInteger(UInt16.self) }
+    mutating func readUInt32() -> UInt32? { readInteger(UInt32.self) }
+    mutating func readUInt64() -> UInt64? { readInteger(UInt64.self) }
+
+    mutating func readBytes(_ count: Int) -> [UInt8] {
+        defer { position += count }
+        return Array(bytes[position..<(position + count)])
+    }
+
+    func restIsZero() -> Bool { bytes[position...].allSatisfy { $0 == 0 } }
+}

@@ -1,0 +1,82 @@
+import StreamCrypto
+
+/// Seals frames into boxes and opens boxes into frames for one direction of a stream.
+///
+/// A box is exactly the transport's payload size: `secretbox(frame plaintext)`, followed in
+/// multicast by an Ed25519 signature over `"streamd/v1 box" ‖ BE64(index) ‖ sealed bytes`.
+struct FrameSealer: Sendable {
+    let frameKeyBase: [UInt8]
+    let signingSecretKey: [UInt8]?
+    let verifyKey: [UInt8]?
+    let boxSize: Int
+
+    /// The smallest box size a stream accepts.
+    static let minBoxSize = 256
+    /// The largest box size a stream accepts.
+    static let maxBoxSize = 1 << 20
+
+    var isSigned: Bool { signingSecretKey != nil || verifyKey != nil }
+
+    /// The plaintext size of every frame: the box size less the MAC and any signature.
+    var plaintextSize: Int { boxSize - SecretBox.macLength - (isSigned ? Ed25519.signatureLength : 0) }
+
+    init(outbound keys: OutboundKeys, boxSize: Int) {
+        frameKeyBase = keys.frameKeyBase
+        signingSecretKey = keys.signingSeed.map { Ed25519.keyPair(seed: $0).secretKey }
+        verifyKey = nil
+        self.boxSize = boxSize
+    }
+
+    init(inbound keys: InboundKeys, boxSize: Int) {
+        frameKeyBase = keys.frameKeyBase
+        signingSecretKey = nil
+        verifyKey = keys.verifyKey
+        self.boxSize = boxSize
+    }
+
+    /// Seals `frame` into a box of exactly ``boxSize`` bytes.
+    func seal(_ frame: Frame) -> [UInt8] {
+        var (key, nonce) = StreamKeySchedule.frameKeyAndNonce(frameKeyBase: frameKeyBase, index: frame.index)
+        defer { secureZero(&key) }
+        var box = SecretBox.seal(frame.encode(plaintextSize: plaintextSize), key: key, nonce: nonce)
+        if let signingSecretKey {
+            box += Ed25519.sign(Self.signedMessage(index: frame.index, sealed: box), secretKey: signingSecretKey)
+        }
+        precondition(box.count == boxSize)
+        return box
+    }
+
+    /// Opens box `index`: checks size and signature, decrypts, decodes, and checks the index.
+    ///
+    /// - Throws: ``StreamError/Code-swift.struct/frameDecrypt`` if the box does not authenticate,
+    ///   ``StreamError/Code-swift.struct/protocolViolation`` if it authenticates but is malformed.
+    func open(_ box: [UInt8], index: UInt64) throws(StreamError) -> Frame {
+        guard box.count == boxSize else {
+            throw StreamError(.frameDecrypt, "box \(index) has \(box.count) bytes, expected \(boxSize)")
+        }
+        var sealed = box
+        if let verifyKey {
+            sealed = Array(box.prefix(boxSize - Ed25519.signatureLength))
+            let signature = Array(box.suffix(Ed25519.signatureLength))
+            guard Ed25519.verify(signature: signature, message: Self.signedMessage(index: index, sealed: sealed), publicKey: verifyKey) else {
+                throw StreamError(.frameDecrypt, "box \(index) is not signed by the stream's writer")
+            }
+        }
+        var (key, nonce) = StreamKeySchedule.frameKeyAndNonce(frameKeyBase: frameKeyBase, index: index)
+        defer { secureZero(&key) }
+        guard let plaintext = SecretBox.open(sealed, key: key, nonce: nonce) else {
+            throw StreamError(.frameDecrypt, "box \(index) failed to authenticate")
+        }
+        let frame = try Frame.decode(plaintext)
+        guard frame.index == index else {
+            throw StreamError(.protocolViolation, "box \(index) holds a frame for index \(frame.index)")
+        }
+        return frame
+    }
+
+    private static func signedMessage(index: UInt64, sealed: [UInt8]) -> [UInt8] {
+        var message = Array("streamd/v1 box".utf8)
+        message.appendBigEndian(index)
+        return message + sealed
+    }
+}

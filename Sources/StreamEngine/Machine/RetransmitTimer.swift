@@ -1,0 +1,63 @@
+/// Round-trip estimation and the retransmission timeout, after RFC 6298.
+///
+/// Samples come only from frames sent once (Karn's rule). The timeout doubles with each
+/// consecutive expiry up to a cap, and each arming adds random jitter so that streams never
+/// retransmit in lockstep.
+struct RetransmitTimer: Sendable {
+    private(set) var smoothedRTT: Duration?
+    private(set) var rttVariation: Duration = .zero
+    /// Consecutive expiries without progress.
+    private(set) var backoffExponent = 0
+    let configuration: StreamConfiguration
+
+    init(configuration: StreamConfiguration) { self.configuration = configuration }
+
+    /// Adds a round-trip sample.
+    mutating func addSample(_ rtt: Duration) {
+        if let srtt = smoothedRTT {
+            let deviation = srtt > rtt ? srtt - rtt : rtt - srtt
+            rttVariation = rttVariation.scaled(by: 0.75) + deviation.scaled(by: 0.25)
+            smoothedRTT = srtt.scaled(by: 0.875) + rtt.scaled(by: 0.125)
+        } else {
+            smoothedRTT = rtt
+            rttVariation = rtt / 2
+        }
+    }
+
+    /// The timeout without backoff or jitter.
+    var baseTimeout: Duration {
+        guard let srtt = smoothedRTT else { return configuration.initialRetransmitTimeout }
+        let rto = srtt + rttVariation * 4 + configuration.ackDelay
+        return min(max(rto, configuration.minRetransmitTimeout), configuration.maxRetransmitTimeout)
+    }
+
+    /// The timeout with backoff and a jitter fraction in `0...1` scaled by the configured maximum.
+    func timeout(jitter: Double) -> Duration {
+        var rto = baseTimeout
+        for _ in 0..<min(backoffExponent, 32) where rto < configuration.maxRetransmitTimeout {
+            rto = min(rto * 2, configuration.maxRetransmitTimeout)
+        }
+        return rto + rto.scaled(by: jitter * configuration.retransmitJitter)
+    }
+
+    /// Records an expiry without progress.
+    mutating func backOff() { backoffExponent += 1 }
+
+    /// Records progress (a newly acknowledged frame).
+    mutating func resetBackoff() { backoffExponent = 0 }
+}
+
+/// A small deterministic pseudo-random generator (SplitMix64), seeded per stream so that a
+/// simulation is reproducible. Used only for timer jitter, never for keys.
+struct JitterRandom: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}

@@ -1,0 +1,279 @@
+/// The complete durable state of one end of a stream.
+///
+/// A checkpoint plus the ``CheckpointDelta`` records made after it restore the stream exactly.
+/// The live ``StreamMachine`` changes its checkpoint only through ``apply(_:)``, the same code
+/// that replays deltas, so a restored stream behaves identically to the one that was saved.
+public struct StreamCheckpoint: Sendable, Hashable {
+    /// The version of the checkpoint format.
+    public static let formatVersion: UInt64 = 1
+
+    /// The stream mode.
+    public internal(set) var mode: StreamMode
+    /// Which end this is.
+    public internal(set) var role: StreamRole
+    /// The box size the stream was created with; a different transport box size is refused.
+    public internal(set) var boxSize: Int
+    /// The sequence number of the last journal record folded into this checkpoint.
+    public internal(set) var sequence: UInt64 = 0
+    /// Keys for the direction this end writes, if it writes.
+    var outbound: OutboundKeys?
+    /// Keys for the direction this end reads, if it reads.
+    var inbound: InboundKeys?
+
+    // MARK: Sending
+    /// The index the next created frame gets.
+    public internal(set) var nextWriteIndex: UInt64 = 0
+    /// App bytes accepted but not yet put into a frame.
+    var writeBuffer = ByteQueue()
+    /// The stream offset of the first byte of ``writeBuffer``: how many bytes are in frames.
+    var framedBytes: UInt64 = 0
+    /// Whether the app closed its direction.
+    public internal(set) var closeRequested = false
+    /// The index of the frame that first carried FIN.
+    public internal(set) var finIndex: UInt64?
+    /// Frames that must reach the peer and have not been acknowledged (or, in multicast, verified).
+    var unacked: [UInt64: RetainedFrame] = [:]
+    /// The peer's highest cumulative acknowledgement.
+    public internal(set) var peerCumulativeAck: UInt64 = 0
+
+    // MARK: Receiving
+    /// The first peer index not yet resolved (received, or skipped as carrying no data).
+    public internal(set) var nextReadIndex: UInt64 = 0
+    /// The stream offset just past the last byte moved into ``readBuffer``.
+    public internal(set) var deliveredBytes: UInt64 = 0
+    /// Received, in-order data the app has not consumed yet.
+    var readBuffer = ByteQueue()
+    /// Frames received ahead of ``nextReadIndex``.
+    var pending: [UInt64: ReceivedFrame] = [:]
+    /// The stream offset at which the peer's direction ends, once its FIN is resolved.
+    public internal(set) var peerFinOffset: UInt64?
+
+    /// A frame kept for retransmission, with its exact ciphertext.
+    ///
+    /// Every frame is kept until the peer acknowledges it, ack-only frames included: a lost
+    /// box would otherwise leave a hole the peer's reader could wait on for ever.
+    struct RetainedFrame: Sendable, Hashable {
+        var dataOffset: UInt64
+        var dataLength: Int
+        var kind: FrameKind
+        var ciphertext: [UInt8]
+    }
+
+    /// A frame received ahead of order.
+    struct ReceivedFrame: Sendable, Hashable {
+        var dataOffset: UInt64
+        var data: [UInt8]
+        var fin: Bool
+    }
+
+    /// Creates the initial state of a new stream end.
+    init(mode: StreamMode, role: StreamRole, boxSize: Int, outbound: OutboundKeys?, inbound: InboundKeys?) {
+        self.mode = mode
+        self.role = role
+        self.boxSize = boxSize
+        self.outbound = outbound
+        self.inbound = inbound
+    }
+
+    /// App bytes written so far (framed or still buffered).
+    public var bytesWritten: UInt64 { framedBytes + UInt64(writeBuffer.count) }
+    /// Bytes the app has consumed so far.
+    public var bytesConsumed: UInt64 { deliveredBytes - UInt64(readBuffer.count) }
+    /// Bytes buffered for the app to read.
+    public var readableCount: Int { readBuffer.count }
+    /// Bytes buffered for sending.
+    public var writeBufferCount: Int { writeBuffer.count }
+    /// Frames awaiting acknowledgement or verification.
+    public var unackedCount: Int { unacked.count }
+    /// Data and FIN frames awaiting acknowledgement: the ones the send window counts.
+    var unackedWindowFrames: Int { unacked.values.lazy.filter { $0.kind.countsTowardWindow }.count }
+    /// Whether the peer's direction has ended and every byte of it was consumed.
+    public var isReadFinished: Bool { peerFinOffset != nil && readBuffer.isEmpty }
+    /// Whether every written byte, and the FIN if closed, was acknowledged.
+    public var isWriteSettled: Bool {
+        writeBuffer.isEmpty && !unacked.values.contains { $0.kind.countsTowardWindow } && (!closeRequested || finIndex != nil)
+    }
+}
+
+/// What a sent frame is for.
+public enum FrameKind: UInt8, Sendable, Hashable {
+    /// Carries stream data.
+    case data = 0
+    /// The first frame carrying FIN (it may carry data too).
+    case fin = 1
+    /// Carries only acknowledgements.
+    case ackOnly = 2
+    /// Asks the peer for an acknowledgement (a probe after a retransmission timeout).
+    case ping = 3
+
+    /// Whether the frame counts against the send window.
+    var countsTowardWindow: Bool { self == .data || self == .fin }
+    /// Whether the peer must acknowledge the frame, so it arms the retransmission timer.
+    var elicitsAck: Bool { self != .ackOnly }
+}
+
+/// One incremental change to a ``StreamCheckpoint``.
+public enum CheckpointDelta: Sendable, Hashable {
+    /// The app's bytes were accepted for sending.
+    case appended([UInt8])
+    /// The app closed its direction.
+    case closeRequested
+    /// A frame was created at `index`, consuming `dataLength` buffered bytes; its `ciphertext`
+    /// is kept for byte-identical retransmission until the peer acknowledges it.
+    case frameCreated(index: UInt64, dataLength: Int, kind: FrameKind, ciphertext: [UInt8])
+    /// A peer frame was received: its acknowledgements and data.
+    case frameReceived(Frame)
+    /// A multicast frame was read back from the store, so it no longer needs resending.
+    case verified(index: UInt64)
+    /// The app consumed bytes from the read buffer.
+    case consumed(Int)
+}
+
+/// A ``CheckpointDelta`` with its position in the stream's journal.
+public struct CheckpointRecord: Sendable, Hashable {
+    /// Position in the journal, counting from 1; durability is confirmed up to a sequence number.
+    public var sequence: UInt64
+    /// The change.
+    public var delta: CheckpointDelta
+
+    /// Creates a record.
+    public init(sequence: UInt64, delta: CheckpointDelta) {
+        self.sequence = sequence
+        self.delta = delta
+    }
+}
+
+extension StreamCheckpoint {
+    /// Folds journal records into the checkpoint, skipping those it already holds.
+    ///
+    /// - Throws: ``StreamError/Code-swift.struct/invalidCheckpoint`` if a record is missing
+    ///   (sequence numbers must be contiguous) or a record does not apply.
+    public mutating func replay(_ records: some Sequence<CheckpointRecord>) throws(StreamError) {
+        for record in records where record.sequence > sequence {
+            guard record.sequence == sequence + 1 else {
+                throw StreamError(.invalidCheckpoint, "journal record \(sequence + 1) is missing (next is \(record.sequence))")
+            }
+            do {
+                try apply(record.delta)
+            } catch {
+                throw StreamError(.invalidCheckpoint, "journal record \(record.sequence) does not apply: \(error.message)")
+            }
+            sequence = record.sequence
+        }
+    }
+
+    /// Applies one delta, after checking it fully; on error the state is unchanged.
+    public mutating func apply(_ delta: CheckpointDelta) throws(StreamError) {
+        func bad(_ why: String) -> StreamError { StreamError(.invalidCheckpoint, why) }
+        switch delta {
+        case .appended(let bytes):
+            guard outbound != nil else { throw bad("append on a stream end that cannot write") }
+            guard !closeRequested else { throw bad("append after close") }
+            writeBuffer.append(contentsOf: bytes)
+        case .closeRequested:
+            guard outbound != nil else { throw bad("close on a stream end that cannot write") }
+            closeRequested = true
+        case .frameCreated(let index, let length, let kind, let ciphertext):
+            let fin = kind == .fin
+            guard outbound != nil, index == nextWriteIndex else { throw bad("frame \(index) created out of order") }
+            guard length >= 0, length <= writeBuffer.count, kind == .data || kind == .fin || length == 0 else {
+                throw bad("frame \(index) takes more bytes than are buffered")
+            }
+            guard !fin || (closeRequested && finIndex == nil && length == writeBuffer.count) else { throw bad("misplaced FIN in frame \(index)") }
+            guard kind == .data || kind == .fin || mode == .endToEnd else { throw bad("control frame in a multicast stream") }
+            guard ciphertext.count == boxSize else { throw bad("frame \(index) has the wrong size") }
+            unacked[index] = RetainedFrame(dataOffset: framedBytes, dataLength: length, kind: kind, ciphertext: ciphertext)
+            writeBuffer.drop(length)
+            framedBytes += UInt64(length)
+            nextWriteIndex += 1
+            if fin { finIndex = index }
+        case .frameReceived(let frame):
+            try applyReceived(frame)
+        case .verified(let index):
+            guard mode == .multicast, outbound != nil else { throw bad("verification outside a multicast writer") }
+            unacked[index] = nil
+        case .consumed(let count):
+            guard count >= 0, count <= readBuffer.count else { throw bad("consumed more bytes than were buffered") }
+            readBuffer.drop(count)
+        }
+    }
+
+    private mutating func applyReceived(_ frame: Frame) throws(StreamError) {
+        func violation(_ why: String) -> StreamError { StreamError(.protocolViolation, why) }
+        guard inbound != nil else { throw violation("frame received on a stream end that cannot read") }
+        guard frame.index >= nextReadIndex, pending[frame.index] == nil else {
+            throw violation("frame \(frame.index) was already received")
+        }
+        // Acknowledgements must only name frames that exist.
+        if mode == .multicast || outbound == nil {
+            guard frame.cumulativeAck == 0, frame.sackRanges.isEmpty, !frame.flags.contains(.ping) else {
+                throw violation("a multicast frame carries acknowledgements")
+            }
+        } else {
+            guard frame.cumulativeAck <= nextWriteIndex else {
+                throw violation("the peer acknowledged frame \(frame.cumulativeAck - 1), but only \(nextWriteIndex) were sent")
+            }
+            if let last = frame.sackRanges.last, last.end > nextWriteIndex {
+                throw violation("the peer selectively acknowledged frames that were never sent")
+            }
+        }
+        let received = ReceivedFrame(dataOffset: frame.dataOffset, data: frame.data, fin: frame.flags.contains(.fin))
+        // Dry run of the resolution with this frame added: detects inconsistent offsets before any change.
+        _ = try resolve(adding: frame.index, received, commit: false)
+
+        if outbound != nil && mode == .endToEnd {
+            peerCumulativeAck = max(peerCumulativeAck, frame.cumulativeAck)
+            for index in unacked.keys where index < peerCumulativeAck || frame.sackRanges.contains(where: { $0.contains(index) }) {
+                unacked[index] = nil
+            }
+        }
+        _ = try resolve(adding: frame.index, received, commit: true)
+    }
+
+    /// Walks received frames from ``nextReadIndex`` in order, moving their data to the read buffer.
+    ///
+    /// A missing index is skipped when the next received frame starts at the delivered offset:
+    /// then no data can be missing, so the absent frame was an ack-only or ping frame whose
+    /// information later frames repeat. Data frames are never skipped.
+    private mutating func resolve(adding index: UInt64, _ frame: ReceivedFrame, commit: Bool) throws(StreamError) -> Bool {
+        func violation(_ why: String) -> StreamError { StreamError(.protocolViolation, why) }
+        var next = nextReadIndex
+        var delivered = deliveredBytes
+        var fin = peerFinOffset
+        var resolvedAny = false
+        var indices = pending.keys.filter { $0 >= next }
+        indices.append(index)
+        indices.sort()
+        for i in indices {
+            let candidate = i == index ? frame : pending[i]!
+            if candidate.dataOffset > delivered {
+                if i == next { throw violation("frame \(i) leaves a gap in the data") }
+                break  // The missing frames before it carry data; wait for them.
+            }
+            if candidate.dataOffset < delivered && !candidate.data.isEmpty {
+                throw violation("frame \(i) overlaps data already received")
+            }
+            if candidate.dataOffset < delivered { throw violation("frame \(i) has an offset behind the stream") }
+            let end = candidate.dataOffset + UInt64(candidate.data.count)
+            if let fin {
+                guard candidate.fin, end == fin else { throw violation("frame \(i) continues the stream past its end") }
+            } else if candidate.fin {
+                fin = end
+            }
+            if commit {
+                readBuffer.append(contentsOf: candidate.data)
+                pending[i] = nil
+            }
+            delivered = end
+            next = i + 1
+            resolvedAny = true
+        }
+        if commit {
+            nextReadIndex = next
+            deliveredBytes = delivered
+            peerFinOffset = fin
+            if index >= next { pending[index] = frame }
+        }
+        return resolvedAny
+    }
+}

@@ -1,0 +1,54 @@
+/// Tuning knobs of a stream; every value is bounded and checked by ``validate()``.
+///
+/// The defaults suit Pigeonhole over a mixnet: round trips of seconds, boxes of about 1.5 KiB.
+public struct StreamConfiguration: Hashable, Sendable {
+    /// The most data frames sent but not yet acknowledged (or, in multicast, not yet verified).
+    public var sendWindow: Int = 8
+    /// How many upcoming box indices an active stream reads in parallel.
+    public var readAhead: Int = 10
+    /// Bytes of app data buffered for sending before ``StreamMachine/appWrite(_:now:)`` accepts no more.
+    public var maxWriteBuffer: Int = 256 * 1024
+    /// Bytes of received data buffered for the app before the stream stops reading ahead.
+    public var maxReadBuffer: Int = 256 * 1024
+    /// The retransmission timeout before any round trip has been measured.
+    public var initialRetransmitTimeout: Duration = .seconds(3)
+    /// The smallest retransmission timeout.
+    public var minRetransmitTimeout: Duration = .milliseconds(200)
+    /// The largest retransmission timeout, after exponential backoff.
+    public var maxRetransmitTimeout: Duration = .seconds(120)
+    /// The largest fraction of random jitter added to each retransmission timeout.
+    public var retransmitJitter: Double = 0.25
+    /// How long a receiver waits to coalesce acknowledgements before sending an ack-only frame.
+    public var ackDelay: Duration = .milliseconds(100)
+    /// How long without activity before a stream counts as idle and switches to polling.
+    public var idleAfter: Duration = .seconds(30)
+    /// The first polling interval of an idle stream.
+    public var minIdlePollInterval: Duration = .seconds(1)
+    /// The longest polling interval of an idle stream; polling backs off up to this value.
+    public var maxIdlePollInterval: Duration = .seconds(300)
+    /// How many times one box may fail to decrypt before the stream reports ``StreamError/Code-swift.struct/frameDecrypt``.
+    public var maxDecryptFailures: Int = 3
+
+    /// Creates a configuration with the defaults.
+    public init() {}
+
+    /// Checks that every value is within its bounds.
+    public func validate() throws(StreamError) {
+        func check(_ condition: Bool, _ what: String) throws(StreamError) {
+            if !condition { throw StreamError(.invalidConfiguration, what) }
+        }
+        try check((1...1024).contains(sendWindow), "sendWindow must be 1...1024")
+        try check((1...1024).contains(readAhead), "readAhead must be 1...1024")
+        try check((1...(1 << 30)).contains(maxWriteBuffer), "maxWriteBuffer must be 1 B...1 GiB")
+        try check((1...(1 << 30)).contains(maxReadBuffer), "maxReadBuffer must be 1 B...1 GiB")
+        try check(minRetransmitTimeout > .zero, "minRetransmitTimeout must be positive")
+        try check(minRetransmitTimeout <= initialRetransmitTimeout, "initialRetransmitTimeout must be >= minRetransmitTimeout")
+        try check(initialRetransmitTimeout <= maxRetransmitTimeout, "maxRetransmitTimeout must be >= initialRetransmitTimeout")
+        try check((0...1).contains(retransmitJitter), "retransmitJitter must be 0...1")
+        try check(ackDelay >= .zero, "ackDelay must not be negative")
+        try check(idleAfter > .zero, "idleAfter must be positive")
+        try check(minIdlePollInterval > .zero, "minIdlePollInterval must be positive")
+        try check(minIdlePollInterval <= maxIdlePollInterval, "maxIdlePollInterval must be >= minIdlePollInterval")
+        try check((1...1000).contains(maxDecryptFailures), "maxDecryptFailures must be 1...1000")
+    }
+}

@@ -1,0 +1,726 @@
+/// Identifies one transport operation the machine asked for.
+public struct OperationID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    /// The raw, per-machine unique number.
+    public let rawValue: UInt64
+    public static func < (lhs: OperationID, rhs: OperationID) -> Bool { lhs.rawValue < rhs.rawValue }
+    public var description: String { "op\(rawValue)" }
+}
+
+/// Which of a stream's two box channels an operation uses.
+public enum StreamChannel: Sendable, Hashable {
+    /// The channel this end writes (read only to verify multicast frames).
+    case outbound
+    /// The channel the peer writes and this end reads.
+    case inbound
+}
+
+/// A transport operation for the embedder to perform, then report with
+/// ``StreamMachine/writeCompleted(_:result:now:)`` or ``StreamMachine/readCompleted(_:result:now:)``.
+public enum StreamAction: Sendable, Hashable {
+    /// Write `bytes` to box `index` of the outbound channel.
+    case write(OperationID, index: UInt64, bytes: [UInt8])
+    /// Read box `index` of `channel`.
+    case read(OperationID, channel: StreamChannel, index: UInt64, mode: BoxReadMode)
+    /// Cancel an operation started earlier; its completion, if any, is ignored.
+    case cancel(OperationID)
+}
+
+/// How the embedder confirms that journal records are durable.
+public enum StreamDurability: Sendable, Hashable {
+    /// No persistence: every change counts as durable at once and no journal is kept.
+    case automatic
+    /// The embedder takes the journal with ``StreamMachine/takeJournal()``, persists it, and
+    /// confirms with ``StreamMachine/markDurable(through:now:)``. Until then the machine holds
+    /// back the first send of new frames (so acknowledgements to the peer and data it carries
+    /// are never ahead of the disk), and the embedder must hold back telling the app that its
+    /// bytes were accepted.
+    case explicit
+}
+
+/// The sans-I/O state machine of one end of a stream.
+///
+/// It never touches a clock, a socket or a file. Inputs are app calls, transport completions
+/// and timer ticks, each with the current time; outputs are ``StreamAction``s, journal records
+/// (``CheckpointRecord``) and the next deadline. See `docs/PROTOCOL.md` for the protocol and
+/// `docs/ARCHITECTURE.md` for the invariants.
+public struct StreamMachine: Sendable {
+    /// The durable state.
+    public private(set) var checkpoint: StreamCheckpoint
+    /// The configuration.
+    public let configuration: StreamConfiguration
+    /// The durability mode.
+    public let durability: StreamDurability
+
+    private let outboundSealer: FrameSealer?
+    private let inboundSealer: FrameSealer?
+    private var random: JitterRandom
+    private var timer: RetransmitTimer
+
+    // Journal and durability gating.
+    private var journal: [CheckpointRecord] = []
+    /// The highest journal sequence confirmed durable.
+    public private(set) var durableSequence: UInt64
+    private var gatedWrites: [(sequence: UInt64, index: UInt64)] = []
+
+    private var actions: [StreamAction] = []
+    private var nextOperation: UInt64 = 1
+
+    // Sending.
+    private struct SendRecord {
+        var firstSent: StreamTime
+        var lastSent: StreamTime
+        var transmissions: Int
+        var inFlight: OperationID?
+    }
+    private var sendRecords: [UInt64: SendRecord] = [:]
+    private var writeOperations: [OperationID: UInt64] = [:]
+    private var retransmitAt: StreamTime?
+    private var probeRequested = false
+    private static let maxOutstandingProbes = 64
+
+    // Acknowledging.
+    private var ackDeadline: StreamTime?
+    private var elicitingSinceAck = 0
+
+    // Reading.
+    private struct ReadRecord {
+        var channel: StreamChannel
+        var index: UInt64
+        var mode: BoxReadMode
+    }
+    private var readOperations: [OperationID: ReadRecord] = [:]
+    private var inboundReads: [UInt64: OperationID] = [:]
+    private var verifyReads: [UInt64: OperationID] = [:]
+    private var retryReadAt: [UInt64: StreamTime] = [:]
+    private var decryptFailures: [UInt64: Int] = [:]
+    private var lastActivity: StreamTime
+    private var wasActive = true
+    private var pollInterval: Duration
+    private var nextPollAt: StreamTime
+    /// When the read scheduler next has something to do (a retry, a poll, or going idle).
+    private var readWakeAt: StreamTime?
+
+    /// The error that stopped the stream, if any.
+    public private(set) var failure: StreamError?
+    /// Whether ``halt()`` was called.
+    public private(set) var isHalted = false
+
+    // MARK: - Creating and restoring
+
+    /// Creates one end of a new stream.
+    ///
+    /// - Parameters:
+    ///   - address: the stream's address.
+    ///   - role: ``StreamRole/listener`` for the end that created the address.
+    ///   - boxSize: the transport's exact box size (``BoxChannel/payloadSize``).
+    ///   - randomSeed: seeds timer jitter; pass a fixed value for reproducible simulations.
+    public init(
+        address: StreamAddress, role: StreamRole, boxSize: Int, configuration: StreamConfiguration = .init(),
+        durability: StreamDurability = .automatic, now: StreamTime, randomSeed: UInt64
+    ) throws(StreamError) {
+        try Self.checkBoxSize(boxSize)
+        let keys = try address.keys(as: role)
+        let checkpoint = StreamCheckpoint(mode: address.mode, role: role, boxSize: boxSize, outbound: keys.outbound, inbound: keys.inbound)
+        try self.init(checkpoint: checkpoint, configuration: configuration, durability: durability, now: now, randomSeed: randomSeed)
+    }
+
+    /// Restores one end of a stream from a checkpoint and the journal records made after it.
+    ///
+    /// Every frame that was created but not acknowledged is sent again, byte-identical.
+    ///
+    /// - Throws: ``StreamError/Code-swift.struct/geometryChanged`` if `boxSize` differs from the
+    ///   checkpoint's, ``StreamError/Code-swift.struct/invalidCheckpoint`` if records are missing.
+    public init(
+        restoring checkpoint: StreamCheckpoint, journal records: [CheckpointRecord] = [], boxSize: Int,
+        configuration: StreamConfiguration = .init(), durability: StreamDurability = .automatic,
+        now: StreamTime, randomSeed: UInt64
+    ) throws(StreamError) {
+        guard boxSize == checkpoint.boxSize else {
+            throw StreamError(.geometryChanged, "the transport's box size is \(boxSize) bytes but the stream was created with \(checkpoint.boxSize)")
+        }
+        var restored = checkpoint
+        try restored.replay(records)
+        try self.init(checkpoint: restored, configuration: configuration, durability: durability, now: now, randomSeed: randomSeed)
+        // Resend every frame still unacknowledged, in order, as soon as the embedder asks.
+        gatedWrites = restored.unacked.keys.sorted().map { (sequence: 0, index: $0) }
+        advance(now: now)
+    }
+
+    private init(
+        checkpoint: StreamCheckpoint, configuration: StreamConfiguration, durability: StreamDurability,
+        now: StreamTime, randomSeed: UInt64
+    ) throws(StreamError) {
+        try configuration.validate()
+        self.checkpoint = checkpoint
+        self.configuration = configuration
+        self.durability = durability
+        durableSequence = checkpoint.sequence
+        outboundSealer = checkpoint.outbound.map { FrameSealer(outbound: $0, boxSize: checkpoint.boxSize) }
+        inboundSealer = checkpoint.inbound.map { FrameSealer(inbound: $0, boxSize: checkpoint.boxSize) }
+        random = JitterRandom(seed: randomSeed)
+        timer = RetransmitTimer(configuration: configuration)
+        lastActivity = now
+        pollInterval = configuration.minIdlePollInterval
+        nextPollAt = now
+    }
+
+    static func checkBoxSize(_ boxSize: Int) throws(StreamError) {
+        guard (FrameSealer.minBoxSize...FrameSealer.maxBoxSize).contains(boxSize) else {
+            throw StreamError(.geometryChanged, "box size \(boxSize) is outside \(FrameSealer.minBoxSize)...\(FrameSealer.maxBoxSize)")
+        }
+    }
+
+    // MARK: - App inputs
+
+    /// How many more bytes ``appWrite(_:now:)`` would accept now.
+    public var writeCapacity: Int {
+        guard checkpoint.outbound != nil, !checkpoint.closeRequested, failure == nil, !isHalted else { return 0 }
+        return max(0, configuration.maxWriteBuffer - checkpoint.writeBufferCount)
+    }
+
+    /// Offers app bytes for sending.
+    ///
+    /// - Returns: how many bytes (a prefix) were accepted, and the journal sequence that must be
+    ///   durable before the app may be told they were accepted.
+    /// - Throws: ``StreamError/Code-swift.struct/closed`` after ``appClose(now:)``,
+    ///   ``StreamError/Code-swift.struct/readOnly`` on a multicast reader, or the stream's failure.
+    @discardableResult
+    public mutating func appWrite(_ bytes: [UInt8], now: StreamTime) throws(StreamError) -> (accepted: Int, sequence: UInt64) {
+        try checkUsable()
+        guard checkpoint.outbound != nil else { throw StreamError(.readOnly, "this end of the stream can only read") }
+        guard !checkpoint.closeRequested else { throw StreamError(.closed, "the stream was closed for writing") }
+        let accepted = min(bytes.count, writeCapacity)
+        guard accepted > 0 else { return (0, lastSequence) }
+        recordOrFail(.appended(accepted == bytes.count ? bytes : Array(bytes.prefix(accepted))))
+        lastActivity = now
+        advance(now: now)
+        return (accepted, lastSequence)
+    }
+
+    /// Takes up to `maxLength` received bytes, in order.
+    ///
+    /// - Returns: the bytes; empty if none are buffered (check ``isReadFinished`` for the end).
+    public mutating func appRead(maxLength: Int, now: StreamTime) -> [UInt8] {
+        let count = min(maxLength, checkpoint.readableCount)
+        guard count > 0 else { return [] }
+        let bytes = Array(checkpoint.readBuffer.bytes.prefix(count))
+        recordOrFail(.consumed(count))
+        advance(now: now)
+        return bytes
+    }
+
+    /// Closes this end's direction once everything buffered is sent (a half-close).
+    public mutating func appClose(now: StreamTime) throws(StreamError) {
+        try checkUsable()
+        guard checkpoint.outbound != nil else { throw StreamError(.readOnly, "this end of the stream can only read") }
+        guard !checkpoint.closeRequested else { return }
+        recordOrFail(.closeRequested)
+        lastActivity = now
+        advance(now: now)
+    }
+
+    /// Stops all work: cancels every operation and ignores later completions.
+    public mutating func halt() {
+        guard !isHalted else { return }
+        isHalted = true
+        cancelAllOperations()
+    }
+
+    // MARK: - Transport and timer inputs
+
+    /// Reports the outcome of a ``StreamAction/write(_:index:bytes:)``.
+    public mutating func writeCompleted(_ operation: OperationID, result: Result<Void, BoxTransportError>, now: StreamTime) {
+        guard let index = writeOperations.removeValue(forKey: operation) else { return }
+        if sendRecords[index]?.inFlight == operation { sendRecords[index]?.inFlight = nil }
+        guard failure == nil, !isHalted else { return }
+        switch result {
+        case .success:
+            if checkpoint.mode == .multicast, checkpoint.unacked[index] != nil, verifyReads[index] == nil {
+                verifyReads[index] = startRead(channel: .outbound, index: index, mode: .poll)
+            }
+        case .failure(let error) where error.code == .alreadyExists:
+            fail(StreamError(.transport, "box \(index) already holds different data; refusing to write another frame there"))
+        case .failure(let error) where !error.isTransient:
+            fail(StreamError(.transport, "writing box \(index) failed: \(error.message)"))
+        case .failure:
+            break  // The retransmission timer resends it.
+        }
+        advance(now: now)
+    }
+
+    /// Reports the outcome of a ``StreamAction/read(_:channel:index:mode:)``: the box's bytes,
+    /// `nil` if it has not been written yet, or an error.
+    public mutating func readCompleted(_ operation: OperationID, result: Result<[UInt8]?, BoxTransportError>, now: StreamTime) {
+        guard let record = readOperations.removeValue(forKey: operation) else { return }
+        guard failure == nil, !isHalted else { return }
+        switch record.channel {
+        case .outbound: verifyCompleted(record.index, operation: operation, result: result, now: now)
+        case .inbound: inboundReadCompleted(record, operation: operation, result: result, now: now)
+        }
+        advance(now: now)
+    }
+
+    /// Confirms that journal records up to `sequence` are durable, releasing held-back sends.
+    public mutating func markDurable(through sequence: UInt64, now: StreamTime) {
+        durableSequence = max(durableSequence, min(sequence, lastSequence))
+        advance(now: now)
+    }
+
+    /// Runs the timers that are due; call at or after ``nextDeadline``.
+    public mutating func handleTimers(now: StreamTime) {
+        guard failure == nil, !isHalted else { return }
+        if let due = retransmitAt, now >= due { retransmit(now: now) }
+        advance(now: now)
+    }
+
+    // MARK: - Outputs
+
+    /// Takes the transport operations to perform, in order.
+    public mutating func takeActions() -> [StreamAction] {
+        defer { actions.removeAll(keepingCapacity: true) }
+        return actions
+    }
+
+    /// Takes the journal records made since the last call (``StreamDurability/explicit`` only).
+    public mutating func takeJournal() -> [CheckpointRecord] {
+        defer { journal.removeAll(keepingCapacity: true) }
+        return journal
+    }
+
+    /// The earliest time at which ``handleTimers(now:)`` has work, if any.
+    public var nextDeadline: StreamTime? {
+        guard failure == nil, !isHalted else { return nil }
+        var deadline: StreamTime?
+        func consider(_ time: StreamTime?) {
+            if let time, deadline.map({ time < $0 }) ?? true { deadline = time }
+        }
+        consider(retransmitAt)
+        consider(ackDeadline)
+        consider(readWakeAt)
+        return deadline
+    }
+
+    /// The journal sequence of the latest change.
+    public var lastSequence: UInt64 { checkpoint.sequence }
+
+    /// Whether the peer's direction ended and the app consumed all of it.
+    public var isReadFinished: Bool { checkpoint.isReadFinished }
+
+    /// Whether every byte written so far, and the FIN if closed, reached the peer (or, in
+    /// multicast, was verified in the store).
+    public var isWriteSettled: Bool { checkpoint.isWriteSettled }
+
+    /// Whether this end closed its direction and the peer acknowledged the FIN.
+    public var isClosed: Bool { checkpoint.closeRequested && checkpoint.isWriteSettled }
+
+    /// A short, secret-free summary for logs and status displays.
+    public var status: StreamStatus {
+        StreamStatus(
+            mode: checkpoint.mode, role: checkpoint.role, bytesWritten: checkpoint.bytesWritten,
+            bytesConsumed: checkpoint.bytesConsumed, readable: checkpoint.readableCount,
+            writeBuffered: checkpoint.writeBufferCount, unackedFrames: checkpoint.unackedCount,
+            nextWriteIndex: checkpoint.nextWriteIndex, nextReadIndex: checkpoint.nextReadIndex,
+            isClosed: isClosed, isReadFinished: isReadFinished, smoothedRTT: timer.smoothedRTT,
+            failure: failure)
+    }
+
+    /// A detailed, secret-free dump of the machine's timers and outstanding frames and reads,
+    /// for debugging.
+    public var diagnostics: String {
+        let frames = checkpoint.unacked.keys.sorted().prefix(40).map { index -> String in
+            let record = sendRecords[index]
+            let sent = record.map { "sent\($0.transmissions)@\($0.lastSent)\($0.inFlight == nil ? "" : "*")" } ?? "unsent"
+            return "\(index):\(checkpoint.unacked[index]!.kind):\(sent)"
+        }
+        let reads = readOperations.values.map { "\($0.channel == .inbound ? "in" : "out")\($0.index)/\($0.mode)" }.sorted()
+        return "unacked=\(frames) reads=\(reads) retransmitAt=\(retransmitAt.map { "\($0)" } ?? "-") "
+            + "ackDeadline=\(ackDeadline.map { "\($0)" } ?? "-") readWakeAt=\(readWakeAt.map { "\($0)" } ?? "-") "
+            + "active=\(wasActive) pollInterval=\(pollInterval) rto=\(timer.baseTimeout) backoff=\(timer.backoffExponent) "
+            + "gated=\(gatedWrites.count) durable=\(durableSequence)/\(lastSequence) peerAck=\(checkpoint.peerCumulativeAck) "
+            + "pending=\(checkpoint.pending.keys.sorted())"
+    }
+
+    // MARK: - Internals: journal
+
+    private mutating func recordOrFail(_ delta: CheckpointDelta) {
+        do {
+            try record(delta)
+        } catch {
+            fail(error)
+        }
+    }
+
+    private mutating func record(_ delta: CheckpointDelta) throws(StreamError) {
+        try checkpoint.apply(delta)
+        checkpoint.sequence += 1
+        if durability == .explicit {
+            journal.append(CheckpointRecord(sequence: checkpoint.sequence, delta: delta))
+        } else {
+            durableSequence = checkpoint.sequence
+        }
+    }
+
+    private mutating func checkUsable() throws(StreamError) {
+        if let failure { throw failure }
+        if isHalted { throw StreamError(.halted, "the stream was halted") }
+    }
+
+    private mutating func fail(_ error: StreamError) {
+        guard failure == nil else { return }
+        failure = error
+        cancelAllOperations()
+    }
+
+    private mutating func cancelAllOperations() {
+        for operation in (Array(readOperations.keys) + Array(writeOperations.keys)).sorted() {
+            actions.append(.cancel(operation))
+        }
+        readOperations.removeAll()
+        writeOperations.removeAll()
+        inboundReads.removeAll()
+        verifyReads.removeAll()
+        gatedWrites.removeAll()
+        retransmitAt = nil
+        ackDeadline = nil
+    }
+
+    private mutating func newOperation() -> OperationID {
+        defer { nextOperation += 1 }
+        return OperationID(rawValue: nextOperation)
+    }
+
+    // MARK: - Internals: the pump
+
+    /// Does everything the current state allows: creates frames, releases durable sends,
+    /// sends acknowledgements and keeps the read window full.
+    private mutating func advance(now: StreamTime) {
+        guard failure == nil, !isHalted else { return }
+        createFrames(now: now)
+        releaseGatedWrites(now: now)
+        scheduleReads(now: now)
+    }
+
+    private mutating func createFrames(now: StreamTime) {
+        guard let sealer = outboundSealer else { return }
+        let endToEnd = checkpoint.mode == .endToEnd
+        var createdEliciting = false
+        var createdAny = false
+        while failure == nil, checkpoint.unackedWindowFrames < configuration.sendWindow {
+            let buffered = checkpoint.writeBufferCount
+            let finDue = checkpoint.closeRequested && checkpoint.finIndex == nil
+            guard buffered > 0 || finDue else { break }
+            let sack = endToEnd ? currentSackRanges() : []
+            let take = min(buffered, Frame.dataCapacity(plaintextSize: sealer.plaintextSize, sackCount: sack.count))
+            let fin = finDue && take == buffered
+            let frame = makeFrame(flags: fin ? .fin : [], sack: sack, data: Array(checkpoint.writeBuffer.bytes.prefix(take)))
+            emitFrame(frame, kind: fin ? .fin : .data, sealer: sealer)
+            createdEliciting = true
+            createdAny = true
+        }
+        guard endToEnd, failure == nil else { return }
+        if probeRequested && !createdEliciting {
+            let outstandingProbes = checkpoint.unacked.values.lazy.filter { $0.kind == .ping }.count
+            if outstandingProbes < Self.maxOutstandingProbes {
+                emitFrame(makeFrame(flags: .ping, sack: currentSackRanges(), data: []), kind: .ping, sealer: sealer)
+                createdAny = true
+            }
+        }
+        probeRequested = false
+        if !createdAny, let due = ackDeadline, now >= due, checkpoint.inbound != nil {
+            emitFrame(makeFrame(flags: [], sack: currentSackRanges(), data: []), kind: .ackOnly, sealer: sealer)
+            createdAny = true
+        }
+        if createdAny {
+            ackDeadline = nil
+            elicitingSinceAck = 0
+        }
+    }
+
+    private func makeFrame(flags: Frame.Flags, sack: [IndexRange], data: [UInt8]) -> Frame {
+        var flags = flags
+        if checkpoint.finIndex != nil { flags.insert(.fin) }  // FIN is repeated on every later frame.
+        let endToEnd = checkpoint.mode == .endToEnd
+        return Frame(
+            index: checkpoint.nextWriteIndex, flags: flags, dataOffset: checkpoint.framedBytes,
+            cumulativeAck: endToEnd ? checkpoint.nextReadIndex : 0, sackRanges: sack, data: data)
+    }
+
+    private mutating func emitFrame(_ frame: Frame, kind: FrameKind, sealer: FrameSealer) {
+        let ciphertext = sealer.seal(frame)
+        recordOrFail(.frameCreated(index: frame.index, dataLength: frame.data.count, kind: kind, ciphertext: ciphertext))
+        gatedWrites.append((sequence: lastSequence, index: frame.index))
+    }
+
+    /// The ranges of peer frames held above the cumulative acknowledgement, lowest first.
+    private func currentSackRanges() -> [IndexRange] {
+        var ranges: [IndexRange] = []
+        for index in checkpoint.pending.keys.sorted() where index >= checkpoint.nextReadIndex {
+            if let last = ranges.last, last.end == index, last.count < UInt32.max {
+                ranges[ranges.count - 1].count += 1
+            } else {
+                if ranges.count == Frame.maxSackRanges { break }
+                ranges.append(IndexRange(start: index, count: 1))
+            }
+        }
+        return ranges
+    }
+
+    /// Sends frames whose creation is durable, in index order.
+    private mutating func releaseGatedWrites(now: StreamTime) {
+        var released = 0
+        for entry in gatedWrites {
+            guard entry.sequence <= durableSequence else { break }
+            released += 1
+            transmit(entry.index, now: now)
+        }
+        gatedWrites.removeFirst(released)
+    }
+
+    /// Writes a retained frame's exact ciphertext.
+    private mutating func transmit(_ index: UInt64, now: StreamTime) {
+        guard let frame = checkpoint.unacked[index], sendRecords[index]?.inFlight == nil else { return }
+        let operation = newOperation()
+        writeOperations[operation] = index
+        actions.append(.write(operation, index: index, bytes: frame.ciphertext))
+        if var record = sendRecords[index] {
+            record.lastSent = now
+            record.transmissions += 1
+            record.inFlight = operation
+            sendRecords[index] = record
+        } else {
+            sendRecords[index] = SendRecord(firstSent: now, lastSent: now, transmissions: 1, inFlight: operation)
+        }
+        if retransmitAt == nil && frame.kind.elicitsAck { armRetransmitTimer(now: now) }
+    }
+
+    /// Restarts the retransmission timer from now, or stops it if nothing needs acknowledging.
+    private mutating func armRetransmitTimer(now: StreamTime) {
+        let waiting = checkpoint.unacked.contains { index, frame in frame.kind.elicitsAck && sendRecords[index] != nil }
+        retransmitAt = waiting ? now + timer.timeout(jitter: random.unit()) : nil
+    }
+
+    /// The retransmission timeout fired: resend what may be lost and probe for lost acknowledgements.
+    private mutating func retransmit(now: StreamTime) {
+        timer.backOff()
+        let elicitingIndices = checkpoint.unacked.filter { $0.value.kind.elicitsAck }.keys
+        guard let highest = elicitingIndices.max() else {
+            retransmitAt = nil
+            return
+        }
+        // Every unacknowledged frame up to the newest one that needs an answer is resent, ack-only
+        // frames included: the peer's acknowledgements may be stale, and it may be waiting on
+        // any of these boxes.
+        for index in checkpoint.unacked.keys.sorted() where index <= highest {
+            guard sendRecords[index]?.inFlight == nil, sendRecords[index] != nil else { continue }
+            transmit(index, now: now)
+        }
+        // A new frame the peer must acknowledge, in case only its acknowledgements were lost:
+        // rewriting a box the peer already read shows it nothing new.
+        if checkpoint.mode == .endToEnd { probeRequested = true }
+        armRetransmitTimer(now: now)
+    }
+
+    /// Processes acknowledgement progress: RTT samples, backoff reset, fast retransmission.
+    private mutating func acknowledged(_ indices: [UInt64], now: StreamTime) {
+        guard !indices.isEmpty else { return }
+        var progress = false
+        for index in indices {
+            guard let record = sendRecords.removeValue(forKey: index) else { continue }
+            if let operation = record.inFlight {
+                writeOperations[operation] = nil
+                actions.append(.cancel(operation))
+            }
+            if record.transmissions == 1 { timer.addSample(now - record.firstSent) }
+            progress = true
+        }
+        for index in indices {
+            if let operation = verifyReads.removeValue(forKey: index) {
+                readOperations[operation] = nil
+                actions.append(.cancel(operation))
+            }
+        }
+        if progress { timer.resetBackoff() }
+        armRetransmitTimer(now: now)
+    }
+
+    /// Resends frames a peer frame shows to be missing: the one its reader waits on (its
+    /// cumulative acknowledgement) and those below its highest selective acknowledgement.
+    ///
+    /// The frame the peer waits on is resent even if it is an ack-only frame, which the
+    /// retransmission timer alone would not resend: otherwise a peer stuck on a lost
+    /// ack-only box would never read the acknowledgements behind it.
+    private mutating func fastRetransmit(after frame: Frame, now: StreamTime) {
+        let waitedOn = checkpoint.unacked[frame.cumulativeAck] != nil ? frame.cumulativeAck : nil
+        let sackTop = frame.sackRanges.last?.end ?? 0
+        let threshold = timer.smoothedRTT.map { $0.scaled(by: 9.0 / 8.0) } ?? timer.baseTimeout
+        for index in checkpoint.unacked.keys.sorted() where index < sackTop || index == waitedOn {
+            guard let record = sendRecords[index], record.inFlight == nil, now - record.lastSent >= threshold else { continue }
+            transmit(index, now: now)
+        }
+    }
+
+    // MARK: - Internals: reading
+
+    private mutating func startRead(channel: StreamChannel, index: UInt64, mode: BoxReadMode) -> OperationID {
+        let operation = newOperation()
+        readOperations[operation] = ReadRecord(channel: channel, index: index, mode: mode)
+        actions.append(.read(operation, channel: channel, index: index, mode: mode))
+        return operation
+    }
+
+    private mutating func cancelRead(_ operation: OperationID) {
+        readOperations[operation] = nil
+        actions.append(.cancel(operation))
+    }
+
+    /// Whether the stream is active: it expects frames soon, so it keeps blocking reads open.
+    ///
+    /// A stream stays active for ``StreamConfiguration/idleAfter`` after its last activity, and
+    /// at least twice the current retransmission timeout, so that a peer retransmitting with
+    /// backoff does not find it polling slowly.
+    private func isActive(now: StreamTime) -> Bool {
+        now < lastActivity + activeWindow || !checkpoint.isWriteSettled || ackDeadline != nil
+            || checkpoint.unacked.values.contains { $0.kind.elicitsAck }
+    }
+
+    private var activeWindow: Duration { max(configuration.idleAfter, timer.timeout(jitter: 0) * 2) }
+
+    /// Keeps the read window full while active; polls the next index with backoff while idle.
+    private mutating func scheduleReads(now: StreamTime) {
+        readWakeAt = nil
+        guard checkpoint.inbound != nil else { return }
+        let first = checkpoint.nextReadIndex
+        for (index, operation) in inboundReads where index < first || checkpoint.pending[index] != nil {
+            inboundReads[index] = nil
+            cancelRead(operation)
+        }
+        retryReadAt = retryReadAt.filter { $0.key >= first }
+        decryptFailures = decryptFailures.filter { $0.key >= first }
+
+        let active = isActive(now: now)
+        if active != wasActive {
+            wasActive = active
+            if active {
+                pollInterval = configuration.minIdlePollInterval
+            } else {
+                // Going idle: stop the blocking reads, poll the next index instead.
+                for (_, operation) in inboundReads where readOperations[operation]?.mode == .wait { cancelRead(operation) }
+                inboundReads = inboundReads.filter { readOperations[$0.value] != nil }
+                nextPollAt = now
+            }
+        }
+        // Bounded buffering: stop reading while the app leaves a full buffer unread; its next
+        // read resumes the stream.
+        guard checkpoint.readableCount < configuration.maxReadBuffer else { return }
+        func wake(at time: StreamTime) {
+            if readWakeAt.map({ time < $0 }) ?? true { readWakeAt = time }
+        }
+        if active {
+            for index in first..<(first + UInt64(configuration.readAhead)) {
+                guard checkpoint.pending[index] == nil, inboundReads[index] == nil else { continue }
+                if let retry = retryReadAt[index], retry > now {
+                    wake(at: retry)
+                    continue
+                }
+                retryReadAt[index] = nil
+                inboundReads[index] = startRead(channel: .inbound, index: index, mode: .wait)
+            }
+            let idleAt = lastActivity + activeWindow
+            if idleAt > now { wake(at: idleAt) }
+        } else if inboundReads.isEmpty {
+            if now >= nextPollAt {
+                inboundReads[first] = startRead(channel: .inbound, index: first, mode: .poll)
+            } else {
+                wake(at: nextPollAt)
+            }
+        }
+    }
+
+    private mutating func inboundReadCompleted(_ record: ReadRecord, operation: OperationID, result: Result<[UInt8]?, BoxTransportError>, now: StreamTime) {
+        let index = record.index
+        if inboundReads[index] == operation { inboundReads[index] = nil }
+        switch result {
+        case .failure(let error) where error.code == .permissionDenied:
+            fail(StreamError(.transport, "reading box \(index) was refused: \(error.message)"))
+        case .failure:
+            retryReadAt[index] = now + timer.baseTimeout
+        case .success(nil):
+            if record.mode == .poll {
+                pollInterval = min(pollInterval * 2, configuration.maxIdlePollInterval)
+                nextPollAt = now + pollInterval.scaled(by: 1 + 0.25 * random.unit())
+            } else {
+                // The transport stopped waiting; ask again shortly (not in a tight loop).
+                retryReadAt[index] = now + configuration.minRetransmitTimeout
+            }
+        case .success(let bytes?):
+            guard index >= checkpoint.nextReadIndex, checkpoint.pending[index] == nil, let sealer = inboundSealer else { return }
+            let frame: Frame
+            do {
+                frame = try sealer.open(bytes, index: index)
+            } catch where error.code == .frameDecrypt {
+                let failures = decryptFailures[index, default: 0] + 1
+                decryptFailures[index] = failures
+                if failures >= configuration.maxDecryptFailures {
+                    fail(StreamError(.frameDecrypt, "box \(index) failed to decrypt \(failures) times: \(error.message)"))
+                } else {
+                    retryReadAt[index] = now + timer.baseTimeout
+                }
+                return
+            } catch {
+                fail(error)
+                return
+            }
+            receive(frame, now: now)
+        }
+    }
+
+    private mutating func receive(_ frame: Frame, now: StreamTime) {
+        let elicits = !frame.data.isEmpty || frame.flags.contains(.ping)
+            || (frame.flags.contains(.fin) && checkpoint.peerFinOffset == nil)
+        let unackedBefore = Set(checkpoint.unacked.keys)
+        do {
+            try record(.frameReceived(frame))
+        } catch {
+            fail(error)
+            return
+        }
+        decryptFailures[frame.index] = nil
+        lastActivity = now
+        acknowledged(unackedBefore.subtracting(checkpoint.unacked.keys).sorted(), now: now)
+        fastRetransmit(after: frame, now: now)
+        if elicits, checkpoint.mode == .endToEnd, checkpoint.outbound != nil {
+            elicitingSinceAck += 1
+            let immediate = elicitingSinceAck >= max(2, configuration.readAhead / 2)
+            let due = immediate ? now : now + configuration.ackDelay
+            ackDeadline = min(ackDeadline ?? due, due)
+        }
+    }
+
+    private mutating func verifyCompleted(_ index: UInt64, operation: OperationID, result: Result<[UInt8]?, BoxTransportError>, now: StreamTime) {
+        if verifyReads[index] == operation { verifyReads[index] = nil }
+        guard case .success(let bytes?) = result, let frame = checkpoint.unacked[index] else { return }
+        guard bytes == frame.ciphertext else {
+            fail(StreamError(.transport, "box \(index) holds different data than this stream wrote"))
+            return
+        }
+        recordOrFail(.verified(index: index))
+        acknowledged([index], now: now)
+    }
+}
+
+/// A secret-free snapshot of a stream's progress, for logs and status displays.
+public struct StreamStatus: Sendable, Hashable {
+    public var mode: StreamMode
+    public var role: StreamRole
+    public var bytesWritten: UInt64
+    public var bytesConsumed: UInt64
+    public var readable: Int
+    public var writeBuffered: Int
+    public var unackedFrames: Int
+    public var nextWriteIndex: UInt64
+    public var nextReadIndex: UInt64
+    public var isClosed: Bool
+    public var isReadFinished: Bool
+    public var smoothedRTT: Duration?
+    public var failure: StreamError?
+}

@@ -1,0 +1,332 @@
+/// Persists a stream's journal, so that what the stream promises survives a crash.
+///
+/// streamd implements this over SQLite; tests use an in-memory log.
+public protocol StreamPersistence: Sendable {
+    /// Durably appends journal records, in order; returns only once they survive power loss.
+    func persist(_ records: [CheckpointRecord]) async throws
+}
+
+/// A reliable, encrypted byte stream over a ``BoxStore``: the async face of ``StreamMachine``.
+///
+/// `Stream` performs the machine's transport operations as tasks, runs its timers on a real
+/// clock, persists its journal when given a ``StreamPersistence``, and suspends callers until
+/// their condition holds. Every wait re-checks state inside the actor, so no wake-up is lost.
+///
+/// ```swift
+/// let address = StreamAddress.generate()
+/// let alice = try await Stream.listen(address: address, store: store)
+/// let bob = try await Stream.dial(address: address, store: store)
+/// try await alice.write(Array("hello".utf8))
+/// let chunk = try await bob.read()   // [104, 101, 108, 108, 111]
+/// ```
+public actor Stream {
+    private var machine: StreamMachine
+    private let outbound: (any BoxChannel)?
+    private let inbound: (any BoxChannel)?
+    private let persistence: (any StreamPersistence)?
+    private let clock = ContinuousClock()
+    private let origin: ContinuousClock.Instant
+
+    private var operations: [OperationID: Task<Void, Never>] = [:]
+    private var timerTask: Task<Void, Never>?
+    private var timerDeadline: StreamTime?
+    private var persisting = false
+    private var persistenceFailure: StreamError?
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    // MARK: - Opening
+
+    /// Opens the listening end (the one that created the address) of a stream.
+    public static func listen(
+        address: StreamAddress, store: any BoxStore, configuration: StreamConfiguration = .init(),
+        persistence: (any StreamPersistence)? = nil
+    ) async throws -> Stream {
+        try await open(address: address, role: .listener, store: store, configuration: configuration, persistence: persistence)
+    }
+
+    /// Opens the dialing end of a stream; a multicast reader dials with a read-only address.
+    public static func dial(
+        address: StreamAddress, store: any BoxStore, configuration: StreamConfiguration = .init(),
+        persistence: (any StreamPersistence)? = nil
+    ) async throws -> Stream {
+        try await open(address: address, role: .dialer, store: store, configuration: configuration, persistence: persistence)
+    }
+
+    private static func open(
+        address: StreamAddress, role: StreamRole, store: any BoxStore, configuration: StreamConfiguration,
+        persistence: (any StreamPersistence)?
+    ) async throws -> Stream {
+        let boxSize = try await store.payloadSize()
+        let machine = try StreamMachine(
+            address: address, role: role, boxSize: boxSize, configuration: configuration,
+            durability: persistence == nil ? .automatic : .explicit, now: .zero, randomSeed: UInt64.random(in: .min ... .max))
+        return try await Stream(machine: machine, store: store, persistence: persistence)
+    }
+
+    /// Restores a stream from a checkpoint and the journal records persisted after it.
+    ///
+    /// - Throws: ``StreamError/Code-swift.struct/geometryChanged`` if the store's box size
+    ///   differs from the checkpoint's.
+    public static func restore(
+        checkpoint: StreamCheckpoint, journal: [CheckpointRecord] = [], store: any BoxStore,
+        configuration: StreamConfiguration = .init(), persistence: (any StreamPersistence)? = nil
+    ) async throws -> Stream {
+        let boxSize = try await store.payloadSize()
+        let machine = try StreamMachine(
+            restoring: checkpoint, journal: journal, boxSize: boxSize, configuration: configuration,
+            durability: persistence == nil ? .automatic : .explicit, now: .zero, randomSeed: UInt64.random(in: .min ... .max))
+        return try await Stream(machine: machine, store: store, persistence: persistence)
+    }
+
+    private init(machine: StreamMachine, store: any BoxStore, persistence: (any StreamPersistence)?) async throws {
+        let checkpoint = machine.checkpoint
+        if let keys = checkpoint.outbound {
+            outbound = try await store.channel(.writerSeed(keys.boxSeed))
+        } else {
+            outbound = nil
+        }
+        if let keys = checkpoint.inbound {
+            inbound = try await store.channel(keys.channel)
+        } else {
+            inbound = nil
+        }
+        self.machine = machine
+        self.persistence = persistence
+        origin = clock.now
+        step()
+    }
+
+    // MARK: - Data
+
+    /// Writes all of `bytes`, returning once the stream has accepted them durably.
+    ///
+    /// Waits while the send buffer is full. It does not wait for the peer; see ``sync()``.
+    public func write(_ bytes: [UInt8]) async throws {
+        var remaining = bytes[...]
+        var mustBeDurable: UInt64 = 0
+        while !remaining.isEmpty {
+            let (accepted, sequence) = try machine.appWrite(Array(remaining), now: now)
+            remaining = remaining.dropFirst(accepted)
+            mustBeDurable = sequence
+            step()
+            if !remaining.isEmpty {
+                try await waitUntil { $0.machine.writeCapacity > 0 }
+            }
+        }
+        try await waitUntil { $0.machine.durableSequence >= mustBeDurable }
+    }
+
+    /// Reads the next bytes, waiting until some arrive.
+    ///
+    /// - Returns: up to `maxLength` bytes, or `nil` once the peer closed its direction and
+    ///   everything was read.
+    public func read(maxLength: Int = 64 * 1024) async throws -> [UInt8]? {
+        guard inbound != nil else { throw StreamError(.readOnly, "this end of the stream can only write") }
+        try await waitUntil(allowFailure: true) { $0.machine.checkpoint.readableCount > 0 || $0.machine.isReadFinished }
+        if machine.checkpoint.readableCount == 0 {
+            if let failure = machine.failure ?? persistenceFailure { throw failure }
+            return nil
+        }
+        let bytes = machine.appRead(maxLength: max(1, maxLength), now: now)
+        step()
+        return bytes
+    }
+
+    /// The received data as an asynchronous sequence of chunks, ending when the peer closes.
+    public nonisolated var chunks: Chunks { Chunks(stream: self) }
+
+    /// Returns once the peer has acknowledged every byte written so far (in multicast: once
+    /// every frame was verified in the store).
+    public func sync() async throws {
+        guard outbound != nil else { return }
+        try await waitUntil { $0.machine.isWriteSettled && $0.machine.durableSequence >= $0.machine.lastSequence }
+    }
+
+    /// Closes this end's direction gracefully: sends everything buffered, then the end of the
+    /// stream, and returns once the peer acknowledged it. The peer's direction stays open.
+    public func close() async throws {
+        try machine.appClose(now: now)
+        step()
+        try await waitUntil { $0.machine.isClosed }
+    }
+
+    /// Stops the stream at once: cancels all operations and wakes every waiter with
+    /// ``StreamError/Code-swift.struct/halted``. The checkpoint stays valid for a restore.
+    public func halt() {
+        machine.halt()
+        step()
+        timerTask?.cancel()
+        timerTask = nil
+    }
+
+    /// The complete durable state, for a snapshot.
+    ///
+    /// - Important: it holds key material; store it where only the owner can read it.
+    public func checkpoint() -> StreamCheckpoint { machine.checkpoint }
+
+    /// A secret-free summary of the stream's progress.
+    public var status: StreamStatus { machine.status }
+
+    // MARK: - Driving the machine
+
+    private var now: StreamTime { StreamTime(nanoseconds: (clock.now - origin).nanosecondsClamped) }
+
+    /// Performs the machine's outputs: operations, persistence and the timer; then wakes waiters.
+    private func step() {
+        for action in machine.takeActions() {
+            perform(action)
+        }
+        if persistence != nil { persistJournal() }
+        scheduleTimer()
+        let current = waiters
+        waiters.removeAll()
+        for waiter in current { waiter.resume() }
+    }
+
+    private func perform(_ action: StreamAction) {
+        switch action {
+        case .write(let operation, let index, let bytes):
+            guard let outbound else { return }
+            operations[operation] = Task { [weak self] in
+                let result: Result<Void, BoxTransportError>
+                do {
+                    try await outbound.write(index: index, bytes: bytes)
+                    result = .success(())
+                } catch {
+                    result = .failure(Self.transportError(error))
+                }
+                await self?.writeFinished(operation, result)
+            }
+        case .read(let operation, let channel, let index, let mode):
+            guard let box = channel == .inbound ? inbound : outbound else { return }
+            operations[operation] = Task { [weak self] in
+                let result: Result<[UInt8]?, BoxTransportError>
+                do {
+                    result = .success(try await box.read(index: index, mode: mode))
+                } catch {
+                    result = .failure(Self.transportError(error))
+                }
+                await self?.readFinished(operation, result)
+            }
+        case .cancel(let operation):
+            operations.removeValue(forKey: operation)?.cancel()
+        }
+    }
+
+    private static func transportError(_ error: any Error) -> BoxTransportError {
+        if let error = error as? BoxTransportError { return error }
+        if error is CancellationError { return BoxTransportError(.cancelled, "cancelled") }
+        return BoxTransportError(.failed, String(describing: error))
+    }
+
+    private func writeFinished(_ operation: OperationID, _ result: Result<Void, BoxTransportError>) {
+        operations[operation] = nil
+        machine.writeCompleted(operation, result: result, now: now)
+        step()
+    }
+
+    private func readFinished(_ operation: OperationID, _ result: Result<[UInt8]?, BoxTransportError>) {
+        operations[operation] = nil
+        machine.readCompleted(operation, result: result, now: now)
+        step()
+    }
+
+    private func persistJournal() {
+        guard !persisting, let persistence else { return }
+        let records = machine.takeJournal()
+        guard let last = records.last?.sequence else { return }
+        persisting = true
+        Task { [weak self] in
+            do {
+                try await persistence.persist(records)
+                await self?.persisted(through: last)
+            } catch {
+                await self?.persistFailed(error)
+            }
+        }
+    }
+
+    private func persisted(through sequence: UInt64) {
+        persisting = false
+        machine.markDurable(through: sequence, now: now)
+        step()
+    }
+
+    private func persistFailed(_ error: any Error) {
+        persisting = false
+        persistenceFailure = StreamError(.transport, "persisting the stream failed: \(error)")
+        machine.halt()
+        step()
+    }
+
+    private func scheduleTimer() {
+        let deadline = machine.nextDeadline
+        guard deadline != timerDeadline else { return }
+        timerTask?.cancel()
+        timerDeadline = deadline
+        guard let deadline else {
+            timerTask = nil
+            return
+        }
+        let instant = origin.advanced(by: .nanoseconds(deadline.nanoseconds))
+        timerTask = Task { [weak self, clock] in
+            do {
+                try await clock.sleep(until: instant, tolerance: .milliseconds(1))
+            } catch {
+                return
+            }
+            await self?.timerFired()
+        }
+    }
+
+    private func timerFired() {
+        timerDeadline = nil
+        machine.handleTimers(now: now)
+        step()
+    }
+
+    /// Suspends until `condition` holds, re-checking after every state change.
+    ///
+    /// Throws the stream's failure, ``StreamError/Code-swift.struct/halted``, or
+    /// `CancellationError` if the calling task is cancelled.
+    private func waitUntil(allowFailure: Bool = false, _ condition: (isolated Stream) -> Bool) async throws {
+        while true {
+            if allowFailure, condition(self) { return }
+            if let failure = persistenceFailure ?? machine.failure { throw failure }
+            if machine.isHalted { throw StreamError(.halted, "the stream was halted") }
+            if condition(self) { return }
+            try Task.checkCancellation()
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { waiters.append($0) }
+            } onCancel: {
+                Task { [weak self] in await self?.wakeAll() }
+            }
+        }
+    }
+
+    private func wakeAll() {
+        let current = waiters
+        waiters.removeAll()
+        for waiter in current { waiter.resume() }
+    }
+
+    deinit {
+        timerTask?.cancel()
+        for task in operations.values { task.cancel() }
+    }
+}
+
+extension Stream {
+    /// The received data of a ``Stream`` as chunks; see ``Stream/chunks``.
+    public struct Chunks: AsyncSequence, Sendable {
+        public typealias Element = [UInt8]
+        let stream: Stream
+
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            let stream: Stream
+            public mutating func next() async throws -> [UInt8]? { try await stream.read() }
+        }
+
+        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(stream: stream) }
+    }
+}

@@ -1,0 +1,211 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import StreamCrypto
+import StreamEngine
+
+/// An in-memory ``BoxStore`` with Pigeonhole's semantics and knobs for loss and latency.
+///
+/// Boxes are write-once (an identical rewrite succeeds, a different one fails with
+/// ``BoxTransportError/Code-swift.struct/alreadyExists``). A channel opened with a writer seed
+/// reads and writes the namespace `SHA-256("streamd in-memory box store" ‖ seed)`, which is
+/// also its read locator; a channel opened with the locator can only read.
+///
+/// With ``Configuration/writeLoss`` a write is acknowledged but never stored, as when a
+/// courier acknowledges a box the replicas then lose: only end-to-end retransmission recovers.
+public final class InMemoryBoxStore: BoxStore {
+    /// The store's behaviour.
+    public struct Configuration: Sendable {
+        /// The exact size of every box.
+        public var payloadSize = 1024
+        /// Probability that a write is acknowledged but not stored.
+        public var writeLoss = 0.0
+        /// Probability that a read fails with a transient error.
+        public var readLoss = 0.0
+        /// Mean of the exponentially distributed delay added to every operation.
+        public var meanLatency: Duration = .zero
+        /// How long a waiting read waits for an empty box before answering "not yet written".
+        public var waitTimeout: Duration = .seconds(30)
+        /// The most boxes the store holds before writes fail with `unavailable`.
+        public var maxBoxes = 1 << 20
+        /// Seed of the loss and latency generator.
+        public var seed: UInt64 = 1
+
+        /// Creates a configuration with the defaults: lossless, instant, 1024-byte boxes.
+        public init() {}
+    }
+
+    /// Counters for tests and benchmarks.
+    public struct Statistics: Sendable, Hashable {
+        /// Writes that reached the store (lost ones included).
+        public var writes = 0
+        /// Writes acknowledged but dropped.
+        public var lostWrites = 0
+        /// Writes of different bytes to an existing box.
+        public var conflictingWrites = 0
+        /// Reads performed.
+        public var reads = 0
+        /// Boxes stored.
+        public var boxes = 0
+    }
+
+    let configuration: Configuration
+    private let state: State
+
+    /// Creates an empty store.
+    public init(configuration: Configuration = .init()) {
+        self.configuration = configuration
+        state = State(configuration: configuration)
+    }
+
+    public func payloadSize() async throws -> Int { configuration.payloadSize }
+
+    public func channel(_ credential: BoxChannelCredential) async throws -> any BoxChannel {
+        switch credential {
+        case .writerSeed(let seed):
+            guard seed.count == 32 else { throw BoxTransportError(.permissionDenied, "a writer seed is 32 bytes") }
+            return Channel(store: self, namespace: Self.locator(seed), canWrite: true)
+        case .readLocator(let locator):
+            guard locator.count == 32 else { throw BoxTransportError(.permissionDenied, "unknown read locator format") }
+            return Channel(store: self, namespace: locator, canWrite: false)
+        }
+    }
+
+    public func readLocator(forWriterSeed seed: [UInt8]) async throws -> [UInt8] { Self.locator(seed) }
+
+    /// The store's counters.
+    public func statistics() async -> Statistics { await state.statistics }
+
+    static func locator(_ seed: [UInt8]) -> [UInt8] { SHA256.hash(Array("streamd in-memory box store".utf8) + seed) }
+
+    private struct Channel: BoxChannel {
+        let store: InMemoryBoxStore
+        let namespace: [UInt8]
+        let canWrite: Bool
+
+        var payloadSize: Int { store.configuration.payloadSize }
+
+        func write(index: UInt64, bytes: [UInt8]) async throws {
+            guard canWrite else { throw BoxTransportError(.permissionDenied, "this channel was opened read-only") }
+            guard bytes.count == payloadSize else {
+                throw BoxTransportError(.invalidPayloadSize, "a box holds exactly \(payloadSize) bytes, not \(bytes.count)")
+            }
+            try await store.delay()
+            try await store.state.write(BoxKey(namespace: namespace, index: index), bytes)
+        }
+
+        func read(index: UInt64, mode: BoxReadMode) async throws -> [UInt8]? {
+            try await store.delay()
+            return try await store.state.read(BoxKey(namespace: namespace, index: index), mode: mode)
+        }
+    }
+
+    private func delay() async throws {
+        let latency = await state.sampleLatency()
+        if latency > .zero { try await Task.sleep(for: latency) }
+    }
+
+    struct BoxKey: Hashable {
+        var namespace: [UInt8]
+        var index: UInt64
+    }
+
+    private actor State {
+        let configuration: Configuration
+        var boxes: [BoxKey: [UInt8]] = [:]
+        var waiters: [BoxKey: [UInt64: CheckedContinuation<[UInt8]?, any Error>]] = [:]
+        var nextWaiter: UInt64 = 0
+        var random: SeededRandom
+        var statistics = Statistics()
+
+        init(configuration: Configuration) {
+            self.configuration = configuration
+            random = SeededRandom(seed: configuration.seed)
+        }
+
+        func sampleLatency() -> Duration {
+            configuration.meanLatency == .zero ? .zero : configuration.meanLatency.exponentialSample(&random)
+        }
+
+        func write(_ key: BoxKey, _ bytes: [UInt8]) throws {
+            statistics.writes += 1
+            if let existing = boxes[key] {
+                guard existing == bytes else {
+                    statistics.conflictingWrites += 1
+                    throw BoxTransportError(.alreadyExists, "box \(key.index) already holds different data")
+                }
+                return
+            }
+            if random.unit() < configuration.writeLoss {
+                statistics.lostWrites += 1
+                return
+            }
+            guard boxes.count < configuration.maxBoxes else { throw BoxTransportError(.unavailable, "the store is full") }
+            boxes[key] = bytes
+            statistics.boxes = boxes.count
+            for waiter in waiters.removeValue(forKey: key)?.values ?? [:].values { waiter.resume(returning: bytes) }
+        }
+
+        func read(_ key: BoxKey, mode: BoxReadMode) async throws -> [UInt8]? {
+            statistics.reads += 1
+            if random.unit() < configuration.readLoss { throw BoxTransportError(.timeout, "the read was lost") }
+            if let bytes = boxes[key] { return bytes }
+            guard mode == .wait else { return nil }
+            let id = nextWaiter
+            nextWaiter += 1
+            let timeout = configuration.waitTimeout
+            let timer = Task { [weak self] in
+                try? await Task.sleep(for: timeout)
+                await self?.resumeWaiter(key, id, with: .success(nil))
+            }
+            defer { timer.cancel() }
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { continuation in
+                    if Task.isCancelled {
+                        continuation.resume(throwing: CancellationError())
+                    } else {
+                        waiters[key, default: [:]][id] = continuation
+                    }
+                }
+            } onCancel: {
+                Task { await self.resumeWaiter(key, id, with: .failure(CancellationError())) }
+            }
+        }
+
+        func resumeWaiter(_ key: BoxKey, _ id: UInt64, with result: Result<[UInt8]?, any Error>) {
+            guard let continuation = waiters[key]?.removeValue(forKey: id) else { return }
+            if waiters[key]?.isEmpty == true { waiters[key] = nil }
+            continuation.resume(with: result)
+        }
+    }
+}
+
+/// A deterministic generator (SplitMix64) for reproducible loss, latency and workloads.
+public struct SeededRandom: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    /// Creates a generator from a seed.
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A uniform value in `0..<1`.
+    public mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}
+
+extension Duration {
+    /// A sample of the exponential distribution with this mean.
+    public func exponentialSample(_ random: inout SeededRandom) -> Duration {
+        let u = max(random.unit(), 1e-12)
+        let nanos = Double(nanosecondsClamped) * -log(u)
+        return .nanoseconds(Int64(min(nanos, Double(Int64.max / 2))))
+    }
+}

@@ -1,0 +1,454 @@
+import StreamEngine
+
+/// A deterministic simulation of two stream ends over a lossy box store, on a virtual clock.
+///
+/// Everything is driven from one seeded generator: latency (exponential), write loss (the box
+/// is acknowledged but never stored), read failures, duplicated and reordered completions,
+/// disk latency for journal persistence, and crashes that drop a machine with its unpersisted
+/// journal and restore it from the durable checkpoint and journal (through their CBOR forms).
+///
+/// The run checks the protocol's invariants and reports any violation:
+/// - each side's app receives exactly the bytes the other wrote, in order, without duplicates;
+/// - bytes acknowledged to an app survive every crash;
+/// - no box index is ever written with two different contents;
+/// - both directions close within the time limit.
+public struct StreamSimulation {
+    /// What to simulate.
+    public struct Parameters: Sendable {
+        public var seed: UInt64
+        public var mode: StreamMode = .endToEnd
+        public var boxSize = 1024
+        /// Probability that an operation is lost (a write: acknowledged but not stored, or failed;
+        /// a read: failed).
+        public var loss = 0.0
+        /// Probability that a completion is delivered twice.
+        public var duplication = 0.0
+        public var meanLatency: Duration = .milliseconds(500)
+        public var meanPersistLatency: Duration = .milliseconds(5)
+        /// How long a waiting read waits before the store answers "not yet written".
+        public var waitTimeout: Duration = .seconds(20)
+        /// Crashes of either end at random moments.
+        public var crashes = 0
+        /// Bytes the listener sends, and bytes the dialer sends.
+        public var listenerBytes = 10_000
+        public var dialerBytes = 10_000
+        /// The largest single app write.
+        public var maxWriteChunk = 4096
+        public var configuration = StreamConfiguration()
+        /// The run fails if the streams have not both closed by then.
+        public var timeLimit: Duration = .seconds(4 * 3600)
+
+        /// Creates parameters for a seed.
+        public init(seed: UInt64) { self.seed = seed }
+
+        /// Random parameters covering the ranges the protocol must survive.
+        public static func random(seed: UInt64) -> Parameters {
+            var random = SeededRandom(seed: seed ^ 0x5EED)
+            var p = Parameters(seed: seed)
+            p.boxSize = [256, 400, 1024, 1549][Int(random.next() % 4)]
+            p.loss = random.unit() * 0.5
+            p.duplication = random.unit() * 0.1
+            p.meanLatency = .milliseconds(Int64(20 + random.next() % 2000))
+            p.crashes = Int(random.next() % 4)
+            p.listenerBytes = Int(random.next() % 20_000)
+            p.dialerBytes = Int(random.next() % 20_000)
+            p.configuration.sendWindow = Int(1 + random.next() % 16)
+            p.configuration.readAhead = Int(1 + random.next() % 16)
+            p.configuration.maxWriteBuffer = Int(512 + random.next() % 16_384)
+            p.configuration.maxReadBuffer = Int(512 + random.next() % 16_384)
+            return p
+        }
+    }
+
+    /// What happened.
+    public struct Report: Sendable, CustomStringConvertible {
+        public var violations: [String] = []
+        public var finished = false
+        public var simulatedTime: Duration = .zero
+        public var events = 0
+        public var boxWrites = 0
+        public var boxReads = 0
+        public var crashes = 0
+        /// Events handled, by kind (for profiling the simulation).
+        public var eventKinds: [String: Int] = [:]
+        /// Whether every invariant held and both ends closed in time.
+        public var passed: Bool { violations.isEmpty && finished }
+
+        public var description: String {
+            "finished=\(finished) time=\(simulatedTime) events=\(events) writes=\(boxWrites) reads=\(boxReads) crashes=\(crashes) violations=\(violations)"
+        }
+    }
+
+    /// Runs one simulation to completion or to its time limit.
+    public static func run(_ parameters: Parameters) -> Report {
+        var world = World(parameters)
+        world.run()
+        return world.report
+    }
+}
+
+// MARK: - The simulated world
+
+private struct World {
+    enum Side: Int { case listener = 0, dialer = 1 }
+
+    enum Event {
+        case writeDone(Side, incarnation: Int, OperationID, Result<Void, BoxTransportError>)
+        case readDone(Side, incarnation: Int, OperationID, Result<[UInt8]?, BoxTransportError>)
+        case writeLands(channel: Int, index: UInt64, bytes: [UInt8])
+        case waitTimeout(waiterID: Int)
+        case timer(Side, incarnation: Int)
+        case persisted(Side, incarnation: Int, through: UInt64)
+        case crash(Side)
+    }
+
+    struct Waiter {
+        var side: Side
+        var incarnation: Int
+        var operation: OperationID
+        var channel: Int
+        var index: UInt64
+    }
+
+    struct Endpoint {
+        var machine: StreamMachine
+        var incarnation = 0
+        /// The durable storage: an encoded snapshot and encoded journal records after it.
+        var snapshot: [UInt8]
+        var persistedRecords: [[UInt8]] = []
+        var unpersisted: [CheckpointRecord] = []
+        var persistInFlight = false
+        /// The app's data to send, how much it handed over, and which writes were acknowledged.
+        var data: [UInt8]
+        var handedOver = 0
+        var writeAcks: [(end: Int, sequence: UInt64)] = []
+        var acknowledged = 0
+        var received: [UInt8] = []
+        var timerAt: StreamTime?
+    }
+
+    let parameters: StreamSimulation.Parameters
+    var random: SeededRandom
+    var now = StreamTime.zero
+    var queue = EventQueue()
+    var endpoints: [Endpoint] = []
+    /// Box contents per channel (0: listener→dialer, 1: dialer→listener).
+    var boxes: [[UInt64: [UInt8]]] = [[:], [:]]
+    /// The first content ever written to each index, lost writes included.
+    var firstWritten: [[UInt64: [UInt8]]] = [[:], [:]]
+    var waiters: [Int: Waiter] = [:]
+    var nextWaiterID = 0
+    var report = StreamSimulation.Report()
+
+    init(_ parameters: StreamSimulation.Parameters) {
+        self.parameters = parameters
+        random = SeededRandom(seed: parameters.seed)
+        let address = StreamAddress(.endToEnd(secret: (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }))
+        for side in [Side.listener, .dialer] {
+            let bytes = side == .listener ? parameters.listenerBytes : parameters.dialerBytes
+            let data = (0..<bytes).map { _ in UInt8.random(in: 0...255, using: &random) }
+            do {
+                let machine = try StreamMachine(
+                    address: address, role: side == .listener ? .listener : .dialer, boxSize: parameters.boxSize,
+                    configuration: parameters.configuration, durability: .explicit, now: .zero, randomSeed: random.next())
+                endpoints.append(Endpoint(machine: machine, snapshot: machine.checkpoint.encoded(), data: data))
+            } catch {
+                report.violations.append("cannot create stream: \(error)")
+            }
+        }
+        let horizon = Double(parameters.timeLimit.nanosecondsClamped) / 40
+        for _ in 0..<parameters.crashes {
+            let at = StreamTime(nanoseconds: Int64(random.unit() * horizon))
+            queue.push(at, .crash(random.next() % 2 == 0 ? .listener : .dialer))
+        }
+    }
+
+    mutating func run() {
+        guard endpoints.count == 2 else { return }
+        for side in [Side.listener, .dialer] { drive(side) }
+        let limit = StreamTime.zero + parameters.timeLimit
+        while let (time, event) = queue.pop() {
+            if time > limit { break }
+            now = time
+            report.events += 1
+            report.eventKinds[String("\(event)".prefix { $0 != "(" }), default: 0] += 1
+            handle(event)
+            if !report.violations.isEmpty { break }
+            if isFinished { report.finished = true; break }
+            if report.events > 5_000_000 { report.violations.append("event budget exhausted"); break }
+        }
+        report.simulatedTime = now - .zero
+        if !report.finished, report.violations.isEmpty {
+            let summary = endpoints.map { "\($0.machine.status) \($0.machine.diagnostics)" }.joined(separator: " | ")
+            report.violations.append("streams did not close within \(parameters.timeLimit): \(summary)")
+        }
+        checkDelivery(final: true)
+    }
+
+    var isFinished: Bool {
+        endpoints.allSatisfy { $0.machine.isClosed && $0.machine.isReadFinished && $0.handedOver == $0.data.count }
+            && endpoints[0].received.count == endpoints[1].data.count && endpoints[1].received.count == endpoints[0].data.count
+    }
+
+    // MARK: Events
+
+    mutating func handle(_ event: Event) {
+        switch event {
+        case .writeDone(let side, let incarnation, let operation, let result):
+            guard endpoints[side.rawValue].incarnation == incarnation else { return }
+            endpoints[side.rawValue].machine.writeCompleted(operation, result: result, now: now)
+            drive(side)
+        case .readDone(let side, let incarnation, let operation, let result):
+            guard endpoints[side.rawValue].incarnation == incarnation else { return }
+            endpoints[side.rawValue].machine.readCompleted(operation, result: result, now: now)
+            drive(side)
+        case .writeLands(let channel, let index, let bytes):
+            land(channel: channel, index: index, bytes: bytes)
+        case .waitTimeout(let id):
+            if let waiter = waiters.removeValue(forKey: id) {
+                queue.push(now, .readDone(waiter.side, incarnation: waiter.incarnation, waiter.operation, .success(nil)))
+            }
+        case .timer(let side, let incarnation):
+            // Only the most recently scheduled timer counts; superseded ones are ignored.
+            guard endpoints[side.rawValue].incarnation == incarnation, let due = endpoints[side.rawValue].timerAt, due <= now else { return }
+            endpoints[side.rawValue].timerAt = nil
+            endpoints[side.rawValue].machine.handleTimers(now: now)
+            drive(side)
+        case .persisted(let side, let incarnation, let through):
+            guard endpoints[side.rawValue].incarnation == incarnation else { return }
+            persisted(side, through: through)
+            drive(side)
+        case .crash(let side):
+            crash(side)
+            drive(side)
+        }
+    }
+
+    /// Performs a machine's outputs and lets its app act.
+    mutating func drive(_ side: Side) {
+        for _ in 0..<1000 {
+            appAct(side)
+            let actions = endpoints[side.rawValue].machine.takeActions()
+            let records = endpoints[side.rawValue].machine.takeJournal()
+            endpoints[side.rawValue].unpersisted += records
+            for action in actions { perform(action, side) }
+            startPersist(side)
+            if let failure = endpoints[side.rawValue].machine.failure {
+                report.violations.append("\(side) failed: \(failure)")
+                return
+            }
+            if actions.isEmpty && records.isEmpty { break }
+        }
+        if let deadline = endpoints[side.rawValue].machine.nextDeadline, endpoints[side.rawValue].timerAt != deadline {
+            endpoints[side.rawValue].timerAt = deadline
+            queue.push(max(deadline, now), .timer(side, incarnation: endpoints[side.rawValue].incarnation))
+        }
+    }
+
+    mutating func appAct(_ side: Side) {
+        var endpoint = endpoints[side.rawValue]
+        defer { endpoints[side.rawValue] = endpoint }
+        // Read everything available.
+        while case let bytes = endpoint.machine.appRead(maxLength: 1 << 20, now: now), !bytes.isEmpty {
+            endpoint.received += bytes
+        }
+        // Write in chunks of random size while the stream accepts.
+        while endpoint.handedOver < endpoint.data.count, endpoint.machine.writeCapacity > 0 {
+            let size = min(endpoint.data.count - endpoint.handedOver, Int(1 + random.next() % UInt64(parameters.maxWriteChunk)))
+            let chunk = Array(endpoint.data[endpoint.handedOver..<(endpoint.handedOver + size)])
+            guard let (accepted, sequence) = try? endpoint.machine.appWrite(chunk, now: now), accepted > 0 else { break }
+            endpoint.handedOver += accepted
+            endpoint.writeAcks.append((end: endpoint.handedOver, sequence: sequence))
+        }
+        if endpoint.handedOver == endpoint.data.count, !endpoint.machine.checkpoint.closeRequested {
+            try? endpoint.machine.appClose(now: now)
+        }
+        // Writes whose journal is durable count as acknowledged to the app.
+        while let first = endpoint.writeAcks.first, first.sequence <= endpoint.machine.durableSequence {
+            endpoint.acknowledged = max(endpoint.acknowledged, first.end)
+            endpoint.writeAcks.removeFirst()
+        }
+    }
+
+    mutating func perform(_ action: StreamAction, _ side: Side) {
+        let incarnation = endpoints[side.rawValue].incarnation
+        let outboundChannel = side.rawValue
+        let inboundChannel = 1 - side.rawValue
+        switch action {
+        case .write(let operation, let index, let bytes):
+            report.boxWrites += 1
+            if let first = firstWritten[outboundChannel][index] {
+                if first != bytes { report.violations.append("index \(index) of channel \(outboundChannel) written with two different contents") }
+            } else {
+                firstWritten[outboundChannel][index] = bytes
+            }
+            let latency = parameters.meanLatency.exponentialSample(&random)
+            let roll = random.unit()
+            let result: Result<Void, BoxTransportError>
+            if roll < parameters.loss / 2 {
+                result = .success(())  // Acknowledged, never stored.
+            } else if roll < parameters.loss {
+                result = .failure(BoxTransportError(.timeout, "simulated write failure"))
+            } else {
+                queue.push(now + latency.scaled(0.5), .writeLands(channel: outboundChannel, index: index, bytes: bytes))
+                result = .success(())
+            }
+            deliver(.writeDone(side, incarnation: incarnation, operation, result), after: latency)
+        case .read(let operation, let channel, let index, let mode):
+            report.boxReads += 1
+            let number = channel == .outbound ? outboundChannel : inboundChannel
+            let latency = parameters.meanLatency.exponentialSample(&random)
+            if random.unit() < parameters.loss {
+                deliver(.readDone(side, incarnation: incarnation, operation, .failure(BoxTransportError(.timeout, "simulated read failure"))), after: latency)
+            } else if let bytes = boxes[number][index] {
+                deliver(.readDone(side, incarnation: incarnation, operation, .success(bytes)), after: latency)
+            } else if mode == .poll {
+                deliver(.readDone(side, incarnation: incarnation, operation, .success(nil)), after: latency)
+            } else {
+                let id = nextWaiterID
+                nextWaiterID += 1
+                waiters[id] = Waiter(side: side, incarnation: incarnation, operation: operation, channel: number, index: index)
+                queue.push(now + parameters.waitTimeout, .waitTimeout(waiterID: id))
+            }
+        case .cancel:
+            break  // Completions of cancelled operations are ignored by the machine.
+        }
+    }
+
+    mutating func deliver(_ event: Event, after latency: Duration) {
+        queue.push(now + latency, event)
+        if random.unit() < parameters.duplication {
+            queue.push(now + latency + parameters.meanLatency.exponentialSample(&random), event)
+        }
+    }
+
+    mutating func land(channel: Int, index: UInt64, bytes: [UInt8]) {
+        if let existing = boxes[channel][index] {
+            if existing != bytes { report.violations.append("box \(index) of channel \(channel) overwritten with different bytes") }
+            return
+        }
+        boxes[channel][index] = bytes
+        for (id, waiter) in waiters where waiter.channel == channel && waiter.index == index {
+            waiters[id] = nil
+            let latency = parameters.meanLatency.exponentialSample(&random)
+            queue.push(now + latency, .readDone(waiter.side, incarnation: waiter.incarnation, waiter.operation, .success(bytes)))
+        }
+    }
+
+    // MARK: Persistence and crashes
+
+    mutating func startPersist(_ side: Side) {
+        guard !endpoints[side.rawValue].persistInFlight, let last = endpoints[side.rawValue].unpersisted.last else { return }
+        endpoints[side.rawValue].persistInFlight = true
+        let delay = parameters.meanPersistLatency.exponentialSample(&random)
+        queue.push(now + delay, .persisted(side, incarnation: endpoints[side.rawValue].incarnation, through: last.sequence))
+    }
+
+    mutating func persisted(_ side: Side, through sequence: UInt64) {
+        var endpoint = endpoints[side.rawValue]
+        endpoint.persistInFlight = false
+        let done = endpoint.unpersisted.prefix { $0.sequence <= sequence }
+        endpoint.persistedRecords += done.map { $0.encoded() }
+        endpoint.unpersisted.removeFirst(done.count)
+        // Compact now and then: fold the durable journal into a new durable snapshot.
+        if endpoint.persistedRecords.count >= 64 {
+            do {
+                var snapshot = try StreamCheckpoint(encoded: endpoint.snapshot)
+                try snapshot.replay(endpoint.persistedRecords.map { bytes throws(StreamError) in try CheckpointRecord(encoded: bytes) })
+                endpoint.snapshot = snapshot.encoded()
+                endpoint.persistedRecords = []
+            } catch {
+                report.violations.append("\(side) compaction failed: \(error)")
+            }
+        }
+        endpoint.machine.markDurable(through: sequence, now: now)
+        endpoints[side.rawValue] = endpoint
+    }
+
+    mutating func crash(_ side: Side) {
+        report.crashes += 1
+        var endpoint = endpoints[side.rawValue]
+        endpoint.incarnation += 1
+        endpoint.unpersisted = []
+        endpoint.persistInFlight = false
+        endpoint.timerAt = nil
+        do {
+            let snapshot = try StreamCheckpoint(encoded: endpoint.snapshot)
+            let records = try endpoint.persistedRecords.map { bytes throws(StreamError) in try CheckpointRecord(encoded: bytes) }
+            endpoint.machine = try StreamMachine(
+                restoring: snapshot, journal: records, boxSize: parameters.boxSize, configuration: parameters.configuration,
+                durability: .explicit, now: now, randomSeed: random.next())
+        } catch {
+            report.violations.append("\(side) restore failed: \(error)")
+            return
+        }
+        let restored = endpoint.machine.checkpoint
+        // Bytes acknowledged to the app must have survived.
+        if restored.bytesWritten < UInt64(endpoint.acknowledged) {
+            report.violations.append("\(side) lost acknowledged bytes: \(endpoint.acknowledged) acknowledged, \(restored.bytesWritten) restored")
+        }
+        // The app resumes from what the stream holds durably.
+        endpoint.handedOver = Int(restored.bytesWritten)
+        endpoint.acknowledged = endpoint.handedOver
+        endpoint.writeAcks = []
+        endpoint.received.removeLast(max(0, endpoint.received.count - Int(restored.bytesConsumed)))
+        endpoints[side.rawValue] = endpoint
+        checkDelivery(final: false)
+    }
+
+    mutating func checkDelivery(final: Bool) {
+        guard endpoints.count == 2 else { return }
+        for side in [Side.listener, .dialer] {
+            let received = endpoints[side.rawValue].received
+            let sent = endpoints[1 - side.rawValue].data
+            if received.count > sent.count || received[...] != sent.prefix(received.count) {
+                report.violations.append("\(side) received bytes that differ from what was sent (\(received.count) bytes)")
+            } else if final && report.finished && received.count != sent.count {
+                report.violations.append("\(side) received \(received.count) of \(sent.count) bytes")
+            }
+        }
+    }
+}
+
+/// A min-heap of events by time, stable for equal times.
+private struct EventQueue {
+    private var heap: [(time: StreamTime, order: UInt64, event: World.Event)] = []
+    private var counter: UInt64 = 0
+
+    mutating func push(_ time: StreamTime, _ event: World.Event) {
+        counter += 1
+        heap.append((time, counter, event))
+        var child = heap.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard less(child, parent) else { break }
+            heap.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    mutating func pop() -> (StreamTime, World.Event)? {
+        guard !heap.isEmpty else { return nil }
+        heap.swapAt(0, heap.count - 1)
+        let top = heap.removeLast()
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1, right = left + 1
+            var smallest = parent
+            if left < heap.count, less(left, smallest) { smallest = left }
+            if right < heap.count, less(right, smallest) { smallest = right }
+            if smallest == parent { break }
+            heap.swapAt(parent, smallest)
+            parent = smallest
+        }
+        return (top.time, top.event)
+    }
+
+    private func less(_ a: Int, _ b: Int) -> Bool {
+        heap[a].time < heap[b].time || (heap[a].time == heap[b].time && heap[a].order < heap[b].order)
+    }
+}
+
+extension Duration {
+    fileprivate func scaled(_ factor: Double) -> Duration { .nanoseconds(Int64(Double(nanosecondsClamped) * factor)) }
+}
