@@ -47,7 +47,7 @@ let package = Package(
         .target(
             name: "ThinClient",
             dependencies: [
-                "ThinWire", "CBOR",
+                "ThinWire", "CBOR", "StreamCrypto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -100,7 +100,12 @@ let package = Package(
         ),
         .testTarget(
             name: "ThinClientTests",
-            dependencies: ["ThinClient", "ThinWire", "KpclientdSim", "CBOR"],
+            dependencies: [
+                "ThinClient", "ThinWire", "KpclientdSim", "CBOR", "StreamCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -110,7 +115,10 @@ let package = Package(
         ),
         .testTarget(
             name: "PigeonholeTransportTests",
-            dependencies: ["PigeonholeTransport", "StreamEngine", "ThinClient", "KpclientdSim"],
+            dependencies: [
+                "PigeonholeTransport", "StreamEngine", "ThinClient", "KpclientdSim",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
     ]

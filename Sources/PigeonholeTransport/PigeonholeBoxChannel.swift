@@ -1,0 +1,165 @@
+import Logging
+import StreamEngine
+import ThinClient
+
+/// One Pigeonhole stream as a StreamEngine ``BoxChannel``.
+///
+/// Box *i* (0-based) is the stream's BACAP index advanced *i* times from its first index. The
+/// channel caches those indexes (see ``indexSnapshot()``), so that a box number is reached from
+/// the closest cached index below it rather than from the first one.
+///
+/// - Writes: `encrypt_write`, then `start_resending_encrypted_message` with
+///   `no_idempotent_box_already_exists`, so the replica's own result comes back: a box already
+///   holding other bytes fails with ``BoxTransportError/Code-swift.struct/alreadyExists``, while
+///   rewriting identical bytes succeeds.
+/// - Reads: `encrypt_read`, then `start_resending_encrypted_message`. ``BoxReadMode/wait`` lets
+///   the daemon retry until the box is written; ``BoxReadMode/poll`` sets
+///   `no_retry_on_box_id_not_found` and returns `nil` for an empty box. Cancelling the calling
+///   task cancels the daemon's retransmissions (by envelope hash).
+public actor PigeonholeBoxChannel: BoxChannel {
+    /// The exact number of bytes every box holds (`MaxPlaintextPayloadLength`).
+    public nonisolated let payloadSize: Int
+    /// Whether the channel was opened with a writer seed.
+    public nonisolated let canWrite: Bool
+
+    private let client: ThinClient
+    private let writeCapability: WriteCapability?
+    private let readCapability: ReadCapability
+    private let configuration: PigeonholeTransportConfiguration
+    private let readGate: ReadGate
+    private var indexes: BoxIndexCache
+
+    init(
+        client: ThinClient, payloadSize: Int, writeCapability: WriteCapability?, readCapability: ReadCapability,
+        firstIndex: MessageBoxIndex, readGate: ReadGate, configuration: PigeonholeTransportConfiguration
+    ) {
+        self.readGate = readGate
+        self.client = client
+        self.payloadSize = payloadSize
+        self.canWrite = writeCapability != nil
+        self.writeCapability = writeCapability
+        self.readCapability = readCapability
+        self.configuration = configuration
+        self.indexes = BoxIndexCache(
+            first: firstIndex, interval: configuration.indexAnchorInterval, maxAnchors: configuration.maxIndexAnchors,
+            maxRecent: configuration.maxRecentIndexes
+        )
+    }
+
+    /// The channel's read locator: its 136-byte read capability (secret).
+    public nonisolated var readLocator: [UInt8] { readCapability.bytes }
+
+    public func write(index: UInt64, bytes: [UInt8]) async throws {
+        guard let writeCapability else {
+            throw BoxTransportError(.permissionDenied, "this channel was opened with a read locator and cannot write")
+        }
+        guard bytes.count == payloadSize else {
+            throw BoxTransportError(.invalidPayloadSize, "a box holds exactly \(payloadSize) bytes, got \(bytes.count)")
+        }
+        let boxIndex = try await messageBoxIndex(of: index)
+        let message: EncryptedMessage
+        do {
+            message = try await client.encryptWrite(plaintext: bytes, writeCapability: writeCapability, index: boxIndex)
+        } catch {
+            throw boxTransportError(error, operation: "encrypt_write of box \(index)")
+        }
+        remember(index &+ 1, message.nextMessageBoxIndex)
+        do {
+            _ = try await client.startResendingEncryptedMessage(
+                .write(message, writeCapability: writeCapability, noIdempotentBoxAlreadyExists: true)
+            )
+        } catch {
+            throw boxTransportError(error, operation: "write of box \(index)")
+        }
+    }
+
+    public func read(index: UInt64, mode: BoxReadMode) async throws -> [UInt8]? {
+        let boxIndex = try await messageBoxIndex(of: index)
+        let message: EncryptedMessage
+        do {
+            message = try await client.encryptRead(readCapability: readCapability, index: boxIndex)
+        } catch {
+            throw boxTransportError(error, operation: "encrypt_read of box \(index)")
+        }
+        remember(index &+ 1, message.nextMessageBoxIndex)
+        if mode == .wait {
+            do {
+                try await readGate.acquire()
+            } catch {
+                throw boxTransportError(error, operation: "read of box \(index)")
+            }
+        }
+        let result: ResendingResult
+        defer {
+            if mode == .wait { Task { await readGate.release() } }
+        }
+        do {
+            result = try await client.startResendingEncryptedMessage(
+                .read(message, readCapability: readCapability, index: boxIndex, noRetryOnBoxIDNotFound: mode == .poll)
+            )
+        } catch let error as ThinClientError where error.code == .boxIDNotFound && mode == .poll {
+            return nil
+        } catch let error as ThinClientError where error.code == .tombstone {
+            throw BoxTransportError(.failed, "box \(index) holds a tombstone (deleted)")
+        } catch {
+            throw boxTransportError(error, operation: "read of box \(index)")
+        }
+        guard let plaintext = result.plaintext, !plaintext.isEmpty else {
+            throw BoxTransportError(.failed, "box \(index) holds a tombstone (deleted)")
+        }
+        guard plaintext.count == payloadSize else {
+            throw BoxTransportError(.invalidPayloadSize, "box \(index) holds \(plaintext.count) bytes, expected \(payloadSize)")
+        }
+        return plaintext
+    }
+
+    /// The cached indexes, for a checkpoint; see ``restoreIndexes(_:)``.
+    public func indexSnapshot() -> BoxIndexSnapshot {
+        indexes.snapshot
+    }
+
+    /// Adds cached indexes from an earlier ``indexSnapshot()`` of the same channel.
+    ///
+    /// - Throws: ``BoxTransportError/Code-swift.struct/failed`` if an entry is not a 104-byte
+    ///   index whose counter matches this channel's first index plus the box number (the
+    ///   snapshot belongs to another channel or is corrupt); nothing is restored then.
+    public func restoreIndexes(_ snapshot: BoxIndexSnapshot) throws {
+        var entries: [(UInt64, MessageBoxIndex)] = []
+        for (number, bytes) in snapshot.anchors {
+            guard let index = try? MessageBoxIndex(bytes: bytes), indexes.isConsistent(number, index) else {
+                throw BoxTransportError(.failed, "index snapshot entry for box \(number) does not belong to this channel")
+            }
+            entries.append((number, index))
+        }
+        for (number, index) in entries.sorted(by: { $0.0 < $1.0 }) {
+            indexes.insert(number, index)
+        }
+    }
+
+    /// The BACAP index of box `number`, from the cache or by stepping from the closest cached one.
+    func messageBoxIndex(of number: UInt64) async throws -> MessageBoxIndex {
+        if let index = indexes.exact(number) { return index }
+        var (position, index) = indexes.closest(atOrBelow: number)
+        guard number - position <= configuration.maxIndexSteps else {
+            throw BoxTransportError(
+                .failed, "box \(number) is \(number - position) steps past the closest cached index (limit \(configuration.maxIndexSteps))"
+            )
+        }
+        while position < number {
+            let next: MessageBoxIndex
+            do {
+                next = try await client.nextMessageBoxIndex(after: index)
+            } catch {
+                throw boxTransportError(error, operation: "next_message_box_index")
+            }
+            position += 1
+            index = next
+            remember(position, next)
+        }
+        return index
+    }
+
+    private func remember(_ number: UInt64, _ index: MessageBoxIndex) {
+        indexes.insert(number, index)
+    }
+}
