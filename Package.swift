@@ -116,7 +116,7 @@ let package = Package(
         .testTarget(
             name: "PigeonholeTransportTests",
             dependencies: [
-                "PigeonholeTransport", "StreamEngine", "ThinClient", "KpclientdSim",
+                "PigeonholeTransport", "StreamEngine", "StreamEngineTesting", "ThinClient", "KpclientdSim",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings

@@ -100,12 +100,12 @@ public actor PigeonholeBoxChannel: BoxChannel {
         } catch let error as ThinClientError where error.code == .boxIDNotFound && mode == .poll {
             return nil
         } catch let error as ThinClientError where error.code == .tombstone {
-            throw BoxTransportError(.failed, "box \(index) holds a tombstone (deleted)")
+            throw BoxTransportError(.deleted, "box \(index) holds a tombstone (deleted)")
         } catch {
             throw boxTransportError(error, operation: "read of box \(index)")
         }
         guard let plaintext = result.plaintext, !plaintext.isEmpty else {
-            throw BoxTransportError(.failed, "box \(index) holds a tombstone (deleted)")
+            throw BoxTransportError(.deleted, "box \(index) holds a tombstone (deleted)")
         }
         guard plaintext.count == payloadSize else {
             throw BoxTransportError(.invalidPayloadSize, "box \(index) holds \(plaintext.count) bytes, expected \(payloadSize)")

@@ -159,7 +159,7 @@ struct PigeonholeChannelTests {
             _ = try await channel.read(index: 0, mode: .poll)
         } throws: { error in
             let error = error as? BoxTransportError
-            return error?.code == .failed && error?.message.contains("tombstone") == true
+            return error?.code == .deleted && error?.message.contains("tombstone") == true
         }
         await harness.stop()
     }

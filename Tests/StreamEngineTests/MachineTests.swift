@@ -139,6 +139,17 @@ import Testing
         #expect(pair.ends[0].failure?.code == .transport)
     }
 
+    @Test func deletedBoxFailsTheStream() throws {
+        var pair = try MachinePair()
+        let read = pair.ends[1].takeActions().compactMap { action -> OperationID? in
+            if case .read(let operation, .inbound, 0, _) = action { return operation }
+            return nil
+        }.first
+        pair.ends[1].readCompleted(try #require(read), result: .failure(BoxTransportError(.deleted, "tombstone")), now: pair.now)
+        #expect(pair.ends[1].failure?.code == .transport)
+        #expect(!BoxTransportError(.deleted, "").isTransient)
+    }
+
     @Test func writesAfterCloseAndOnReadersFail() throws {
         var pair = try MachinePair()
         try pair.ends[0].appClose(now: pair.now)

@@ -648,8 +648,8 @@ public struct StreamMachine: Sendable {
         let index = record.index
         if inboundReads[index] == operation { inboundReads[index] = nil }
         switch result {
-        case .failure(let error) where error.code == .permissionDenied:
-            fail(StreamError(.transport, "reading box \(index) was refused: \(error.message)"))
+        case .failure(let error) where !error.isTransient:
+            fail(StreamError(.transport, "reading box \(index) failed for good: \(error.message)"))
         case .failure:
             // A failed read says nothing about round trips: retry soon, backing off per index.
             let failures = readFailures[index, default: 0] + 1

@@ -61,7 +61,7 @@ public struct BoxTransportError: Error, Hashable, Sendable, CustomStringConverti
     /// A stable error code.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: String, Hashable, Sendable {
-            case timeout, cancelled, unavailable, alreadyExists, permissionDenied, invalidPayloadSize, failed
+            case timeout, cancelled, unavailable, alreadyExists, permissionDenied, invalidPayloadSize, deleted, failed
         }
         private let backing: Backing
         private init(_ backing: Backing) { self.backing = backing }
@@ -78,6 +78,8 @@ public struct BoxTransportError: Error, Hashable, Sendable, CustomStringConverti
         public static let permissionDenied = Code(.permissionDenied)
         /// The bytes are not exactly ``BoxChannel/payloadSize`` long.
         public static let invalidPayloadSize = Code(.invalidPayloadSize)
+        /// The box was deleted (a Pigeonhole tombstone): its data is gone for good.
+        public static let deleted = Code(.deleted)
         /// Any other failure; it may be retried.
         public static let failed = Code(.failed)
 
