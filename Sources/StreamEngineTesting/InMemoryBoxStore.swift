@@ -117,12 +117,12 @@ public final class InMemoryBoxStore: BoxStore {
         var boxes: [BoxKey: [UInt8]] = [:]
         var waiters: [BoxKey: [UInt64: CheckedContinuation<[UInt8]?, any Error>]] = [:]
         var nextWaiter: UInt64 = 0
-        var random: SeededRandom
+        var random: SplitMix64
         var statistics = Statistics()
 
         init(configuration: Configuration) {
             self.configuration = configuration
-            random = SeededRandom(seed: configuration.seed)
+            random = SplitMix64(seed: configuration.seed)
         }
 
         func sampleLatency() -> Duration {
@@ -182,28 +182,9 @@ public final class InMemoryBoxStore: BoxStore {
     }
 }
 
-/// A deterministic generator (SplitMix64) for reproducible loss, latency and workloads.
-public struct SeededRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    /// Creates a generator from a seed.
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A uniform value in `0..<1`.
-    public mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-}
-
 extension Duration {
     /// A sample of the exponential distribution with this mean.
-    public func exponentialSample(_ random: inout SeededRandom) -> Duration {
+    public func exponentialSample(_ random: inout SplitMix64) -> Duration {
         let u = max(random.unit(), 1e-12)
         let nanos = Double(nanosecondsClamped) * -log(u)
         return .nanoseconds(Int64(min(nanos, Double(Int64.max / 2))))

@@ -44,7 +44,7 @@ public struct StreamSimulation {
 
         /// Random parameters covering the ranges the protocol must survive.
         public static func random(seed: UInt64) -> Parameters {
-            var random = SeededRandom(seed: seed ^ 0x5EED)
+            var random = SplitMix64(seed: seed ^ 0x5EED)
             var p = Parameters(seed: seed)
             p.boxSize = [256, 400, 1024, 1549][Int(random.next() % 4)]
             p.loss = random.unit() * 0.5
@@ -130,7 +130,7 @@ private struct World {
     }
 
     let parameters: StreamSimulation.Parameters
-    var random: SeededRandom
+    var random: SplitMix64
     var now = StreamTime.zero
     var queue = EventQueue()
     var endpoints: [Endpoint] = []
@@ -144,7 +144,7 @@ private struct World {
 
     init(_ parameters: StreamSimulation.Parameters) {
         self.parameters = parameters
-        random = SeededRandom(seed: parameters.seed)
+        random = SplitMix64(seed: parameters.seed)
         let secret = (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }
         for side in [Side.listener, .dialer] {
             let multicast = parameters.mode == .multicast

@@ -36,7 +36,7 @@ struct StreamOverPigeonholeTests {
         let listener = try await listening
 
         // The listener only reads: its read window starts by itself.
-        var generator = SeededRandom(seed: 42)
+        var generator = SplitMix64(seed: 42)
         let data = (0..<(1 << 20)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
         let sender = Task {
             try await dialer.write(data)

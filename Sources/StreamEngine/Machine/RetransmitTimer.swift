@@ -52,17 +52,24 @@ struct RetransmitTimer: Sendable {
     mutating func resetBackoff() { backoffExponent = 0 }
 }
 
-/// A small deterministic pseudo-random generator (SplitMix64), seeded per stream so that a
-/// simulation is reproducible. Used only for timer jitter, never for keys.
-struct JitterRandom: RandomNumberGenerator, Sendable {
+/// A small deterministic pseudo-random generator (SplitMix64).
+///
+/// Streams seed one each for timer jitter, so that a simulation is reproducible; simulations
+/// and tests use it for loss, latency and workloads. Never used for keys.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+
+    /// Creates a generator from a seed.
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+
+    /// A uniform value in `0..<1`.
+    public mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }

@@ -53,7 +53,7 @@ public struct StreamMachine: Sendable {
 
     private let outboundSealer: FrameSealer?
     private let inboundSealer: FrameSealer?
-    private var random: JitterRandom
+    private var random: SplitMix64
     private var timer: RetransmitTimer
 
     // Journal and durability gating.
@@ -159,7 +159,7 @@ public struct StreamMachine: Sendable {
         durableSequence = checkpoint.sequence
         outboundSealer = checkpoint.outbound.map { FrameSealer(outbound: $0, boxSize: checkpoint.boxSize) }
         inboundSealer = checkpoint.inbound.map { FrameSealer(inbound: $0, boxSize: checkpoint.boxSize) }
-        random = JitterRandom(seed: randomSeed)
+        random = SplitMix64(seed: randomSeed)
         timer = RetransmitTimer(configuration: configuration)
         lastActivity = now
         pollInterval = configuration.minIdlePollInterval
