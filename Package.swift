@@ -81,6 +81,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .executableTarget(
+            name: "stream-benchmark",
+            dependencies: ["StreamEngine", "StreamEngineTesting", "StreamCrypto"],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
             name: "kpclientd-sim",
             dependencies: [
                 "KpclientdSim",

@@ -69,8 +69,12 @@ public struct StreamSimulation {
         public var simulatedTime: Duration = .zero
         public var events = 0
         public var boxWrites = 0
+        /// Distinct boxes written (so `boxWrites - distinctBoxes` writes were retransmissions).
+        public var distinctBoxes = 0
         public var boxReads = 0
         public var crashes = 0
+        /// When each end's app had received everything the other end sent (listener, dialer).
+        public var deliveredAt: [Duration?] = [nil, nil]
         /// Events handled, by kind (for profiling the simulation).
         public var eventKinds: [String: Int] = [:]
         /// Whether every invariant held and both ends closed in time.
@@ -102,6 +106,18 @@ private struct World {
         case timer(Side, incarnation: Int)
         case persisted(Side, incarnation: Int, through: UInt64)
         case crash(Side)
+
+        var kind: String {
+            switch self {
+            case .writeDone: "writeDone"
+            case .readDone: "readDone"
+            case .writeLands: "writeLands"
+            case .waitTimeout: "waitTimeout"
+            case .timer: "timer"
+            case .persisted: "persisted"
+            case .crash: "crash"
+            }
+        }
     }
 
     struct Waiter {
@@ -112,7 +128,9 @@ private struct World {
         var index: UInt64
     }
 
-    struct Endpoint {
+    /// One end and its app. A class, so that the machine is mutated in place: copying it out of
+    /// an array would make every change copy its buffers.
+    final class Endpoint {
         var machine: StreamMachine
         var incarnation = 0
         /// The durable storage: an encoded snapshot and encoded journal records after it.
@@ -127,6 +145,12 @@ private struct World {
         var acknowledged = 0
         var received: [UInt8] = []
         var timerAt: StreamTime?
+
+        init(machine: StreamMachine, snapshot: [UInt8], data: [UInt8]) {
+            self.machine = machine
+            self.snapshot = snapshot
+            self.data = data
+        }
     }
 
     let parameters: StreamSimulation.Parameters
@@ -184,13 +208,14 @@ private struct World {
             if time > limit { break }
             now = time
             report.events += 1
-            report.eventKinds[String("\(event)".prefix { $0 != "(" }), default: 0] += 1
+            report.eventKinds[event.kind, default: 0] += 1
             handle(event)
             if !report.violations.isEmpty { break }
             if isFinished { report.finished = true; break }
             if report.events > 5_000_000 { report.violations.append("event budget exhausted"); break }
         }
         report.simulatedTime = now - .zero
+        report.distinctBoxes = firstWritten[0].count + firstWritten[1].count
         if !report.finished, report.violations.isEmpty {
             let summary = endpoints.map { "\($0.machine.status) \($0.machine.diagnostics)" }.joined(separator: " | ")
             report.violations.append("streams did not close within \(parameters.timeLimit): \(summary)")
@@ -262,11 +287,13 @@ private struct World {
     }
 
     mutating func appAct(_ side: Side) {
-        var endpoint = endpoints[side.rawValue]
-        defer { endpoints[side.rawValue] = endpoint }
+        let endpoint = endpoints[side.rawValue]
         // Read everything available.
         while case let bytes = endpoint.machine.appRead(maxLength: 1 << 20, now: now), !bytes.isEmpty {
             endpoint.received += bytes
+        }
+        if report.deliveredAt[side.rawValue] == nil, endpoint.received.count == endpoints[1 - side.rawValue].data.count {
+            report.deliveredAt[side.rawValue] = now - .zero
         }
         // Write in chunks of random size while the stream accepts.
         while endpoint.handedOver < endpoint.data.count, endpoint.machine.writeCapacity > 0 {
@@ -361,7 +388,7 @@ private struct World {
     }
 
     mutating func persisted(_ side: Side, through sequence: UInt64) {
-        var endpoint = endpoints[side.rawValue]
+        let endpoint = endpoints[side.rawValue]
         endpoint.persistInFlight = false
         let done = endpoint.unpersisted.prefix { $0.sequence <= sequence }
         endpoint.persistedRecords += done.map { $0.encoded() }
@@ -378,12 +405,11 @@ private struct World {
             }
         }
         endpoint.machine.markDurable(through: sequence, now: now)
-        endpoints[side.rawValue] = endpoint
     }
 
     mutating func crash(_ side: Side) {
         report.crashes += 1
-        var endpoint = endpoints[side.rawValue]
+        let endpoint = endpoints[side.rawValue]
         endpoint.incarnation += 1
         endpoint.unpersisted = []
         endpoint.persistInFlight = false
@@ -408,7 +434,6 @@ private struct World {
         endpoint.acknowledged = endpoint.handedOver
         endpoint.writeAcks = []
         endpoint.received.removeLast(max(0, endpoint.received.count - Int(restored.bytesConsumed)))
-        endpoints[side.rawValue] = endpoint
         checkDelivery(final: false)
     }
 

@@ -319,7 +319,9 @@ struct SimWireTests {
         configuration.disconnectEvery = .milliseconds(100)
         try await TestSupport.withSimulator(configuration) { sim in
             let client = try RawClient(sim.listenAddress)
-            try await client.handshake(token: TestSupport.random(16))
+            // On a loaded machine the periodic drop may land before the handshake finishes;
+            // either way the simulator must close the connection.
+            _ = try? await client.handshake(token: TestSupport.random(16))
             #expect(await client.waitForClose())
         }
     }

@@ -35,7 +35,7 @@ import Testing
         try await alice.write(toBob)
         try await bob.write(toAlice)
         try await alice.sync()
-        #expect(await alice.status.unackedFrames == 0)
+        #expect(await alice.status.writeBuffered == 0)  // everything framed and acknowledged
         try await alice.close()
         try await bob.close()
         #expect(try await bobReceived == toBob)

@@ -496,30 +496,45 @@ public struct StreamMachine: Sendable {
         if retransmitAt == nil && frame.kind.elicitsAck { armRetransmitTimer(now: now) }
     }
 
-    /// Restarts the retransmission timer from now, or stops it if nothing needs acknowledging.
+    /// Arms the retransmission timer for the oldest frame awaiting an answer (never earlier
+    /// than `minRetransmitTimeout` from now), or stops it if nothing needs acknowledging.
     private mutating func armRetransmitTimer(now: StreamTime) {
-        let waiting = checkpoint.unacked.contains { index, frame in frame.kind.elicitsAck && sendRecords[index] != nil }
-        retransmitAt = waiting ? now + timer.timeout(jitter: random.unit()) : nil
+        var oldest: StreamTime?
+        for (index, frame) in checkpoint.unacked where frame.kind.elicitsAck {
+            guard let record = sendRecords[index] else { continue }
+            let sent = record.inFlight == nil ? record.lastSent : now
+            if oldest.map({ sent < $0 }) ?? true { oldest = sent }
+        }
+        guard let oldest else {
+            retransmitAt = nil
+            return
+        }
+        retransmitAt = max(oldest + timer.timeout(jitter: random.unit()), now + configuration.minRetransmitTimeout)
     }
 
     /// The retransmission timeout fired: resend what may be lost and probe for lost acknowledgements.
+    ///
+    /// Only frames outstanding for a whole timeout are resent, so a window of frames sent one
+    /// after another is not resent all at once when the oldest times out.
     private mutating func retransmit(now: StreamTime) {
+        let threshold = timer.timeout(jitter: 0).scaled(by: 0.9)
         timer.backOff()
         let elicitingIndices = checkpoint.unacked.filter { $0.value.kind.elicitsAck }.keys
         guard let highest = elicitingIndices.max() else {
             retransmitAt = nil
             return
         }
-        // Every unacknowledged frame up to the newest one that needs an answer is resent, ack-only
-        // frames included: the peer's acknowledgements may be stale, and it may be waiting on
-        // any of these boxes.
+        // Ack-only frames below an outstanding eliciting frame are resent too: the peer may be
+        // waiting on any of these boxes, and its acknowledgements may be stale.
+        var resent = false
         for index in checkpoint.unacked.keys.sorted() where index <= highest {
-            guard sendRecords[index]?.inFlight == nil, sendRecords[index] != nil else { continue }
+            guard let record = sendRecords[index], record.inFlight == nil, now - record.lastSent >= threshold else { continue }
             transmit(index, now: now)
+            resent = true
         }
         // A new frame the peer must acknowledge, in case only its acknowledgements were lost:
         // rewriting a box the peer already read shows it nothing new.
-        if checkpoint.mode == .endToEnd { probeRequested = true }
+        if resent && checkpoint.mode == .endToEnd { probeRequested = true }
         armRetransmitTimer(now: now)
     }
 
@@ -559,7 +574,8 @@ public struct StreamMachine: Sendable {
             guard let record = sendRecords[index], record.inFlight == nil, now - record.lastSent >= threshold else { continue }
             transmit(index, now: now)
         }
-        // The peer says it waits on this box; each of its frames saying so may trigger a resend.
+        // The peer says it waits on this box: each of its frames saying so may trigger a resend
+        // (rewriting a box is idempotent; under loss this is the fastest recovery).
         if let record = sendRecords[frame.cumulativeAck], record.inFlight == nil,
            now - record.lastSent >= configuration.minRetransmitTimeout {
             transmit(frame.cumulativeAck, now: now)
@@ -702,7 +718,9 @@ public struct StreamMachine: Sendable {
         if elicits, checkpoint.mode == .endToEnd, checkpoint.outbound != nil {
             elicitingSinceAck += 1
             let immediate = elicitingSinceAck >= max(2, configuration.readAhead / 2)
-            let due = immediate ? now : now + configuration.ackDelay
+            // Coalesce more acknowledgements on slow paths: each one costs a box write.
+            let delay = max(configuration.ackDelay, (timer.smoothedRTT ?? .zero) / 8)
+            let due = immediate ? now : now + delay
             ackDeadline = min(ackDeadline ?? due, due)
         }
     }
