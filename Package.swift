@@ -75,7 +75,8 @@ let package = Package(
         .executableTarget(
             name: "streamd",
             dependencies: [
-                "StreamEngine", "StreamEngineTesting",
+                "StreamEngine", "StreamEngineTesting", "PigeonholeTransport", "ThinClient", "KpclientdSim",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
