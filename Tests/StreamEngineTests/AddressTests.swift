@@ -70,3 +70,24 @@ import Testing
         #expect(throws: StreamError.self) { try writer.keys(as: .dialer) }
     }
 }
+
+@Suite struct RedactionTests {
+    @Test func keyHoldersNeverPrintKeyMaterial() throws {
+        let secret = vectorSecret
+        let address = StreamAddress(.endToEnd(secret: secret))
+        var machine = try StreamMachine(address: address, role: .listener, boxSize: 512, now: .zero, randomSeed: 1)
+        try machine.appWrite([1, 2, 3], now: .zero)
+        let keys = try address.keys(as: .listener)
+        let base = keys.outbound!.frameKeyBase
+        // Decimal byte lists are what Swift prints for [UInt8]; look for a run of key bytes.
+        let needle = base.prefix(4).map(String.init).joined(separator: ", ")
+        var dumped = ""
+        dump(machine, to: &dumped)
+        for text in ["\(machine)", String(reflecting: machine), "\(machine.checkpoint)", String(reflecting: machine.checkpoint),
+                     "\(keys.outbound!)", String(reflecting: keys.inbound!), "\(address)", String(reflecting: address), "\(address.kind)", dumped] {
+            #expect(!text.contains(needle), "\(text.prefix(200))")
+            #expect(!text.contains(hex(Array(base.prefix(4)))))
+            #expect(!text.contains(address.encoded.dropFirst(4).prefix(16)))
+        }
+    }
+}

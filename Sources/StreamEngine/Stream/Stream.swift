@@ -1,6 +1,10 @@
 /// Persists a stream's journal, so that what the stream promises survives a crash.
 ///
-/// streamd implements this over SQLite; tests use an in-memory log.
+/// Store the stream's ``Stream/checkpoint()`` once right after opening it (it holds the keys),
+/// then every batch of records this receives; restore with that checkpoint and the records
+/// (``Stream/restore(checkpoint:journal:store:configuration:persistence:)``). Fold records into a
+/// newer checkpoint at any time to compact: ``StreamCheckpoint/replay(_:)`` skips those already
+/// folded in. streamd implements this over SQLite; tests use an in-memory log.
 public protocol StreamPersistence: Sendable {
     /// Durably appends journal records, in order; returns only once they survive power loss.
     func persist(_ records: [CheckpointRecord]) async throws
