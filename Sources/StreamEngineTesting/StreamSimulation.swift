@@ -48,9 +48,9 @@ public struct StreamSimulation {
             var p = Parameters(seed: seed)
             p.boxSize = [256, 400, 1024, 1549][Int(random.next() % 4)]
             p.loss = random.unit() * 0.5
-            p.duplication = random.unit() * 0.1
+            p.duplication = 0.01 + random.unit() * 0.09
             p.meanLatency = .milliseconds(Int64(20 + random.next() % 2000))
-            p.crashes = Int(random.next() % 4)
+            p.crashes = Int(1 + random.next() % 3)
             p.listenerBytes = Int(random.next() % 20_000)
             p.dialerBytes = Int(random.next() % 20_000)
             p.configuration.sendWindow = Int(1 + random.next() % 16)
@@ -193,7 +193,8 @@ private struct World {
                 report.violations.append("cannot create stream: \(error)")
             }
         }
-        let horizon = Double(parameters.timeLimit.nanosecondsClamped) / 40
+        // Crashes land while the transfer is under way: within about 10 mean latencies.
+        let horizon = Double(parameters.meanLatency.nanosecondsClamped) * 10
         for _ in 0..<parameters.crashes {
             let at = StreamTime(nanoseconds: Int64(random.unit() * horizon))
             queue.push(at, .crash(random.next() % 2 == 0 ? .listener : .dialer))

@@ -10,14 +10,18 @@ import Testing
     @Test(arguments: 0..<10)
     func thousandSeedsKeepEveryInvariant(batch: Int) {
         var failures: [String] = []
+        var crashed = 0
         for seed in UInt64(batch * 100 + 1)...UInt64(batch * 100 + 100) {
             let parameters = StreamSimulation.Parameters.random(seed: seed)
             let report = StreamSimulation.run(parameters)
+            if report.crashes > 0 { crashed += 1 }
             if !report.passed {
                 failures.append("seed \(seed) (loss \(parameters.loss), box \(parameters.boxSize), crashes \(parameters.crashes)): \(report)")
             }
         }
         #expect(failures.isEmpty, "\(failures.count) seeds failed; first: \(failures.prefix(3))")
+        // Almost every seed really restored a side mid-transfer (a few finish before their crash).
+        #expect(crashed >= 90, "only \(crashed) of 100 seeds crashed")
     }
 
     @Test func losslessTransferIsQuick() {
