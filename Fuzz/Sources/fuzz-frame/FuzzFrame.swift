@@ -8,37 +8,40 @@ import StreamEngine
 func fuzzFrameMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
     if writeSeedsIfRequested(argc, argv, seeds) { return 0 }
     return runLibFuzzer(argc, argv) { data, size in
-        let input = Array(fuzzInput(data, size))
-        let frame: Frame
-        do {
-            frame = try Frame.decode(input)
-        } catch {
-            precondition(error.code == .protocolViolation, "unexpected error code \(error.code)")
-            return 0
-        }
-        precondition(frame.sackRanges.count <= Frame.maxSackRanges, "too many SACK ranges accepted")
-        for (i, range) in frame.sackRanges.enumerated() {
-            precondition(range.count > 0 && range.start > frame.cumulativeAck, "invalid SACK range accepted")
-            precondition(i == 0 || range.start > frame.sackRanges[i - 1].end, "unordered SACK ranges accepted")
-        }
-        precondition(frame.dataOffset.addingReportingOverflow(UInt64(frame.data.count)).overflow == false)
-        _ = frame.isAckEliciting
-
-        guard frame.data.count <= Frame.dataCapacity(plaintextSize: input.count, sackCount: frame.sackRanges.count) else {
-            return 0
-        }
-        let encoded = frame.encode(plaintextSize: input.count)
-        precondition(encoded.count == input.count, "encode did not pad to the plaintext size")
-        let again: Frame
-        do {
-            again = try Frame.decode(encoded)
-        } catch {
-            preconditionFailure("re-decoding our own encoding failed: \(error)")
-        }
-        precondition(again == frame, "round trip changed the frame")
-        precondition(encoded == input, "the frame encoding is not canonical")
+        check(Array(fuzzInput(data, size)))
         return 0
     }
+}
+
+private func check(_ input: [UInt8]) {
+    let frame: Frame
+    do {
+        frame = try Frame.decode(input)
+    } catch {
+        precondition(error.code == .protocolViolation, "unexpected error code \(error.code)")
+        return
+    }
+    precondition(frame.sackRanges.count <= Frame.maxSackRanges, "too many SACK ranges accepted")
+    for (i, range) in frame.sackRanges.enumerated() {
+        precondition(range.count > 0 && range.start > frame.cumulativeAck, "invalid SACK range accepted")
+        precondition(i == 0 || range.start > frame.sackRanges[i - 1].end, "unordered SACK ranges accepted")
+    }
+    precondition(frame.dataOffset.addingReportingOverflow(UInt64(frame.data.count)).overflow == false)
+    _ = frame.isAckEliciting
+
+    guard frame.data.count <= Frame.dataCapacity(plaintextSize: input.count, sackCount: frame.sackRanges.count) else {
+        return
+    }
+    let encoded = frame.encode(plaintextSize: input.count)
+    precondition(encoded.count == input.count, "encode did not pad to the plaintext size")
+    let again: Frame
+    do {
+        again = try Frame.decode(encoded)
+    } catch {
+        preconditionFailure("re-decoding our own encoding failed: \(error)")
+    }
+    precondition(again == frame, "round trip changed the frame")
+    precondition(encoded == input, "the frame encoding is not canonical")
 }
 
 /// Real frame encodings: the plaintext sizes of 256-, 512- and 1 KiB boxes (less the 16-byte
