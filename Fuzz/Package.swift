@@ -30,7 +30,7 @@ let package = Package(
         fuzzer("fuzz-cbor", ["CBOR"]),
         fuzzer("fuzz-frame", ["StreamEngine"]),
         fuzzer("fuzz-address", ["StreamEngine", "StreamCrypto"]),
-        fuzzer("fuzz-checkpoint", ["StreamEngine"]),
+        fuzzer("fuzz-checkpoint", ["StreamEngine", "StreamCrypto", "CBOR"]),
         fuzzer("fuzz-thinwire", ["ThinWire", "CBOR"]),
     ]
 )

@@ -1,3 +1,4 @@
+import CBOR
 import FuzzSupport
 import StreamCrypto
 import StreamEngine
@@ -99,10 +100,11 @@ private func drive(_ checkpoint: StreamCheckpoint, journal: [CheckpointRecord]) 
                 var box: [UInt8]?
                 let first = machine.checkpoint.nextReadIndex
                 if let peer, index >= first, index - first < 3 {
-                    let data = (0..<10).map { UInt8(truncatingIfNeeded: index &+ UInt64($0)) }
+                    // 10, 0 or 3 bytes: empty frames let the reader skip over missing indices.
+                    let data = (0..<[0, 10, 3][Int(index % 3)]).map { UInt8(truncatingIfNeeded: index &+ UInt64($0)) }
                     let ack = peer.acknowledges ? machine.checkpoint.nextWriteIndex : 0
                     box = peer.seal(Frame(index: index, dataOffset: peerOffset, cumulativeAck: ack, data: data))
-                    peerOffset &+= 10
+                    peerOffset &+= UInt64(data.count)
                 }
                 machine.readCompleted(operation, result: .success(box), now: now)
             case .cancel:
@@ -240,5 +242,35 @@ private func seeds() -> [[UInt8]] {
         .consumed(3),
     ]
     let records = deltas.enumerated().map { CheckpointRecord(sequence: UInt64($0.offset) + 2, delta: $0.element).encoded() }
-    return checkpoints.map { $0.encoded() } + records
+
+    // Real checkpoints with their counters moved far up, written in 9-byte CBOR heads that one
+    // byte flip turns into anything up to 2^64 - 1: random mutation rarely widens a 1-byte
+    // integer into one, so without these the fuzzer never tries huge indices and offsets.
+    let high: UInt64 = 1 << 40
+    let moved = [
+        edited(checkpoints[6], ["sequence": .unsigned(high), "next_write_index": .unsigned(high + 2),
+                                "peer_cumulative_ack": .unsigned(high + 1), "framed_bytes": .unsigned(high),
+                                "next_read_index": .unsigned(high), "delivered_bytes": .unsigned(high + 5),
+                                "pending": .array([.array([.unsigned(high + 2), .unsigned(high + 9), .bool(false), .bytes([1, 2])])]),
+                                "unacked": .array([])]),
+        edited(bases[1], ["next_read_index": .unsigned(high), "delivered_bytes": .unsigned(high),
+                          "pending": .array([.array([.unsigned(high + 3), .unsigned(high), .bool(true), .bytes([])])])]),
+        edited(bases[0], ["write_buffer": .bytes(Array("buffered".utf8)), "framed_bytes": .unsigned(high),
+                          "next_write_index": .unsigned(high + 1), "unacked": .array([]), "sequence": .unsigned(high)]),
+    ]
+    let movedRecords = [
+        CheckpointRecord(sequence: high, delta: .frameReceived(Frame(index: high, dataOffset: high, data: [7]))).encoded(),
+        CheckpointRecord(sequence: 1, delta: .frameReceived(Frame(index: 1, dataOffset: 0, cumulativeAck: high))).encoded(),
+        CheckpointRecord(sequence: 1, delta: .frameCreated(index: high, dataLength: 0, kind: .ping, ciphertext: ciphertext)).encoded(),
+    ]
+    return checkpoints.map { $0.encoded() } + records + moved + movedRecords
+}
+
+/// `checkpoint`'s encoding with the values of some top-level fields replaced.
+private func edited(_ checkpoint: StreamCheckpoint, _ changes: [String: CBORValue]) -> [UInt8] {
+    guard let entries = try? CBORDecoder.decode(checkpoint.encoded()).mapEntries else { fatalError("a checkpoint is not a map") }
+    return CBORValue.map(entries.map { entry in
+        guard let key = entry.key.text, let value = changes[key] else { return entry }
+        return CBORMapEntry(entry.key, value)
+    }).encoded()
 }
