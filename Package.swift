@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "StreamCrypto", targets: ["StreamCrypto"]),
         .library(name: "StreamEngine", targets: ["StreamEngine"]),
         .library(name: "StreamEngineTesting", targets: ["StreamEngineTesting"]),
+        .library(name: "ThinWire", targets: ["ThinWire"]),
         .library(name: "ThinClient", targets: ["ThinClient"]),
         .library(name: "KpclientdSim", targets: ["KpclientdSim"]),
         .library(name: "PigeonholeTransport", targets: ["PigeonholeTransport"]),

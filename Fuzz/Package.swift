@@ -28,5 +28,9 @@ let package = Package(
         .target(name: "FuzzSupport"),
         // One line per fuzzer:
         fuzzer("fuzz-cbor", ["CBOR"]),
+        fuzzer("fuzz-frame", ["StreamEngine"]),
+        fuzzer("fuzz-address", ["StreamEngine", "StreamCrypto"]),
+        fuzzer("fuzz-checkpoint", ["StreamEngine", "StreamCrypto", "CBOR"]),
+        fuzzer("fuzz-thinwire", ["ThinWire", "CBOR"]),
     ]
 )

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// libFuzzer's entry point for programs that bring their own `main`
 /// (`int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*cb)(const uint8_t *, size_t))`).
 @_silgen_name("LLVMFuzzerRunDriver")
@@ -25,4 +31,27 @@ public func runLibFuzzer(
 /// Views libFuzzer's input as a byte buffer (empty inputs may come with a null pointer).
 public func fuzzInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> UnsafeRawBufferPointer {
     UnsafeRawBufferPointer(start: size > 0 ? data : nil, count: size)
+}
+
+/// Handles `TARGET -write_seeds=DIR`: writes `seeds()` to `DIR/seed-001`, `DIR/seed-002`, ...
+/// and returns `true`; returns `false` (doing nothing) for any other command line.
+///
+/// Harnesses make their committed seeds this way, from the real encoders they link anyway, so
+/// `Fuzz/seeds/TARGET/` can be regenerated after a format change.
+public func writeSeedsIfRequested(
+    _ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>, _ seeds: () -> [[UInt8]]
+) -> Bool {
+    let flag = "-write_seeds="
+    guard argc == 2, let raw = argv[1] else { return false }
+    let argument = String(cString: raw)
+    guard argument.hasPrefix(flag) else { return false }
+    let directory = String(argument.dropFirst(flag.count))
+    for (number, seed) in seeds().enumerated() {
+        let digits = String(number + 1)
+        let path = directory + "/seed-" + String(repeating: "0", count: max(0, 3 - digits.count)) + digits
+        guard let file = fopen(path, "wb") else { fatalError("cannot create \(path)") }
+        let written = seed.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+        precondition(written == seed.count && fclose(file) == 0, "cannot write \(path)")
+    }
+    return true
 }

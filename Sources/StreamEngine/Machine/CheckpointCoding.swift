@@ -134,11 +134,17 @@ extension StreamCheckpoint {
         for entry in try fields.array("pending") {
             guard case .array(let parts) = entry, parts.count == 4,
                   let index = parts[0].uint64, let offset = parts[1].uint64, let fin = parts[2].bool,
-                  let data = parts[3].bytes, index > nextReadIndex, pending[index] == nil
+                  let data = parts[3].bytes, index > nextReadIndex, index < Self.maxCounter, pending[index] == nil,
+                  offset <= Self.maxCounter - UInt64(data.count)
             else { throw StreamError(.invalidCheckpoint, "checkpoint has a malformed received frame") }
             pending[index] = ReceivedFrame(dataOffset: offset, data: data, fin: fin)
         }
         try fields.finish()
+        // The machine adds to these counters: see `maxCounter`. (Unacknowledged frames are below
+        // `nextWriteIndex`; received frames were checked above.)
+        guard [sequence, nextWriteIndex, framedBytes, nextReadIndex, deliveredBytes].allSatisfy({ $0 <= Self.maxCounter }),
+              UInt64(writeBuffer.count) <= Self.maxCounter - framedBytes
+        else { throw StreamError(.invalidCheckpoint, "checkpoint has a counter out of range") }
         guard UInt64(readBuffer.count) <= deliveredBytes, finIndex.map({ $0 < nextWriteIndex }) ?? true,
               peerCumulativeAck <= nextWriteIndex, outbound != nil || (nextWriteIndex == 0 && writeBuffer.isEmpty),
               inbound != nil || (nextReadIndex == 0 && pending.isEmpty)

@@ -7,6 +7,15 @@ public struct StreamCheckpoint: Sendable, Hashable {
     /// The version of the checkpoint format.
     public static let formatVersion: UInt64 = 1
 
+    /// The bound on a checkpoint's counters: frame indices stay below it, and next indices,
+    /// stream offsets (data ends included) and journal sequence numbers at or below it.
+    ///
+    /// No stream comes near 2^62 frames, bytes or records, so a checkpoint or journal record
+    /// beyond it is corrupt; the bound keeps the arithmetic on these counters (an index plus
+    /// one, an offset plus a length, the read-ahead window) far from overflowing. ``apply(_:)``
+    /// refuses to cross it, so a checkpoint the machine made always decodes again.
+    static let maxCounter: UInt64 = 1 << 62
+
     /// The stream mode.
     public internal(set) var mode: StreamMode
     /// Which end this is.
@@ -153,6 +162,7 @@ extension StreamCheckpoint {
             guard record.sequence == sequence + 1 else {
                 throw StreamError(.invalidCheckpoint, "journal record \(sequence + 1) is missing (next is \(record.sequence))")
             }
+            guard record.sequence <= Self.maxCounter else { throw StreamError(.invalidCheckpoint, "the journal is too long") }
             do {
                 try apply(record.delta)
             } catch {
@@ -169,6 +179,7 @@ extension StreamCheckpoint {
         case .appended(let bytes):
             guard outbound != nil else { throw bad("append on a stream end that cannot write") }
             guard !closeRequested else { throw bad("append after close") }
+            guard UInt64(writeBuffer.count) + UInt64(bytes.count) <= Self.maxCounter - framedBytes else { throw bad("the stream is too long") }
             writeBuffer.append(contentsOf: bytes)
         case .closeRequested:
             guard outbound != nil else { throw bad("close on a stream end that cannot write") }
@@ -176,6 +187,7 @@ extension StreamCheckpoint {
         case .frameCreated(let index, let length, let kind, let ciphertext):
             let fin = kind == .fin
             guard outbound != nil, index == nextWriteIndex else { throw bad("frame \(index) created out of order") }
+            guard index < Self.maxCounter else { throw bad("the stream has too many frames") }
             guard length >= 0, length <= writeBuffer.count, kind == .data || kind == .fin || length == 0 else {
                 throw bad("frame \(index) takes more bytes than are buffered")
             }
@@ -203,6 +215,10 @@ extension StreamCheckpoint {
         guard inbound != nil else { throw violation("frame received on a stream end that cannot read") }
         guard frame.index >= nextReadIndex, pending[frame.index] == nil else {
             throw violation("frame \(frame.index) was already received")
+        }
+        // A frame read from a box is within the read-ahead window; a journal record may hold anything.
+        guard frame.index < Self.maxCounter, UInt64(frame.data.count) <= Self.maxCounter, frame.dataOffset <= Self.maxCounter - UInt64(frame.data.count) else {
+            throw violation("frame \(frame.index) has an index or offset out of range")
         }
         // Acknowledgements must only name frames that exist.
         if mode == .multicast || outbound == nil {

@@ -194,6 +194,7 @@ public struct StreamMachine: Sendable {
         let accepted = min(bytes.count, writeCapacity)
         guard accepted > 0 else { return (0, lastSequence) }
         recordOrFail(.appended(accepted == bytes.count ? bytes : Array(bytes.prefix(accepted))))
+        try checkUsable()  // Not accepted after all if that failed the stream (at `StreamCheckpoint.maxCounter`).
         let sequence = lastSequence
         lastActivity = now
         advance(now: now)
@@ -354,6 +355,7 @@ public struct StreamMachine: Sendable {
     }
 
     private mutating func record(_ delta: CheckpointDelta) throws(StreamError) {
+        guard checkpoint.sequence < StreamCheckpoint.maxCounter else { throw StreamError(.invalidCheckpoint, "the journal is too long") }
         try checkpoint.apply(delta)
         checkpoint.sequence += 1
         if durability == .explicit {
