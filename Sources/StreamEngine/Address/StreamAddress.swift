@@ -74,8 +74,10 @@ public struct StreamAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses an address from text; surrounding whitespace is ignored and case does not matter.
     public init(parsing text: String) throws(StreamError) {
-        let trimmed = text.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed()
-        let body = String(trimmed)
+        guard text.utf8.count <= 8192 else { throw StreamError(.invalidAddress, "the address is too long") }
+        var body = Substring(text)
+        while body.first?.isWhitespace == true { body.removeFirst() }
+        while body.last?.isWhitespace == true { body.removeLast() }
         guard body.lowercased().hasPrefix(Self.prefix) else {
             throw StreamError(.invalidAddress, "a stream address starts with \"\(Self.prefix)\"")
         }
