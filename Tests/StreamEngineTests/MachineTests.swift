@@ -195,7 +195,7 @@ import Testing
             _ = try StreamMachine(address: .generate(), role: .listener, boxSize: 100, now: .zero, randomSeed: 1)
             Issue.record("accepted a 100-byte box")
         } catch {
-            #expect(error.code == .geometryChanged)
+            #expect(error.code == .invalidConfiguration)
         }
     }
 

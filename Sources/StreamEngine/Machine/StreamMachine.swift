@@ -168,7 +168,7 @@ public struct StreamMachine: Sendable {
 
     static func checkBoxSize(_ boxSize: Int) throws(StreamError) {
         guard (FrameSealer.minBoxSize...FrameSealer.maxBoxSize).contains(boxSize) else {
-            throw StreamError(.geometryChanged, "box size \(boxSize) is outside \(FrameSealer.minBoxSize)...\(FrameSealer.maxBoxSize)")
+            throw StreamError(.invalidConfiguration, "the transport's box size \(boxSize) is outside \(FrameSealer.minBoxSize)...\(FrameSealer.maxBoxSize) bytes")
         }
     }
 
