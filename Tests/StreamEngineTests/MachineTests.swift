@@ -207,3 +207,39 @@ import Testing
         #expect(Set(codes).count == codes.count)
     }
 }
+
+@Suite struct BoundsTests {
+    /// A peer that keeps sending data but never acknowledges our ack-only frames is cut off
+    /// before their retained ciphertexts grow without bound.
+    @Test func aPeerThatNeverAcknowledgesIsAViolation() throws {
+        var configuration = StreamConfiguration()
+        configuration.ackDelay = .zero
+        var machine = try StreamMachine(
+            address: StreamAddress(.endToEnd(secret: vectorSecret)), role: .listener, boxSize: 512,
+            configuration: configuration, now: .zero, randomSeed: 1)
+        let peer = FrameSealer(outbound: try StreamAddress(.endToEnd(secret: vectorSecret)).keys(as: .dialer).outbound!, boxSize: 512)
+        var now = StreamTime.zero
+        var index: UInt64 = 0
+        while machine.failure == nil, index < UInt64(StreamMachine.maxRetainedAckOnlyFrames) + 10 {
+            for action in machine.takeActions() {
+                switch action {
+                case .read(let operation, .inbound, let readIndex, _) where readIndex == index:
+                    // Data that never acknowledges anything (cumulative ack stays 0).
+                    let box = peer.seal(Frame(index: index, dataOffset: index, data: [1]))
+                    machine.readCompleted(operation, result: .success(box), now: now)
+                    index += 1
+                case .write(let operation, _, _):
+                    machine.writeCompleted(operation, result: .success(()), now: now)
+                default:
+                    break
+                }
+            }
+            _ = machine.appRead(maxLength: 1 << 20, now: now)
+            now = now + .milliseconds(10)
+            machine.handleTimers(now: now)
+        }
+        #expect(machine.failure?.code == .protocolViolation)
+        #expect(machine.failure?.message.contains("unacknowledged") == true, "\(String(describing: machine.failure)) after \(index) frames")
+        #expect(machine.checkpoint.unackedCount <= StreamMachine.maxRetainedAckOnlyFrames)
+    }
+}

@@ -77,6 +77,7 @@ public struct StreamMachine: Sendable {
     private var retransmitAt: StreamTime?
     private var probeRequested = false
     private static let maxOutstandingProbes = 64
+    static let maxRetainedAckOnlyFrames = 1024
 
     // Acknowledging.
     private var ackDeadline: StreamTime?
@@ -432,6 +433,14 @@ public struct StreamMachine: Sendable {
         }
         probeRequested = false
         if !createdAny, let due = ackDeadline, now >= due, checkpoint.inbound != nil {
+            // Ack-only frames are kept until the peer acknowledges them, which an honest peer does
+            // with every frame it sends; one that keeps eliciting acks without ever acknowledging
+            // them would make that set grow without bound.
+            let retained = checkpoint.unacked.values.lazy.filter { $0.kind == .ackOnly }.count
+            guard retained < Self.maxRetainedAckOnlyFrames else {
+                fail(StreamError(.protocolViolation, "the peer left \(retained) acknowledgement frames unacknowledged"))
+                return
+            }
             emitFrame(makeFrame(flags: [], sack: currentSackRanges(), data: []), kind: .ackOnly, sealer: sealer)
             createdAny = true
         }
