@@ -229,7 +229,8 @@ actor SimCore {
     /// (legacy replies only) it is queued (at most `maxQueuedLegacyReplies`) while the client is away.
     func send(_ message: ThinMessage, toSession appID: [UInt8], queueIfAway: Bool = false) {
         guard let session = sessions[appID] else { return }
-        if let id = session.connectionID, let connection = connections[id] {
+        // A connection being closed counts as away: writing to it would lose the reply.
+        if let id = session.connectionID, let connection = connections[id], !connection.closed {
             send(message, to: connection)
         } else if queueIfAway, session.token != nil, session.legacyQueue.count < configuration.maxQueuedLegacyReplies {
             session.legacyQueue.append(frame(message))
