@@ -1,4 +1,4 @@
-import Dispatch
+import Foundation
 import StreamEngine
 import StreamEngineTesting
 import Testing
@@ -51,10 +51,12 @@ import Testing
     }
 }
 
-/// Runs CPU-bound work on a Dispatch thread instead of Swift's cooperative pool (as wide as the
-/// machine's cores), so that actor-based tests running alongside are not starved of threads.
+/// Runs CPU-bound work on a thread of its own, neither on Swift's cooperative pool nor on
+/// Dispatch's (both as wide as the machine's cores), so that socket- and actor-based tests
+/// running alongside are not starved of threads.
 func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(returning: work()) }
+        let thread = Thread { continuation.resume(returning: work()) }
+        thread.start()
     }
 }
