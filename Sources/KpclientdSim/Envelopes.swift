@@ -77,9 +77,9 @@ struct EnvelopeSealer: Sendable {
 
     /// The opened form of a write (a tombstone when `plaintext` is empty) signed with `writeCap`'s key.
     static func signedWrite(writeCap: [UInt8], index: [UInt8], plaintext: [UInt8]) -> OpenedEnvelope {
-        var seed = Array(writeCap[0..<32])
+        var seed = Array(writeCap[CapabilityLayout.writeCapSeed])
         defer { SimCrypto.wipe(&seed) }
-        let publicKey = Array(writeCap[32..<64])
+        let publicKey = Array(writeCap[CapabilityLayout.writeCapPublicKey])
         let tombstone = plaintext.isEmpty
         let boxID = Capabilities.boxID(publicKey: publicKey, index: index)
         let signature = SimCrypto.ed25519Sign(OpenedEnvelope.signedMessage(boxID: boxID, isTombstone: tombstone, plaintext: plaintext), seed: seed)

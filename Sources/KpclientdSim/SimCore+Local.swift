@@ -66,7 +66,7 @@ extension SimCore {
             let readCap = try f.capability(ThinKey.Field.readCap, ThinSizes.readCap)
             let index = try f.capability(ThinKey.Field.messageBoxIndex, ThinSizes.messageBoxIndex)
             guard let readCap, let index else { return reply(key, q, Self.nullEncryptFields, .invalidRequest) }
-            let envelope = sealer.sealRead(publicKey: Array(readCap[0..<32]), index: index, nonce: random.bytes(24))
+            let envelope = sealer.sealRead(publicKey: Array(readCap[CapabilityLayout.readCapPublicKey]), index: index, nonce: random.bytes(24))
             return reply(key, q, encryptFields(envelope, index: index), .success)
 
         case ThinKey.Request.encryptWrite:

@@ -119,7 +119,7 @@ extension SimCore {
             return (ThinClientErrorCode.courierInvalidEnvelope.rawValue, nil)
         }
         if let writeCap = request.writeCap {
-            guard envelope.kind == .write, envelope.publicKey == Array(writeCap[32..<64]) else {
+            guard envelope.kind == .write, envelope.publicKey == Array(writeCap[CapabilityLayout.writeCapPublicKey]) else {
                 return (ThinClientErrorCode.invalidRequest.rawValue, nil)
             }
             if !request.noIdempotent {
@@ -140,7 +140,7 @@ extension SimCore {
                 return (code.rawValue, nil)
             }
         }
-        guard let readCap = request.readCap, envelope.kind == .read, envelope.publicKey == Array(readCap[0..<32]) else {
+        guard let readCap = request.readCap, envelope.kind == .read, envelope.publicKey == Array(readCap[CapabilityLayout.readCapPublicKey]) else {
             return (ThinClientErrorCode.bacapDecryptionFailed.rawValue, nil)
         }
         if let index = request.index, index != envelope.index {
@@ -236,8 +236,8 @@ extension SimCore {
     /// temporary boxes (best effort).
     private func runCopy(writeCap: [UInt8]) async throws -> CopyOutcome {
         try await sleepLatency()
-        let publicKey = Array(writeCap[32..<64])
-        var index = Array(writeCap[64..<168])
+        let publicKey = Array(writeCap[CapabilityLayout.writeCapPublicKey])
+        var index = Array(writeCap[CapabilityLayout.writeCapIndex])
         var tempIndexes: [[UInt8]] = []
         var data: [UInt8] = []
         var sawFinal = false

@@ -25,11 +25,11 @@ public struct WriteCapability: Sendable, Hashable, CustomStringConvertible {
 
     /// The read capability of the same stream: the root public key and the same index.
     public var readCapability: ReadCapability {
-        ReadCapability(unchecked: Array(bytes[32..<64]) + Array(bytes[64..<168]))
+        ReadCapability(unchecked: Array(bytes[CapabilityLayout.writeCapPublicKey]) + Array(bytes[CapabilityLayout.writeCapIndex]))
     }
 
     /// The index embedded in the capability (the stream's first index).
-    public var embeddedIndex: MessageBoxIndex { MessageBoxIndex(unchecked: Array(bytes[64..<168])) }
+    public var embeddedIndex: MessageBoxIndex { MessageBoxIndex(unchecked: Array(bytes[CapabilityLayout.writeCapIndex])) }
 
     public var description: String { "WriteCapability(<redacted>)" }
 }
@@ -58,7 +58,7 @@ public struct ReadCapability: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The index embedded in the capability (the stream's first index).
-    public var embeddedIndex: MessageBoxIndex { MessageBoxIndex(unchecked: Array(bytes[32..<136])) }
+    public var embeddedIndex: MessageBoxIndex { MessageBoxIndex(unchecked: Array(bytes[CapabilityLayout.readCapIndex])) }
 
     public var description: String { "ReadCapability(<redacted>)" }
 }
