@@ -75,8 +75,6 @@ public struct StreamSimulation {
         public var crashes = 0
         /// When each end's app had received everything the other end sent (listener, dialer).
         public var deliveredAt: [Duration?] = [nil, nil]
-        /// Events handled, by kind (for profiling the simulation).
-        public var eventKinds: [String: Int] = [:]
         /// Whether every invariant held and both ends closed in time.
         public var passed: Bool { violations.isEmpty && finished }
 
@@ -106,18 +104,6 @@ private struct World {
         case timer(Side, incarnation: Int)
         case persisted(Side, incarnation: Int, through: UInt64)
         case crash(Side)
-
-        var kind: String {
-            switch self {
-            case .writeDone: "writeDone"
-            case .readDone: "readDone"
-            case .writeLands: "writeLands"
-            case .waitTimeout: "waitTimeout"
-            case .timer: "timer"
-            case .persisted: "persisted"
-            case .crash: "crash"
-            }
-        }
     }
 
     struct Waiter {
@@ -209,7 +195,6 @@ private struct World {
             if time > limit { break }
             now = time
             report.events += 1
-            report.eventKinds[event.kind, default: 0] += 1
             handle(event)
             if !report.violations.isEmpty { break }
             if isFinished { report.finished = true; break }

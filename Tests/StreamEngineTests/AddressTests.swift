@@ -64,8 +64,8 @@ import Testing
             Issue.record("not a reader address")
             return
         }
-        #expect(locator == (try await store.readLocator(forWriterSeed: StreamKeySchedule.direction(
-            secret: { if case .multicastWriter(let s) = writer.kind { return s }; return [] }(), from: .listener).boxSeed)))
+        let writerSeed = try #require(try writer.keys(as: .listener).outbound).boxSeed
+        #expect(locator == (try await store.readLocator(forWriterSeed: writerSeed)))
         #expect(throws: StreamError.self) { try reader.keys(as: .listener) }
         #expect(throws: StreamError.self) { try writer.keys(as: .dialer) }
     }
