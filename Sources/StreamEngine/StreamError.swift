@@ -6,7 +6,7 @@ public struct StreamError: Error, Hashable, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: String, Hashable, Sendable {
             case closed, halted, invalidAddress, geometryChanged, frameDecrypt, protocolViolation
-            case invalidCheckpoint, transport, readOnly, invalidConfiguration
+            case invalidCheckpoint, transport, readOnly, invalidConfiguration, invalidOffset
         }
         private let backing: Backing
         private init(_ backing: Backing) { self.backing = backing }
@@ -31,6 +31,8 @@ public struct StreamError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let readOnly = Code(.readOnly)
         /// A configuration value is out of range.
         public static let invalidConfiguration = Code(.invalidConfiguration)
+        /// A stream offset given to a read or consume is outside the range it may take.
+        public static let invalidOffset = Code(.invalidOffset)
 
         /// The code's stable name, such as `frameDecrypt`.
         public var name: String { backing.rawValue }

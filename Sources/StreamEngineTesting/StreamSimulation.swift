@@ -8,9 +8,17 @@ import StreamEngine
 /// disk latency for journal persistence, and crashes that drop a machine with its unpersisted
 /// journal and restore it from the durable checkpoint and journal (through their CBOR forms).
 ///
+/// Each receiving app keeps its own offset and processes what it gets: it peeks from that
+/// offset and consumes with a random lag, counting a consume as done only once durable; after a
+/// crash it keeps every byte it had and reads on from its offset. A share of the seeds
+/// (``Parameters/exactlyOnceReads`` off) uses the at-least-once ``StreamMachine/appRead(maxLength:now:)``
+/// instead, whose app drops the bytes offered again after a crash, checking they are identical.
+///
 /// The run checks the protocol's invariants and reports any violation:
-/// - each side's app receives exactly the bytes the other wrote, in order, without duplicates;
-/// - bytes acknowledged to an app survive every crash;
+/// - each side's app receives exactly the bytes the other wrote, in order, without duplicates
+///   or gaps, and (with exactly-once reads) without ever being offered a byte twice;
+/// - bytes acknowledged to an app survive every crash, and so do consumes confirmed durable;
+///   a restored stream never consumed more than its app processed;
 /// - no box index is ever written with two different contents;
 /// - both directions close within the time limit.
 public struct StreamSimulation {
@@ -36,6 +44,10 @@ public struct StreamSimulation {
         /// The largest single app write.
         public var maxWriteChunk = 4096
         public var configuration = StreamConfiguration()
+        /// Whether the receiving apps read with ``StreamMachine/peek(from:maxLength:)`` and
+        /// ``StreamMachine/consume(through:now:)`` (exactly once), or with
+        /// ``StreamMachine/appRead(maxLength:now:)`` (at least once across crashes).
+        public var exactlyOnceReads = true
         /// The run fails if the streams have not both closed by then.
         public var timeLimit: Duration = .seconds(4 * 3600)
 
@@ -58,6 +70,7 @@ public struct StreamSimulation {
             p.configuration.maxWriteBuffer = Int(512 + random.next() % 16_384)
             p.configuration.maxReadBuffer = Int(512 + random.next() % 16_384)
             if random.next() % 5 == 0 { p.mode = .multicast }
+            p.exactlyOnceReads = random.unit() >= 0.3  // 30 % of seeds keep the at-least-once `appRead`.
             return p
         }
     }
@@ -73,13 +86,16 @@ public struct StreamSimulation {
         public var distinctBoxes = 0
         public var boxReads = 0
         public var crashes = 0
+        /// Bytes offered to an app a second time after a crash, which it dropped after checking
+        /// them (at-least-once ``StreamMachine/appRead(maxLength:now:)`` only).
+        public var reofferedBytes = 0
         /// When each end's app had received everything the other end sent (listener, dialer).
         public var deliveredAt: [Duration?] = [nil, nil]
         /// Whether every invariant held and both ends closed in time.
         public var passed: Bool { violations.isEmpty && finished }
 
         public var description: String {
-            "finished=\(finished) time=\(simulatedTime) events=\(events) writes=\(boxWrites) reads=\(boxReads) crashes=\(crashes) violations=\(violations)"
+            "finished=\(finished) time=\(simulatedTime) events=\(events) writes=\(boxWrites) reads=\(boxReads) crashes=\(crashes) reoffered=\(reofferedBytes) violations=\(violations)"
         }
     }
 
@@ -103,6 +119,7 @@ private struct World {
         case waitTimeout(waiterID: Int)
         case timer(Side, incarnation: Int)
         case persisted(Side, incarnation: Int, through: UInt64)
+        case consume(Side, incarnation: Int)
         case crash(Side)
     }
 
@@ -129,7 +146,13 @@ private struct World {
         var handedOver = 0
         var writeAcks: [(end: Int, sequence: UInt64)] = []
         var acknowledged = 0
+        /// The bytes the app processed, in order; their count is its read offset.
         var received: [UInt8] = []
+        /// Whether a lagging consume is due as an event; consumes awaiting durability; and the
+        /// offset through which consumes are durable (exactly-once reads).
+        var consumeScheduled = false
+        var consumeAcks: [(end: Int, sequence: UInt64)] = []
+        var consumedDurably = 0
         var timerAt: StreamTime?
 
         init(machine: StreamMachine, snapshot: [UInt8], data: [UInt8]) {
@@ -211,6 +234,7 @@ private struct World {
 
     var isFinished: Bool {
         let delivered = endpoints[0].received.count == endpoints[1].data.count && endpoints[1].received.count == endpoints[0].data.count
+            && (!parameters.exactlyOnceReads || endpoints.allSatisfy { $0.consumedDurably == $0.received.count })
         if parameters.mode == .multicast {
             return delivered && endpoints[0].machine.isClosed && endpoints[1].machine.isReadFinished
         }
@@ -245,6 +269,11 @@ private struct World {
             guard endpoints[side.rawValue].incarnation == incarnation else { return }
             persisted(side, through: through)
             drive(side)
+        case .consume(let side, let incarnation):
+            guard endpoints[side.rawValue].incarnation == incarnation else { return }
+            endpoints[side.rawValue].consumeScheduled = false
+            consume(side)
+            drive(side)
         case .crash(let side):
             crash(side)
             drive(side)
@@ -274,9 +303,14 @@ private struct World {
 
     mutating func appAct(_ side: Side) {
         let endpoint = endpoints[side.rawValue]
-        // Read everything available.
-        while case let bytes = endpoint.machine.appRead(maxLength: 1 << 20, now: now), !bytes.isEmpty {
-            endpoint.received += bytes
+        if parameters.exactlyOnceReads {
+            receiveExactlyOnce(side)
+        } else {
+            // Read everything available, at least once.
+            while case let offset = endpoint.machine.checkpoint.bytesConsumed,
+                  case let bytes = endpoint.machine.appRead(maxLength: 1 << 20, now: now), !bytes.isEmpty {
+                accept(bytes, at: offset, side)
+            }
         }
         if report.deliveredAt[side.rawValue] == nil, endpoint.received.count == endpoints[1 - side.rawValue].data.count {
             report.deliveredAt[side.rawValue] = now - .zero
@@ -297,6 +331,72 @@ private struct World {
             endpoint.acknowledged = max(endpoint.acknowledged, first.end)
             endpoint.writeAcks.removeFirst()
         }
+    }
+
+    /// Peeks from the app's own offset in chunks of random size, then consumes what it
+    /// processed: at once, or (more often) in a later event.
+    mutating func receiveExactlyOnce(_ side: Side) {
+        let endpoint = endpoints[side.rawValue]
+        while true {
+            let offset = UInt64(endpoint.received.count)
+            let bytes: [UInt8]
+            do {
+                bytes = try endpoint.machine.peek(from: offset, maxLength: Int(1 + random.next() % 8192))
+            } catch {
+                report.violations.append("\(side) cannot read on from its offset \(offset): \(error)")
+                return
+            }
+            if bytes.isEmpty { break }
+            accept(bytes, at: offset, side)
+        }
+        // Durable consumes count as done.
+        while let first = endpoint.consumeAcks.first, first.sequence <= endpoint.machine.durableSequence {
+            endpoint.consumedDurably = max(endpoint.consumedDurably, first.end)
+            endpoint.consumeAcks.removeFirst()
+        }
+        // After a restore the machine may not hold every byte the app has yet: consume what it holds.
+        let consumable = min(UInt64(endpoint.received.count), endpoint.machine.checkpoint.deliveredBytes)
+        guard consumable > endpoint.machine.checkpoint.bytesConsumed, !endpoint.consumeScheduled else { return }
+        if random.unit() < 0.3 {
+            consume(side)
+        } else {
+            endpoint.consumeScheduled = true
+            let lag = parameters.meanLatency.exponentialSample(&random).scaled(0.5)
+            queue.push(now + lag, .consume(side, incarnation: endpoint.incarnation))
+        }
+    }
+
+    /// The app confirms it processed everything it holds that the machine holds too.
+    mutating func consume(_ side: Side) {
+        let endpoint = endpoints[side.rawValue]
+        let through = min(UInt64(endpoint.received.count), endpoint.machine.checkpoint.deliveredBytes)
+        do {
+            let sequence = try endpoint.machine.consume(through: through, now: now)
+            endpoint.consumeAcks.append((end: Int(through), sequence: sequence))
+        } catch {
+            report.violations.append("\(side) cannot consume through \(through): \(error)")
+        }
+    }
+
+    /// Appends bytes the app was handed for stream offset `offset` to what it processed; bytes
+    /// below its offset (offered again) must match what it has and are dropped.
+    mutating func accept(_ bytes: [UInt8], at offset: UInt64, _ side: Side) {
+        let endpoint = endpoints[side.rawValue]
+        let have = UInt64(endpoint.received.count)
+        guard offset <= have else {
+            report.violations.append("\(side) was handed bytes at offset \(offset) beyond its \(have): a gap")
+            return
+        }
+        let overlap = Int(min(have - offset, UInt64(bytes.count)))
+        if overlap > 0 {
+            if parameters.exactlyOnceReads { report.violations.append("\(side) was offered \(overlap) bytes twice") }
+            let start = Int(offset)
+            if endpoint.received[start..<(start + overlap)] != bytes[..<overlap] {
+                report.violations.append("\(side) was offered different bytes at offset \(offset) than before")
+            }
+            report.reofferedBytes += overlap
+        }
+        endpoint.received += bytes[overlap...]
     }
 
     mutating func perform(_ action: StreamAction, _ side: Side) {
@@ -415,11 +515,20 @@ private struct World {
         if restored.bytesWritten < UInt64(endpoint.acknowledged) {
             report.violations.append("\(side) lost acknowledged bytes: \(endpoint.acknowledged) acknowledged, \(restored.bytesWritten) restored")
         }
-        // The app resumes from what the stream holds durably.
+        // The app resumes writing from what the stream holds durably.
         endpoint.handedOver = Int(restored.bytesWritten)
         endpoint.acknowledged = endpoint.handedOver
         endpoint.writeAcks = []
-        endpoint.received.removeLast(max(0, endpoint.received.count - Int(restored.bytesConsumed)))
+        // The app keeps every byte it received and reads on from its own offset. The stream
+        // never consumed more than that; consumes confirmed durable survived.
+        endpoint.consumeScheduled = false
+        endpoint.consumeAcks = []
+        if restored.bytesConsumed > UInt64(endpoint.received.count) {
+            report.violations.append("\(side) restored \(restored.bytesConsumed) bytes consumed but its app processed only \(endpoint.received.count)")
+        }
+        if parameters.exactlyOnceReads, restored.bytesConsumed < UInt64(endpoint.consumedDurably) {
+            report.violations.append("\(side) lost durable consumes: \(endpoint.consumedDurably) confirmed, \(restored.bytesConsumed) restored")
+        }
         checkDelivery(final: false)
     }
 

@@ -201,9 +201,9 @@ import Testing
 
     @Test func everyErrorCodeHasAStableName() {
         let codes: [StreamError.Code] = [.closed, .halted, .invalidAddress, .geometryChanged, .frameDecrypt, .protocolViolation,
-                                         .invalidCheckpoint, .transport, .readOnly, .invalidConfiguration]
+                                         .invalidCheckpoint, .transport, .readOnly, .invalidConfiguration, .invalidOffset]
         #expect(codes.map(\.name) == ["closed", "halted", "invalidAddress", "geometryChanged", "frameDecrypt", "protocolViolation",
-                                      "invalidCheckpoint", "transport", "readOnly", "invalidConfiguration"])
+                                      "invalidCheckpoint", "transport", "readOnly", "invalidConfiguration", "invalidOffset"])
         #expect(Set(codes).count == codes.count)
     }
 }

@@ -202,16 +202,78 @@ public struct StreamMachine: Sendable {
         return (accepted, sequence)
     }
 
-    /// Takes up to `maxLength` received bytes, in order.
+    /// Takes up to `maxLength` received bytes, in order: ``peek(from:maxLength:)`` at
+    /// ``StreamCheckpoint/bytesConsumed`` followed at once by ``consume(through:now:)``.
     ///
-    /// - Returns: the bytes; empty if none are buffered (check ``isReadFinished`` for the end).
+    /// At-least-once across crashes: the bytes are returned before their `consumed` record is
+    /// durable, so a restore from before that record offers them again. For exactly-once
+    /// delivery the app keeps its own offset and uses ``peek(from:maxLength:)`` and
+    /// ``consume(through:now:)``.
+    ///
+    /// - Returns: the bytes; empty if none are buffered (check ``isReadFinished`` for the end)
+    ///   or if the stream failed recording their consumption.
     public mutating func appRead(maxLength: Int, now: StreamTime) -> [UInt8] {
-        let count = min(maxLength, checkpoint.readableCount)
-        guard count > 0 else { return [] }
-        let bytes = Array(checkpoint.readBuffer.bytes.prefix(count))
-        recordOrFail(.consumed(count))
-        advance(now: now)
+        let offset = checkpoint.bytesConsumed
+        // Neither call can throw here except at `StreamCheckpoint.maxCounter`, which fails the stream.
+        guard let bytes = try? peek(from: offset, maxLength: maxLength), !bytes.isEmpty,
+              (try? consume(through: offset + UInt64(bytes.count), now: now)) != nil
+        else { return [] }
         return bytes
+    }
+
+    /// Returns up to `maxLength` received bytes starting at stream offset `offset`, without
+    /// consuming them.
+    ///
+    /// Valid offsets are ``StreamCheckpoint/bytesConsumed`` through
+    /// ``StreamCheckpoint/deliveredBytes``; at `deliveredBytes` the result is empty. An offset
+    /// beyond `deliveredBytes` also gives an empty result rather than an error: after a restore
+    /// the app may hold bytes whose `frameReceived` records were not durable, so the machine has
+    /// not received them (again) yet. The peer was never told they arrived (acknowledgements
+    /// are sent only once durable) and resends their frames byte-identically, so the same bytes
+    /// come again at the same offsets and a later peek finds them.
+    ///
+    /// It copies only the bytes it returns.
+    ///
+    /// - Throws: ``StreamError/Code-swift.struct/invalidOffset`` if `offset` is below
+    ///   ``StreamCheckpoint/bytesConsumed``: those bytes were consumed and are gone.
+    public func peek(from offset: UInt64, maxLength: Int) throws(StreamError) -> [UInt8] {
+        let consumed = checkpoint.bytesConsumed
+        let delivered = checkpoint.deliveredBytes
+        guard offset >= consumed else {
+            throw StreamError(.invalidOffset, "offset \(offset) was already consumed; valid offsets are \(consumed)...\(delivered)")
+        }
+        guard offset < delivered, maxLength > 0 else { return [] }
+        let skip = Int(offset - consumed)  // Below `readableCount`, an `Int`.
+        return Array(checkpoint.readBuffer.bytes.dropFirst(skip).prefix(maxLength))
+    }
+
+    /// Confirms that the app has processed every received byte before stream offset `offset`,
+    /// freeing them from the read buffer (reads paused by a full buffer resume).
+    ///
+    /// Confirming an offset at or below ``StreamCheckpoint/bytesConsumed`` again changes
+    /// nothing, so an app may repeat a confirmation after a restore.
+    ///
+    /// - Returns: the journal sequence that must be durable before the app may rely on the
+    ///   consumption, that is before it forgets the bytes' offsets: until then a crash restores
+    ///   the bytes unconsumed.
+    /// - Throws: ``StreamError/Code-swift.struct/invalidOffset`` if `offset` is beyond
+    ///   ``StreamCheckpoint/deliveredBytes``; the stream's failure if recording fails.
+    @discardableResult
+    public mutating func consume(through offset: UInt64, now: StreamTime) throws(StreamError) -> UInt64 {
+        let consumed = checkpoint.bytesConsumed
+        let delivered = checkpoint.deliveredBytes
+        guard offset <= delivered else {
+            throw StreamError(.invalidOffset, "cannot consume through offset \(offset): valid offsets are \(consumed)...\(delivered)")
+        }
+        guard offset > consumed else { return lastSequence }
+        do {
+            try record(.consumed(Int(offset - consumed)))  // At most `readableCount`, an `Int`.
+        } catch {
+            fail(error)
+            throw error
+        }
+        advance(now: now)
+        return lastSequence
     }
 
     /// Closes this end's direction once everything buffered is sent (a half-close).

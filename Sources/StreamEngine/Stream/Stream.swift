@@ -120,7 +120,12 @@ public actor Stream {
         try await waitUntil { $0.machine.durableSequence >= mustBeDurable }
     }
 
-    /// Reads the next bytes, waiting until some arrive.
+    /// Reads the next bytes, waiting until some arrive, and consumes them at once.
+    ///
+    /// At-least-once across crashes: the bytes are returned before their consumption is
+    /// durable, so a stream restored from before it offers them again. For exactly-once
+    /// delivery keep your own offset and use ``read(from:maxLength:)`` with
+    /// ``consume(through:)``.
     ///
     /// - Returns: up to `maxLength` bytes, or `nil` once the peer closed its direction and
     ///   everything was read.
@@ -133,7 +138,65 @@ public actor Stream {
         }
         let bytes = machine.appRead(maxLength: max(1, maxLength), now: now)
         step()
+        if bytes.isEmpty, let failure = machine.failure { throw failure }
         return bytes
+    }
+
+    /// Reads the received bytes starting at stream offset `offset` without consuming them,
+    /// waiting until some arrive.
+    ///
+    /// With ``consume(through:)`` this gives exactly-once delivery across crashes: the app
+    /// keeps the offset of the next byte it needs (durably, with what it made of the bytes),
+    /// reads from there, and consumes what it has processed. After a restore it reads on from
+    /// its own offset; bytes it already holds but the restored stream had not durably received
+    /// arrive again (byte-identical, same offsets) and are waited for, never handed over twice.
+    ///
+    /// Bytes beyond the consumed offset stay in the read buffer: once `maxReadBuffer` bytes are
+    /// unconsumed the stream stops reading, so call ``consume(through:)`` as you go.
+    ///
+    /// - Returns: up to `maxLength` bytes starting at `offset`, or `nil` if the peer's
+    ///   direction ends at `offset`.
+    /// - Throws: ``StreamError/Code-swift.struct/invalidOffset`` if `offset` was already
+    ///   consumed or lies beyond the end of the peer's direction; the stream's failure.
+    public func read(from offset: UInt64, maxLength: Int = 64 * 1024) async throws -> [UInt8]? {
+        guard inbound != nil else { throw StreamError(.readOnly, "this end of the stream can only write") }
+        try await waitUntil(allowFailure: true) {
+            let checkpoint = $0.machine.checkpoint
+            return checkpoint.deliveredBytes > offset || checkpoint.peerFinOffset != nil || offset < checkpoint.bytesConsumed
+        }
+        let bytes = try machine.peek(from: offset, maxLength: max(1, maxLength))
+        guard bytes.isEmpty else { return bytes }
+        if let failure = machine.failure ?? persistenceFailure { throw failure }
+        let end = machine.checkpoint.peerFinOffset ?? offset
+        guard offset <= end else {
+            throw StreamError(.invalidOffset, "offset \(offset) lies beyond the end of the stream at \(end)")
+        }
+        return nil
+    }
+
+    /// Consumes every received byte before stream offset `offset`, returning once that is
+    /// durable: a stream restored from then on never offers those bytes again.
+    ///
+    /// Consuming an offset already consumed returns at once. After a restore, bytes the app
+    /// holds may not have been received again yet: they are consumed as they arrive, and this
+    /// returns once all of them were.
+    ///
+    /// - Throws: ``StreamError/Code-swift.struct/invalidOffset`` if `offset` lies beyond the
+    ///   end of the peer's direction; the stream's failure.
+    public func consume(through offset: UInt64) async throws {
+        guard inbound != nil else { throw StreamError(.readOnly, "this end of the stream can only write") }
+        var mustBeDurable: UInt64
+        while true {
+            let target = min(offset, machine.checkpoint.deliveredBytes)
+            mustBeDurable = try machine.consume(through: target, now: now)
+            step()
+            if target == offset { break }
+            if let end = machine.checkpoint.peerFinOffset {
+                throw StreamError(.invalidOffset, "cannot consume through offset \(offset): the stream ends at \(end)")
+            }
+            try await waitUntil { $0.machine.checkpoint.deliveredBytes > target || $0.machine.checkpoint.peerFinOffset != nil }
+        }
+        try await waitUntil(allowFailure: true) { $0.machine.durableSequence >= mustBeDurable }
     }
 
     /// The received data as an asynchronous sequence of chunks, ending when the peer closes.
