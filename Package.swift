@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "StreamCrypto", targets: ["StreamCrypto"]),
         .library(name: "StreamEngine", targets: ["StreamEngine"]),
         .library(name: "StreamEngineTesting", targets: ["StreamEngineTesting"]),
+        .library(name: "IPC", targets: ["IPC"]),
         .library(name: "ThinWire", targets: ["ThinWire"]),
         .library(name: "ThinClient", targets: ["ThinClient"]),
         .library(name: "KpclientdSim", targets: ["KpclientdSim"]),
@@ -42,6 +43,9 @@ let package = Package(
         // MARK: The sans-I/O stream protocol and its async wrapper.
         .target(name: "StreamEngine", dependencies: ["CBOR", "StreamCrypto"], swiftSettings: strictSettings),
         .target(name: "StreamEngineTesting", dependencies: ["StreamEngine", "StreamCrypto"], swiftSettings: strictSettings),
+
+        // MARK: The app protocol (apps <-> daemon), shared by the daemon and its clients.
+        .target(name: "IPC", dependencies: ["CBOR"], swiftSettings: strictSettings),
 
         // MARK: kpclientd: wire format, client, simulator, and the Pigeonhole transport.
         .target(name: "ThinWire", dependencies: ["CBOR"], swiftSettings: strictSettings),
@@ -99,6 +103,7 @@ let package = Package(
 
         // MARK: Tests.
         .testTarget(name: "CBORTests", dependencies: ["CBOR"], swiftSettings: strictSettings),
+        .testTarget(name: "IPCTests", dependencies: ["IPC", "CBOR"], swiftSettings: strictSettings),
         .testTarget(name: "StreamCryptoTests", dependencies: ["StreamCrypto"], swiftSettings: strictSettings),
         .testTarget(
             name: "StreamEngineTests",
