@@ -34,6 +34,9 @@ let package = Package(
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CCBOR", pkgConfig: "libcbor", providers: [.apt(["libcbor-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // A fault-injecting SQLite VFS (I/O errors, power cuts) for StreamStore's reliability tests.
+        .target(name: "CSQLiteFaultVFS", dependencies: ["CSQLite"]),
 
         // MARK: Foundations.
         .target(name: "CBOR", dependencies: ["CCBOR"], swiftSettings: strictSettings),
@@ -42,6 +45,9 @@ let package = Package(
         // MARK: The sans-I/O stream protocol and its async wrapper.
         .target(name: "StreamEngine", dependencies: ["CBOR", "StreamCrypto"], swiftSettings: strictSettings),
         .target(name: "StreamEngineTesting", dependencies: ["StreamEngine", "StreamCrypto"], swiftSettings: strictSettings),
+
+        // MARK: The durable store (SQLite).
+        .target(name: "StreamStore", dependencies: ["CSQLite", "CSQLiteFaultVFS"], swiftSettings: strictSettings),
 
         // MARK: kpclientd: wire format, client, simulator, and the Pigeonhole transport.
         .target(name: "ThinWire", dependencies: ["CBOR"], swiftSettings: strictSettings),
@@ -105,6 +111,7 @@ let package = Package(
             dependencies: ["StreamEngine", "StreamEngineTesting", "CBOR", "StreamCrypto"],
             swiftSettings: strictSettings
         ),
+        .testTarget(name: "StreamStoreTests", dependencies: ["StreamStore", "CSQLite"], swiftSettings: strictSettings),
         .testTarget(
             name: "ThinClientTests",
             dependencies: [
