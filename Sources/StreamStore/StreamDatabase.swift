@@ -29,6 +29,13 @@ public final class StreamDatabase: Sendable {
         self.state = state
     }
 
+    /// A database dropped without ``close()`` still closes its connection and ends its thread.
+    deinit {
+        let state = self.state
+        _ = thread.submit { state.close() }
+        thread.stop()
+    }
+
     /// Opens (creating if needed) the store `fileName` in `directory`.
     ///
     /// - Parameter faults: routes all file I/O through this test injector's VFS.
