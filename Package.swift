@@ -17,24 +17,32 @@ let package = Package(
         .library(name: "StreamEngine", targets: ["StreamEngine"]),
         .library(name: "StreamEngineTesting", targets: ["StreamEngineTesting"]),
         .library(name: "IPC", targets: ["IPC"]),
+        .library(name: "StreamStore", targets: ["StreamStore"]),
+        .library(name: "StreamDaemon", targets: ["StreamDaemon"]),
+        .library(name: "StreamClient", targets: ["StreamClient"]),
         .library(name: "ThinWire", targets: ["ThinWire"]),
         .library(name: "ThinClient", targets: ["ThinClient"]),
         .library(name: "KpclientdSim", targets: ["KpclientdSim"]),
         .library(name: "PigeonholeTransport", targets: ["PigeonholeTransport"]),
         .executable(name: "streamd", targets: ["streamd"]),
         .executable(name: "kpclientd-sim", targets: ["kpclientd-sim"]),
+        .executable(name: "streamctl", targets: ["streamctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // MARK: C libraries from Debian, found with pkg-config.
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CCBOR", pkgConfig: "libcbor", providers: [.apt(["libcbor-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // A fault-injecting SQLite VFS (I/O errors, power cuts) for StreamStore's reliability tests.
+        .target(name: "CSQLiteFaultVFS", dependencies: ["CSQLite"]),
 
         // MARK: Foundations.
         .target(name: "CBOR", dependencies: ["CCBOR"], swiftSettings: strictSettings),
@@ -46,6 +54,9 @@ let package = Package(
 
         // MARK: The app protocol (apps <-> daemon), shared by the daemon and its clients.
         .target(name: "IPC", dependencies: ["CBOR"], swiftSettings: strictSettings),
+
+        // MARK: The durable store (SQLite).
+        .target(name: "StreamStore", dependencies: ["CSQLite", "CSQLiteFaultVFS"], swiftSettings: strictSettings),
 
         // MARK: kpclientd: wire format, client, simulator, and the Pigeonhole transport.
         .target(name: "ThinWire", dependencies: ["CBOR"], swiftSettings: strictSettings),
@@ -76,14 +87,45 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // MARK: The daemon as a library, and its Swift client library.
+        .target(
+            name: "StreamDaemon",
+            dependencies: [
+                "StreamEngine", "PigeonholeTransport", "ThinClient", "KpclientdSim", "IPC", "StreamStore", "CBOR", "StreamCrypto",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "StreamClient",
+            dependencies: [
+                "IPC",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
         // MARK: Executables.
         .executableTarget(
             name: "streamd",
             dependencies: [
-                "StreamEngine", "StreamEngineTesting", "PigeonholeTransport", "ThinClient", "KpclientdSim",
+                "StreamDaemon", "StreamEngine", "StreamEngineTesting", "PigeonholeTransport", "ThinClient", "KpclientdSim",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "streamctl",
+            dependencies: ["StreamClient", "IPC", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strictSettings
         ),
         .executableTarget(
@@ -104,6 +146,16 @@ let package = Package(
         // MARK: Tests.
         .testTarget(name: "CBORTests", dependencies: ["CBOR"], swiftSettings: strictSettings),
         .testTarget(name: "IPCTests", dependencies: ["IPC", "CBOR"], swiftSettings: strictSettings),
+        .testTarget(name: "StreamStoreTests", dependencies: ["StreamStore", "CSQLite"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "StreamDaemonTests",
+            dependencies: [
+                "StreamDaemon", "StreamClient", "IPC", "StreamStore", "StreamEngine", "KpclientdSim",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .testTarget(name: "StreamCryptoTests", dependencies: ["StreamCrypto"], swiftSettings: strictSettings),
         .testTarget(
             name: "StreamEngineTests",
