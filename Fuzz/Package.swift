@@ -32,5 +32,6 @@ let package = Package(
         fuzzer("fuzz-address", ["StreamEngine", "StreamCrypto"]),
         fuzzer("fuzz-checkpoint", ["StreamEngine", "StreamCrypto", "CBOR"]),
         fuzzer("fuzz-thinwire", ["ThinWire", "CBOR"]),
+        fuzzer("fuzz-ipc", ["IPC", "CBOR"]),
     ]
 )

@@ -89,13 +89,16 @@ public struct StreamSimulation {
         /// Bytes offered to an app a second time after a crash, which it dropped after checking
         /// them (at-least-once ``StreamMachine/appRead(maxLength:now:)`` only).
         public var reofferedBytes = 0
+        /// Restores after which the stream's consumed offset was behind its app's own offset: the
+        /// app had processed bytes whose consume was not durable (exactly-once reads only).
+        public var restoresBehindApp = 0
         /// When each end's app had received everything the other end sent (listener, dialer).
         public var deliveredAt: [Duration?] = [nil, nil]
         /// Whether every invariant held and both ends closed in time.
         public var passed: Bool { violations.isEmpty && finished }
 
         public var description: String {
-            "finished=\(finished) time=\(simulatedTime) events=\(events) writes=\(boxWrites) reads=\(boxReads) crashes=\(crashes) reoffered=\(reofferedBytes) violations=\(violations)"
+            "finished=\(finished) time=\(simulatedTime) events=\(events) writes=\(boxWrites) reads=\(boxReads) crashes=\(crashes) reoffered=\(reofferedBytes) behind=\(restoresBehindApp) violations=\(violations)"
         }
     }
 
@@ -529,6 +532,7 @@ private struct World {
         if parameters.exactlyOnceReads, restored.bytesConsumed < UInt64(endpoint.consumedDurably) {
             report.violations.append("\(side) lost durable consumes: \(endpoint.consumedDurably) confirmed, \(restored.bytesConsumed) restored")
         }
+        if parameters.exactlyOnceReads, restored.bytesConsumed < UInt64(endpoint.received.count) { report.restoresBehindApp += 1 }
         checkDelivery(final: false)
     }
 
