@@ -1,143 +1,103 @@
 import ArgumentParser
-import KpclientdSim
 import Logging
-import PigeonholeTransport
-import StreamEngine
-import StreamEngineTesting
-import ThinClient
+import ServiceLifecycle
+import StreamDaemon
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The `streamd` command.
 @main
 struct StreamdCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "streamd",
-        abstract: "Reliable, encrypted streams over Katzenpost Pigeonhole storage.",
-        subcommands: [Demo.self],
-        defaultSubcommand: Demo.self)
+        abstract: "Reliable, encrypted byte streams over Katzenpost Pigeonhole, served to local apps.",
+        discussion: """
+            With no subcommand, streamd runs the daemon (`streamd run`). Apps attach over a Unix \
+            socket (see docs/IPC.md), usually through streamctl.
+            """,
+        version: daemonVersion,
+        subcommands: [Run.self, Demo.self],
+        defaultSubcommand: Run.self)
 }
 
-/// `streamd demo`: two streams exchange data over a lossy, simulated box store.
-struct Demo: AsyncParsableCommand {
+/// `streamd run`: the daemon.
+struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run two streams that exchange data over a lossy simulated Pigeonhole store.")
+        abstract: "Run the daemon (the default).",
+        discussion: """
+            Settings come from the defaults, then --config FILE (TOML; see Config/streamd.toml), \
+            then these flags. A bad value exits with status 78 and names its key.
 
-    @Option(help: "Probability (0...0.9) that a box write is acknowledged but never stored, and that a read fails.")
-    var loss = 0.2
+            Exit status: 0 after a clean shutdown (SIGTERM or SIGINT); 1 on a storage failure \
+            (restart to recover); 78 on a configuration error.
+            """)
 
-    @Option(help: "Bytes each side sends.")
-    var bytes = 100_000
+    @Option(help: "A TOML configuration file.")
+    var config: String?
 
-    @Option(help: "Mean store latency per operation, in milliseconds (exponentially distributed).")
-    var latencyMs = 20
+    @Option(help: "The app socket (default: $RUNTIME_DIRECTORY/streamd.sock, else $XDG_RUNTIME_DIR/streamd/streamd.sock).")
+    var socket: String?
 
-    @Option(help: "Box size in bytes (Pigeonhole's default geometry holds 1549).")
-    var boxSize = 1549
+    @Option(help: "The state directory (default: $STATE_DIRECTORY, else $XDG_STATE_HOME/streamd, else ~/.local/state/streamd).")
+    var stateDir: String?
 
-    /// Which box store the demo runs on.
-    enum Transport: String, ExpressibleByArgument, CaseIterable {
-        /// `InMemoryBoxStore`, in process.
-        case memory
-        /// kpclientd-sim in process, reached over TCP by two thin clients through PigeonholeTransport.
-        case kpclientdSim = "kpclientd-sim"
-    }
+    @Option(help: "embedded (default), tcp:HOST:PORT, unix:PATH or @name.")
+    var kpclientd: String?
 
-    @Option(help: "memory: an in-process store; kpclientd-sim: the full stack (thin clients over TCP to an embedded kpclientd-sim).")
-    var transport: Transport = .memory
-
-    func validate() throws {
-        guard (0...0.9).contains(loss) else { throw ValidationError("--loss must be between 0 and 0.9") }
-        guard (0...100_000_000).contains(bytes) else { throw ValidationError("--bytes must be between 0 and 100000000") }
-        guard (0...10_000).contains(latencyMs) else { throw ValidationError("--latency-ms must be between 0 and 10000") }
-        guard (256...65_536).contains(boxSize) else { throw ValidationError("--box-size must be between 256 and 65536") }
-    }
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String?
 
     func run() async throws {
-        switch transport {
-        case .memory:
-            var storeConfiguration = InMemoryBoxStore.Configuration()
-            storeConfiguration.payloadSize = boxSize
-            storeConfiguration.writeLoss = loss
-            storeConfiguration.readLoss = loss
-            storeConfiguration.meanLatency = .milliseconds(latencyMs)
-            storeConfiguration.waitTimeout = .seconds(2)
-            storeConfiguration.seed = UInt64.random(in: 1 ... .max)
-            let store = InMemoryBoxStore(configuration: storeConfiguration)
-            try await exchange(aliceStore: store, bobStore: store, describe: "an in-memory store losing \(Int(loss * 100)) % of writes and reads")
-            let statistics = await store.statistics()
-            print("  store: \(statistics.writes) box writes (\(statistics.lostWrites) lost), \(statistics.reads) reads, \(statistics.conflictingWrites) conflicting writes")
-        case .kpclientdSim:
-            var simConfiguration = KpclientdSimConfiguration()
-            simConfiguration.listen = .tcp(host: "127.0.0.1", port: 0)
-            simConfiguration.meanLatency = .milliseconds(latencyMs)
-            simConfiguration.writeLossProbability = loss
-            simConfiguration.maxPlaintextPayloadLength = boxSize
-            simConfiguration.logger.logLevel = .warning
-            let sim = try await KpclientdSimulator.start(simConfiguration)
-            guard case .tcp(let host, let port) = sim.listenAddress else { throw ExitCode.failure }
-            var clientConfiguration = ThinClientConfiguration(dial: .tcp(host: host, port: port, network: .tcp))
-            clientConfiguration.logger.logLevel = .warning
-            let aliceClient = try await ThinClient.connect(configuration: clientConfiguration)
-            let bobClient = try await ThinClient.connect(configuration: clientConfiguration)
-            try await exchange(
-                aliceStore: PigeonholeBoxStore(client: aliceClient), bobStore: PigeonholeBoxStore(client: bobClient),
-                describe: "kpclientd-sim at \(host):\(port) (two thin clients, \(Int(loss * 100)) % write loss)")
-            await aliceClient.close()
-            await bobClient.close()
-            await sim.shutdown()
+        var overrides = ConfigurationOverrides()
+        overrides.socketPath = socket
+        overrides.stateDirectory = stateDir
+        overrides.kpclientd = kpclientd
+        overrides.logLevel = logLevel
+        let configuration: DaemonConfiguration
+        do {
+            configuration = try ConfigurationLoader.load(path: config, overrides: overrides, environment: ProcessEnvironment.all())
+        } catch {
+            printError("streamd: \(error)")
+            throw ExitCode(78)
+        }
+        var logger = Logger(label: "streamd")
+        logger.logLevel = configuration.logLevel
+        let daemon = StreamDaemon(configuration: configuration, logger: logger)
+        var groupConfiguration = ServiceGroupConfiguration(services: [daemon], logger: logger)
+        groupConfiguration.gracefulShutdownSignals = [.sigterm, .sigint]
+        groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownTimeout
+        groupConfiguration.maximumCancellationDuration = .seconds(2)
+        let group = ServiceGroup(configuration: groupConfiguration)
+        do {
+            try await group.run()
+        } catch {
+            printError("streamd: \(error)")
+            throw ExitCode.failure
         }
     }
+}
 
-    private func exchange(aliceStore: any BoxStore, bobStore: any BoxStore, describe: String) async throws {
+/// Writes a line to standard error.
+func printError(_ text: String) {
+    let bytes = Array((text + "\n").utf8)
+    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+}
 
-        var configuration = StreamConfiguration()
-        configuration.initialRetransmitTimeout = .milliseconds(max(100, 6 * latencyMs))
-        configuration.minRetransmitTimeout = .milliseconds(max(20, 2 * latencyMs))
-        configuration.maxRetransmitTimeout = .seconds(5)
-        configuration.ackDelay = .milliseconds(5)
-        configuration.maxReadRetryInterval = .seconds(1)
-        configuration.sendWindow = 16
-        configuration.readAhead = 18
-
-        let address = StreamAddress.generate()
-        print("streamd demo: \(bytes) bytes each way over \(describe), ~\(latencyMs) ms latency, \(boxSize)-byte boxes")
-        let clock = ContinuousClock()
-        let start = clock.now
-        let alice = try await Stream.listen(address: address, store: aliceStore, configuration: configuration)
-        let bob = try await Stream.dial(address: address, store: bobStore, configuration: configuration)
-        let fromAlice = (0..<bytes).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
-        let fromBob = (0..<bytes).map { UInt8(truncatingIfNeeded: $0 &* 17 &+ 3) }
-
-        async let bobGot = Self.receiveAll(bob, name: "bob")
-        async let aliceGot = Self.receiveAll(alice, name: "alice")
-        async let aliceSent: Void = Self.send(fromAlice, on: alice)
-        async let bobSent: Void = Self.send(fromBob, on: bob)
-        try await aliceSent
-        try await bobSent
-        let (bobReceived, aliceReceived) = try await (bobGot, aliceGot)
-        let elapsed = clock.now - start
-
-        let ok = bobReceived == fromAlice && aliceReceived == fromBob
-        print("  alice → bob: \(bobReceived.count) bytes, \(bobReceived == fromAlice ? "identical" : "DIFFERENT")")
-        print("  bob → alice: \(aliceReceived.count) bytes, \(aliceReceived == fromBob ? "identical" : "DIFFERENT")")
-        let millis = elapsed.nanosecondsClamped / 1_000_000
-        let goodput = Double(2 * bytes) / max(0.001, Double(millis) / 1000) / 1024
-        print("  both directions closed after \(millis) ms (\(Int(goodput)) KiB/s goodput, both ways together)")
-        if !ok { throw ExitCode.failure }
-    }
-
-    static func send(_ data: [UInt8], on stream: StreamEngine.Stream) async throws {
-        var offset = 0
-        while offset < data.count {
-            let end = min(data.count, offset + 16_384)
-            try await stream.write(Array(data[offset..<end]))
-            offset = end
+/// The process environment.
+enum ProcessEnvironment {
+    static func all() -> [String: String] {
+        var result: [String: String] = [:]
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            pointer += 1
         }
-        try await stream.close()  // returns once the peer acknowledged everything
-    }
-
-    static func receiveAll(_ stream: StreamEngine.Stream, name: String) async throws -> [UInt8] {
-        var received: [UInt8] = []
-        for try await chunk in stream.chunks { received += chunk }
-        return received
+        return result
     }
 }

@@ -1,0 +1,265 @@
+import IPC
+import NIOCore
+import NIOPosix
+
+/// A connection to streamd: the Swift library apps use.
+///
+/// ```swift
+/// let client = try await StreamdClient.connect(socketPath: StreamdClient.defaultSocketPath())
+/// let (_, address) = try await client.create("chat")
+/// try await client.send("chat", bytes: Array("hello".utf8))   // durable in the daemon
+/// ```
+///
+/// Requests may be issued concurrently; each waits for its own reply. Daemon refusals throw
+/// ``IPC/IPCError`` (with stable codes); connection problems throw ``StreamClientError``.
+public actor StreamdClient {
+    /// What the daemon said in `hello`.
+    public struct Hello: Sendable, Hashable {
+        /// The negotiated protocol version.
+        public var version: UInt64
+        /// The daemon's software version.
+        public var daemon: String
+        /// The daemon's per-run instance id: it changes when the daemon restarts.
+        public var instance: [UInt8]
+        /// Optional features the daemon offers.
+        public var features: [String]
+    }
+
+    /// The socket this client is connected to.
+    public nonisolated let socketPath: String
+    /// The daemon's `hello`, once connected.
+    public private(set) var hello: Hello?
+
+    private let outgoing: AsyncStream<ByteBuffer>.Continuation
+    private var pending: [UInt64: CheckedContinuation<Result<IPCReply, IPCError>, any Error>] = [:]
+    private var nextID: UInt64 = 1
+    private var closedError: StreamClientError?
+    private var eventSink: AsyncStream<IPCEvent>.Continuation?
+    private var connectionTask: Task<Void, Never>?
+
+    private init(socketPath: String, outgoing: AsyncStream<ByteBuffer>.Continuation) {
+        self.socketPath = socketPath
+        self.outgoing = outgoing
+    }
+
+    /// The socket streamd uses by default: `$STREAMD_SOCKET`, else `$XDG_RUNTIME_DIR/streamd/streamd.sock`.
+    public static func defaultSocketPath(environment: [String: String]) -> String {
+        if let path = environment["STREAMD_SOCKET"], !path.isEmpty { return path }
+        if let runtime = environment["XDG_RUNTIME_DIR"], !runtime.isEmpty { return runtime + "/streamd/streamd.sock" }
+        return "/run/user/\(currentUserID())/streamd/streamd.sock"
+    }
+
+    /// Connects and completes the `hello` handshake.
+    ///
+    /// - Throws: ``StreamClientError/Code-swift.struct/notRunning`` if nothing listens on the socket.
+    public static func connect(socketPath: String, clientName: String = "StreamClient") async throws -> StreamdClient {
+        let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+        do {
+            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(unixDomainSocketPath: socketPath) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
+                }
+        } catch {
+            throw StreamClientError(.notRunning, "cannot connect to streamd at \(socketPath): \(error); is streamd running?")
+        }
+        let (outgoing, sink) = AsyncStream.makeStream(of: ByteBuffer.self)
+        let client = StreamdClient(socketPath: socketPath, outgoing: sink)
+        await client.start(channel, outgoing: outgoing)
+        let reply = try await client.request(.hello(minVersion: IPCVersion.supported.lowerBound, maxVersion: IPCVersion.supported.upperBound, client: clientName))
+        guard case .hello(let version, let daemon, let instance, let features) = reply else {
+            throw StreamClientError(.protocolViolation, "streamd answered hello with \(reply.kind)")
+        }
+        await client.setHello(Hello(version: version, daemon: daemon, instance: instance, features: features))
+        return client
+    }
+
+    private func setHello(_ hello: Hello) { self.hello = hello }
+
+    private func start(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, outgoing: AsyncStream<ByteBuffer>) {
+        connectionTask = Task { [weak self] in
+            var reason = "streamd closed the connection"
+            do {
+                try await channel.executeThenClose { inbound, outbound in
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask {
+                            for await frame in outgoing { try await outbound.write(frame) }
+                        }
+                        group.addTask {
+                            var decoder = IPCFrameDecoder()
+                            for try await buffer in inbound {
+                                decoder.append(buffer.readableBytesView)
+                                while let payload = try decoder.nextFrame() {
+                                    await self?.deliver(payload)
+                                }
+                            }
+                        }
+                        defer { group.cancelAll() }
+                        try await group.next()
+                    }
+                }
+            } catch {
+                reason = "the connection to streamd failed: \(error)"
+            }
+            await self?.connectionEnded(reason)
+        }
+    }
+
+    private func deliver(_ payload: [UInt8]) {
+        let message: IPCServerMessage
+        do {
+            message = try IPCServerMessage(decoding: payload)
+        } catch {
+            if error.code == .unknownOperation { return }  // a newer daemon's event or reply kind
+            connectionEnded("streamd sent a message this client cannot decode: \(error)")
+            return
+        }
+        switch message {
+        case .reply(let id, let result):
+            pending.removeValue(forKey: id)?.resume(returning: result)
+        case .event(let event):
+            eventSink?.yield(event)
+        case .goodbye(let error):
+            connectionEnded("streamd closed the connection: \(error.code): \(error.message)")
+        }
+    }
+
+    private func connectionEnded(_ reason: String) {
+        guard closedError == nil else { return }
+        let error = StreamClientError(.connectionLost, reason)
+        closedError = error
+        outgoing.finish()
+        eventSink?.finish()
+        let waiting = pending
+        pending.removeAll()
+        for continuation in waiting.values { continuation.resume(throwing: error) }
+    }
+
+    /// Sends one request and waits for its reply.
+    ///
+    /// - Throws: ``IPC/IPCError`` if the daemon refuses, ``StreamClientError`` if the connection fails.
+    public func request(_ request: IPCRequest) async throws -> IPCReply {
+        if let closedError { throw closedError }
+        let id = nextID
+        nextID += 1
+        let frame = ByteBuffer(bytes: IPCRequestMessage(id: id, request: request).framed())
+        let result = try await withCheckedThrowingContinuation { continuation in
+            pending[id] = continuation
+            outgoing.yield(frame)
+        }
+        return try result.get()
+    }
+
+    /// Closes the connection; streams live on in the daemon.
+    public func close() {
+        connectionEnded("the client closed the connection")
+        connectionTask?.cancel()
+    }
+
+    // MARK: - Operations
+
+    /// Creates a stream; returns its description and its (secret) address.
+    public func create(_ name: String, multicast: Bool = false) async throws -> (IPCStreamInfo, address: String) {
+        guard case .created(let info, let address) = try await request(.create(name: try StreamName(name), mode: multicast ? .multicast : .stream)) else {
+            throw unexpected("create")
+        }
+        return (info, address)
+    }
+
+    /// Joins a stream by address under a local name.
+    public func join(_ name: String, address: String) async throws -> IPCStreamInfo {
+        guard case .created(let info, _) = try await request(.join(name: try StreamName(name), address: address)) else { throw unexpected("join") }
+        return info
+    }
+
+    /// Every stream the daemon holds.
+    public func list() async throws -> [IPCStreamInfo] {
+        guard case .list(let infos) = try await request(.list) else { throw unexpected("list") }
+        return infos
+    }
+
+    /// One stream's state.
+    public func status(_ name: String) async throws -> IPCStreamInfo {
+        guard case .status(let info) = try await request(.status(name: try StreamName(name))) else { throw unexpected("status") }
+        return info
+    }
+
+    /// The stream's address, or a multicast stream's read-only address.
+    public func address(_ name: String, readOnly: Bool = false) async throws -> String {
+        guard case .address(let address) = try await request(.address(name: try StreamName(name), readOnly: readOnly)) else {
+            throw unexpected("address")
+        }
+        return address
+    }
+
+    /// Closes this end's direction; with `wait`, returns once the peer acknowledged it.
+    public func closeStream(_ name: String, wait: Bool = true) async throws {
+        _ = try await request(.close(name: try StreamName(name), wait: wait))
+    }
+
+    /// Deletes a stream and its state.
+    public func remove(_ name: String) async throws {
+        _ = try await request(.remove(name: try StreamName(name)))
+    }
+
+    /// Writes `data` at stream offset `offset`; returns the bytes newly accepted and the offset after them.
+    public func write(_ name: String, offset: UInt64, data: [UInt8]) async throws -> (accepted: UInt64, offset: UInt64) {
+        guard case .written(let accepted, let end) = try await request(.write(name: try StreamName(name), offset: offset, data: data)) else {
+            throw unexpected("write")
+        }
+        return (accepted, end)
+    }
+
+    /// Reads received bytes from `offset` without consuming them.
+    public func read(_ name: String, offset: UInt64, maxLength: Int = IPCLimits.maxChunk, wait: Bool = true) async throws
+        -> (offset: UInt64, bytes: [UInt8], end: Bool)
+    {
+        guard case .data(let start, let bytes, let end) = try await request(.read(name: try StreamName(name), offset: offset, maxLength: maxLength, wait: wait)) else {
+            throw unexpected("read")
+        }
+        return (start, bytes, end)
+    }
+
+    /// Confirms that everything before `offset` was processed; returns once that is durable.
+    public func consume(_ name: String, through offset: UInt64) async throws {
+        _ = try await request(.consume(name: try StreamName(name), offset: offset))
+    }
+
+    /// Returns once the peer acknowledged every byte written so far.
+    public func sync(_ name: String) async throws {
+        _ = try await request(.sync(name: try StreamName(name)))
+    }
+
+    /// The daemon's status.
+    public func daemonStatus() async throws -> IPCDaemonStatus {
+        guard case .daemonStatus(let status) = try await request(.daemonStatus) else { throw unexpected("daemon_status") }
+        return status
+    }
+
+    /// Subscribes this connection to events of the named streams (`nil`: all).
+    public func events(for names: [String]? = nil) async throws -> AsyncStream<IPCEvent> {
+        let (stream, sink) = AsyncStream.makeStream(of: IPCEvent.self, bufferingPolicy: .bufferingNewest(1024))
+        eventSink = sink
+        _ = try await request(.subscribe(names: try names?.map { name throws(IPCError) in try StreamName(name) }))
+        return stream
+    }
+
+    /// Writes all of `bytes` starting at `offset`, retrying the rest after partial accepts;
+    /// returns the offset after them, once they are durable in the daemon.
+    public func send(_ name: String, bytes: [UInt8], at offset: UInt64) async throws -> UInt64 {
+        var position = offset
+        let end = offset + UInt64(bytes.count)
+        while position < end {
+            let start = Int(position - offset)
+            let chunkEnd = min(bytes.count, start + IPCLimits.maxChunk)
+            let (_, after) = try await write(name, offset: position, data: Array(bytes[start..<chunkEnd]))
+            position = after
+        }
+        return end
+    }
+
+    private func unexpected(_ operation: String) -> StreamClientError {
+        StreamClientError(.protocolViolation, "streamd answered \(operation) with an unexpected reply")
+    }
+}

@@ -1,0 +1,202 @@
+import Logging
+import TOMLKit
+import ThinClient
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Values given on the command line; each one that is set overrides the file.
+public struct ConfigurationOverrides: Sendable {
+    /// `--socket`.
+    public var socketPath: String?
+    /// `--state-dir`.
+    public var stateDirectory: String?
+    /// `--kpclientd`.
+    public var kpclientd: String?
+    /// `--log-level`.
+    public var logLevel: String?
+
+    /// Creates an empty set of overrides.
+    public init() {}
+}
+
+/// Builds a ``DaemonConfiguration`` from the defaults, a TOML file and command-line overrides.
+///
+/// Unknown keys are errors (a typo must not be silently ignored), and every error names its key.
+public enum ConfigurationLoader {
+    /// The largest configuration file read.
+    static let maxFileSize = 1 << 20
+
+    /// Loads and validates the configuration.
+    ///
+    /// - Parameters:
+    ///   - path: the TOML file, or `nil` for none.
+    ///   - overrides: flags, applied after the file.
+    ///   - environment: the process environment, for the default paths.
+    public static func load(
+        path: String?, overrides: ConfigurationOverrides, environment: [String: String]
+    ) throws(ConfigurationError) -> DaemonConfiguration {
+        var configuration = DaemonConfiguration(environment: environment)
+        if let path {
+            let text = try readFile(path)
+            try apply(toml: text, to: &configuration)
+        }
+        if let socket = overrides.socketPath { configuration.socketPath = socket }
+        if let state = overrides.stateDirectory { configuration.stateDirectory = state }
+        if let kpclientd = overrides.kpclientd { configuration.kpclientd = try KpclientdEndpoint(parsing: kpclientd) }
+        if let level = overrides.logLevel { configuration.logLevel = try logLevel(level, key: "log_level") }
+        try configuration.validate()
+        return configuration
+    }
+
+    /// Applies the keys of a TOML document to `configuration`.
+    public static func apply(toml text: String, to configuration: inout DaemonConfiguration) throws(ConfigurationError) {
+        let root: TOMLTable
+        do {
+            root = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ConfigurationError(key: "(file)", message: "not valid TOML at \(error.source.begin.debugDescription): \(error.description)")
+        } catch {
+            throw ConfigurationError(key: "(file)", message: "not valid TOML")
+        }
+        var reader = TableReader(table: root, prefix: "")
+        if let socket = try reader.string("socket") { configuration.socketPath = socket }
+        if let state = try reader.string("state_dir") { configuration.stateDirectory = state }
+        if let kpclientd = try reader.string("kpclientd") { configuration.kpclientd = try KpclientdEndpoint(parsing: kpclientd) }
+        if let level = try reader.string("log_level") { configuration.logLevel = try logLevel(level, key: "log_level") }
+        if let value = try reader.int("max_connections") { configuration.maxConnections = value }
+        if let value = try reader.int("max_requests_per_connection") { configuration.maxRequestsPerConnection = value }
+        if let value = try reader.int("max_streams") { configuration.maxStreams = value }
+        if let value = try reader.duration("client_timeout") { configuration.clientTimeout = value }
+        if let value = try reader.duration("shutdown_timeout") { configuration.shutdownTimeout = value }
+        if let dial = try reader.table("Dial") {
+            guard configuration.kpclientd == .embedded || root["kpclientd"] == nil else {
+                throw ConfigurationError(key: "Dial", message: "give either kpclientd or a [Dial] table, not both")
+            }
+            let wrapper = TOMLTable()
+            wrapper["Dial"] = dial.contents
+            do {
+                configuration.kpclientd = .dial(try DialAddress(thinClientTOML: wrapper.convert()))
+            } catch {
+                throw ConfigurationError(key: "Dial", message: error.message)
+            }
+        }
+        if var scheduler = try reader.table("scheduler") {
+            if let value = try scheduler.int("max_in_flight") { configuration.scheduler.maxInFlight = value }
+            if let value = try scheduler.int("max_in_flight_reads") { configuration.scheduler.maxInFlightReads = value }
+            if let value = try scheduler.int("idle_polls_per_minute") { configuration.scheduler.idlePollsPerMinute = value }
+            try scheduler.rejectUnknown()
+        }
+        if var stream = try reader.table("stream") {
+            if let value = try stream.int("send_window") { configuration.stream.sendWindow = value }
+            if let value = try stream.int("read_ahead") { configuration.stream.readAhead = value }
+            if let value = try stream.int("max_write_buffer") { configuration.stream.maxWriteBuffer = value }
+            if let value = try stream.int("max_read_buffer") { configuration.stream.maxReadBuffer = value }
+            if let value = try stream.duration("max_idle_poll_interval") { configuration.stream.maxIdlePollInterval = value }
+            try stream.rejectUnknown()
+        }
+        if var embedded = try reader.table("embedded") {
+            if let value = try embedded.duration("latency") { configuration.embedded.latency = value }
+            if let value = try embedded.double("write_loss") { configuration.embedded.writeLoss = value }
+            if let value = try embedded.int("box_size") { configuration.embedded.boxSize = value }
+            try embedded.rejectUnknown()
+        }
+        try reader.rejectUnknown()
+    }
+
+    /// Parses a log level name.
+    public static func logLevel(_ text: String, key: String) throws(ConfigurationError) -> Logger.Level {
+        guard let level = Logger.Level(rawValue: text) else {
+            let names = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ConfigurationError(key: key, message: "must be one of \(names) (got \"\(text.prefix(40))\")")
+        }
+        return level
+    }
+
+    /// Parses a duration such as `250ms`, `10s`, `5m` or `1h`.
+    public static func duration(_ text: String, key: String) throws(ConfigurationError) -> Duration {
+        let units: [(String, Duration)] = [("ms", .milliseconds(1)), ("s", .seconds(1)), ("m", .seconds(60)), ("h", .seconds(3600))]
+        for (suffix, unit) in units where text.hasSuffix(suffix) {
+            let number = text.dropLast(suffix.count)
+            if let value = Int(number), value >= 0, value <= 1_000_000 { return unit * value }
+        }
+        throw ConfigurationError(key: key, message: "must be a duration such as 250ms, 10s, 5m or 1h (got \"\(text.prefix(40))\")")
+    }
+
+    private static func readFile(_ path: String) throws(ConfigurationError) -> String {
+        func bad(_ why: String) -> ConfigurationError { ConfigurationError(key: "--config", message: "\(path): \(why)") }
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard descriptor >= 0 else { throw bad(String(cString: strerror(errno))) }
+        defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw bad(String(cString: strerror(errno))) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw bad("is not a regular file") }
+        guard info.st_size <= maxFileSize else { throw bad("is larger than \(maxFileSize) bytes") }
+        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+        var filled = 0
+        while filled < bytes.count {
+            let count = bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + filled, $0.count - filled) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { throw bad(count == 0 ? "short read" : String(cString: strerror(errno))) }
+            filled += count
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw bad("is not UTF-8") }
+        return text
+    }
+}
+
+/// Reads typed keys from one TOML table and remembers which it used, so that unknown keys
+/// can be reported.
+struct TableReader {
+    let contents: TOMLTable
+    let prefix: String
+    private var used: Set<String> = []
+
+    init(table: TOMLTable, prefix: String) {
+        self.contents = table
+        self.prefix = prefix
+    }
+
+    private func key(_ name: String) -> String { prefix + name }
+
+    mutating func string(_ name: String) throws(ConfigurationError) -> String? {
+        used.insert(name)
+        guard let value = contents[name] else { return nil }
+        guard let text = value.string else { throw ConfigurationError(key: key(name), message: "must be a string") }
+        return text
+    }
+
+    mutating func int(_ name: String) throws(ConfigurationError) -> Int? {
+        used.insert(name)
+        guard let value = contents[name] else { return nil }
+        guard let number = value.int else { throw ConfigurationError(key: key(name), message: "must be an integer") }
+        return number
+    }
+
+    mutating func double(_ name: String) throws(ConfigurationError) -> Double? {
+        used.insert(name)
+        guard let value = contents[name] else { return nil }
+        if let number = value.double { return number }
+        if let number = value.int { return Double(number) }
+        throw ConfigurationError(key: key(name), message: "must be a number")
+    }
+
+    mutating func duration(_ name: String) throws(ConfigurationError) -> Duration? {
+        guard let text = try string(name) else { return nil }
+        return try ConfigurationLoader.duration(text, key: key(name))
+    }
+
+    mutating func table(_ name: String) throws(ConfigurationError) -> TableReader? {
+        used.insert(name)
+        guard let value = contents[name] else { return nil }
+        guard let inner = value.table else { throw ConfigurationError(key: key(name), message: "must be a table") }
+        return TableReader(table: inner, prefix: key(name) + ".")
+    }
+
+    func rejectUnknown() throws(ConfigurationError) {
+        for name in contents.keys.sorted() where !used.contains(name) {
+            throw ConfigurationError(key: key(name), message: "is not a known setting")
+        }
+    }
+}

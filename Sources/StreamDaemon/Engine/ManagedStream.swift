@@ -1,0 +1,68 @@
+import IPC
+import StreamEngine
+import StreamStore
+
+/// One stream the daemon runs: its machine, its channels and who waits on it.
+///
+/// Owned by ``StreamHost`` and touched only inside it.
+final class ManagedStream {
+    /// The stream's row in the database.
+    let id: StoredStreamID
+    /// The app-chosen name.
+    let name: StreamName
+    /// Role and address.
+    let metadata: StreamMetadata
+    /// The sans-I/O protocol state.
+    var machine: StreamMachine
+    /// App requests waiting for this stream's state to change.
+    var waiters: [CheckedContinuation<Void, Never>] = []
+    /// The box channels, opened on first use.
+    var channels: [StreamChannel: Task<any BoxChannel, any Error>] = [:]
+    /// Operations running now, with the lane they count against.
+    var running: [OperationID: (task: Task<Void, Never>, lane: OperationScheduler<StoredStreamID>.Lane)] = [:]
+    /// Journal rows stored since the last checkpoint; compaction resets it.
+    var rowsSinceCheckpoint: Int
+    /// Journal bytes stored since the last checkpoint.
+    var bytesSinceCheckpoint: Int = 0
+    /// What the last event told subscribers, so each change is announced once.
+    var announcedDelivered: UInt64 = 0
+    var announcedPeerClosed = false
+    var announcedFailure = false
+    var announcedAcked: UInt64 = 0
+
+    init(id: StoredStreamID, name: StreamName, metadata: StreamMetadata, machine: StreamMachine, rowsSinceCheckpoint: Int) {
+        self.id = id
+        self.name = name
+        self.metadata = metadata
+        self.machine = machine
+        self.rowsSinceCheckpoint = rowsSinceCheckpoint
+        announcedDelivered = machine.checkpoint.deliveredBytes
+        announcedPeerClosed = machine.checkpoint.peerFinOffset != nil
+        announcedFailure = machine.failure != nil
+    }
+
+    /// Wakes every waiter; each re-checks its condition.
+    func wake() {
+        guard !waiters.isEmpty else { return }
+        let current = waiters
+        waiters.removeAll()
+        for waiter in current { waiter.resume() }
+    }
+
+    /// The role as apps see it.
+    var ipcRole: IPCStreamRole {
+        switch (metadata.address.mode, metadata.role) {
+        case (.endToEnd, .listener): return .listener
+        case (.endToEnd, .dialer): return .dialer
+        case (.multicast, .listener): return .multicastWriter
+        case (.multicast, .dialer): return .multicastReader
+        }
+    }
+}
+
+extension IPCStreamInfo {
+    /// The description of a quarantined stream: only its name and why it cannot run.
+    static func damaged(name: StreamName, reason: String) -> IPCStreamInfo {
+        IPCStreamInfo(name: name, role: .listener, state: .damaged, reason: reason)
+    }
+}

@@ -1,0 +1,337 @@
+import IPC
+import Logging
+import StreamEngine
+import StreamStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The operations apps ask for over the app socket; each returns once its promise holds.
+extension StreamHost {
+    // MARK: Lifecycle
+
+    /// Creates a new stream (listener, or multicast writer) with a fresh address.
+    func create(name: StreamName, mode: IPCStreamMode) async throws(IPCError) -> (IPCStreamInfo, String) {
+        let address = StreamAddress.generate(mode: mode == .multicast ? .multicast : .endToEnd)
+        let stream = try await open(name: name, address: address, role: .listener)
+        return (info(stream), address.encoded)
+    }
+
+    /// Joins a stream by address (dialer, or multicast reader with a read-only address).
+    func join(name: StreamName, address text: String) async throws(IPCError) -> (IPCStreamInfo, String) {
+        let address: StreamAddress
+        do {
+            address = try StreamAddress(parsing: text)
+        } catch {
+            throw IPCError(.invalidAddress, error.message)
+        }
+        if case .multicastWriter = address.kind {
+            throw IPCError(.invalidAddress, "this is a multicast writer's address; join with the read-only address (streamctl address NAME --read-only)")
+        }
+        let stream = try await open(name: name, address: address, role: .dialer)
+        return (info(stream), text)
+    }
+
+    private func open(name: StreamName, address: StreamAddress, role: StreamRole) async throws(IPCError) -> ManagedStream {
+        try checkRunning()
+        let key = name.rawValue
+        guard names[key] == nil, damaged[key] == nil, !reservedNames.contains(key) else {
+            throw IPCError(.nameInUse, "a stream named \(key) already exists")
+        }
+        guard streams.count + damaged.count + reservedNames.count < configuration.maxStreams else {
+            throw IPCError(.tooManyRequests, "the daemon already holds its maximum of \(configuration.maxStreams) streams")
+        }
+        guard let boxSize = await knownBoxSize() else {
+            throw IPCError(.kpclientdUnavailable, "kpclientd has not connected yet, so the box size is unknown; try again shortly")
+        }
+        var machine: StreamMachine
+        do {
+            machine = try StreamMachine(
+                address: address, role: role, boxSize: boxSize, configuration: configuration.stream.engineConfiguration,
+                durability: .explicit, now: now, randomSeed: UInt64.random(in: .min ... .max))
+        } catch {
+            throw IPCError(.invalidAddress, error.message)
+        }
+        // Records made so far are folded into the first checkpoint.
+        _ = machine.takeJournal()
+        let metadata = StreamMetadata(role: role, address: address, createdMilliseconds: Self.wallClockMilliseconds())
+        reservedNames.insert(key)
+        defer { reservedNames.remove(key) }
+        var batch = CommitBatch()
+        batch.created.append((name: key, metadata: metadata.encoded(), checkpoint: machine.checkpoint.encoded(), checkpointSequence: machine.checkpoint.sequence))
+        let ids: [StoredStreamID]
+        do {
+            ids = try await commitNow(batch)
+        } catch {
+            throw IPCError(.internal, "storing the new stream failed: \(error)")
+        }
+        guard let id = ids.first else { throw IPCError(.internal, "the database returned no id for the new stream") }
+        machine.markDurable(through: machine.checkpoint.sequence, now: now)
+        let stream = ManagedStream(id: id, name: name, metadata: metadata, machine: machine, rowsSinceCheckpoint: 0)
+        streams[id] = stream
+        names[key] = id
+        logger.info("stream opened", metadata: ["stream": "\(key)", "role": "\(stream.ipcRole)"])
+        step(stream)
+        return stream
+    }
+
+    /// Deletes a stream and its stored state (damaged streams too).
+    func remove(name: StreamName) async throws(IPCError) {
+        try checkRunning()
+        let key = name.rawValue
+        let id: StoredStreamID
+        if let stream = lookupOptional(name) {
+            id = stream.id
+            stream.machine.halt()
+            for running in stream.running.values { running.task.cancel() }
+            stream.running.removeAll()
+            streams[id] = nil
+            names[key] = nil
+            stream.wake()
+        } else if let entry = damaged.removeValue(forKey: key) {
+            id = entry.id
+        } else {
+            throw IPCError(.noSuchStream, "no stream is named \(key)")
+        }
+        var batch = CommitBatch()
+        batch.removed.append(id)
+        do {
+            _ = try await commitNow(batch)
+        } catch {
+            throw IPCError(.internal, "removing the stream failed: \(error)")
+        }
+        logger.info("stream removed", metadata: ["stream": "\(key)"])
+    }
+
+    // MARK: Queries
+
+    /// Every stream, damaged ones included, sorted by name.
+    func list() -> [IPCStreamInfo] {
+        var all = streams.values.map { info($0) }
+        for (name, entry) in damaged {
+            guard let streamName = try? StreamName(name) else { continue }
+            all.append(IPCStreamInfo.damaged(name: streamName, reason: entry.reason))
+        }
+        return all.sorted { $0.name.rawValue < $1.name.rawValue }
+    }
+
+    /// One stream's state.
+    func status(name: StreamName) throws(IPCError) -> IPCStreamInfo {
+        if let entry = damaged[name.rawValue] { return IPCStreamInfo.damaged(name: name, reason: entry.reason) }
+        return info(try lookup(name))
+    }
+
+    /// The stream's address, or the read-only address of a multicast stream.
+    func address(name: StreamName, readOnly: Bool) async throws(IPCError) -> String {
+        let stream = try lookup(name)
+        guard readOnly else { return stream.metadata.address.encoded }
+        guard stream.metadata.address.mode == .multicast else {
+            throw IPCError(.invalidArgument, "only multicast streams have read-only addresses")
+        }
+        guard let store = await link.store, kpclientdUp else {
+            throw IPCError(.kpclientdUnavailable, "kpclientd is not connected; the read-only address needs it")
+        }
+        do {
+            return try await stream.metadata.address.readOnly(store: store).encoded
+        } catch {
+            throw IPCError(.kpclientdUnavailable, "deriving the read-only address failed: \(error)")
+        }
+    }
+
+    // MARK: Data
+
+    /// Writes `data` at stream offset `offset`; returns once the accepted bytes are durable.
+    ///
+    /// Bytes below the stream's current end are already held and are skipped (a retried write
+    /// is idempotent); a gap is a ``IPCError/Code/wrongOffset`` carrying the expected offset. When
+    /// the send buffer is full the call waits for room; it may accept only a prefix.
+    func write(name: StreamName, offset: UInt64, data: [UInt8]) async throws(IPCError) -> (accepted: UInt64, offset: UInt64) {
+        var stream = try lookup(name)
+        let end = offset + UInt64(data.count)
+        while true {
+            let written = stream.machine.checkpoint.bytesWritten
+            guard offset <= written else {
+                var error = IPCError(.wrongOffset, "the stream holds \(written) bytes; a write must start at or below that offset")
+                error.expectedOffset = written
+                throw error
+            }
+            if end <= written {
+                // Everything is held already: confirm once it is durable.
+                let sequence = stream.machine.lastSequence
+                try await waitUntil(name) { $0.machine.durableSequence >= sequence }
+                return (0, end)
+            }
+            if stream.machine.writeCapacity > 0 {
+                let skip = Int(written - offset)
+                let accepted: Int
+                let sequence: UInt64
+                do {
+                    (accepted, sequence) = try stream.machine.appWrite(Array(data[skip...]), now: now)
+                } catch {
+                    throw Self.ipcError(error)
+                }
+                step(stream)
+                try await waitUntil(name) { $0.machine.durableSequence >= sequence }
+                return (UInt64(accepted), written + UInt64(accepted))
+            }
+            try await waitUntil(name) { $0.machine.writeCapacity > 0 || $0.machine.checkpoint.bytesWritten != written }
+            stream = try lookup(name)
+        }
+    }
+
+    /// Returns received bytes from stream offset `offset` without consuming them.
+    ///
+    /// - Parameter wait: whether to wait until bytes beyond `offset` arrive or the peer closes.
+    func read(name: StreamName, offset: UInt64, maxLength: Int, wait: Bool) async throws(IPCError) -> (offset: UInt64, bytes: [UInt8], end: Bool) {
+        while true {
+            let stream = try lookup(name)
+            let checkpoint = stream.machine.checkpoint
+            guard checkpoint.inboundChannelCredential != nil else { throw IPCError(.writeOnly, "this end of the stream only writes") }
+            let bytes: [UInt8]
+            do {
+                bytes = try stream.machine.peek(from: offset, maxLength: maxLength)
+            } catch {
+                var failure = IPCError(.wrongOffset, error.message)
+                failure.expectedOffset = checkpoint.bytesConsumed
+                throw failure
+            }
+            let atEnd = checkpoint.peerFinOffset.map { offset + UInt64(bytes.count) >= $0 } ?? false
+            if !bytes.isEmpty || atEnd || !wait { return (offset, bytes, atEnd) }
+            if let failure = stream.machine.failure { throw Self.ipcError(failure) }
+            try await waitUntil(name) { $0.machine.checkpoint.deliveredBytes > offset || $0.machine.checkpoint.peerFinOffset != nil || $0.machine.failure != nil }
+        }
+    }
+
+    /// Confirms that the app processed everything before `offset`; returns once that is durable.
+    func consume(name: StreamName, offset: UInt64) async throws(IPCError) -> UInt64 {
+        let stream = try lookup(name)
+        let sequence: UInt64
+        do {
+            sequence = try stream.machine.consume(through: offset, now: now)
+        } catch {
+            var failure = IPCError(.wrongOffset, error.message)
+            failure.expectedOffset = stream.machine.checkpoint.deliveredBytes
+            throw failure
+        }
+        step(stream)
+        try await waitUntil(name) { $0.machine.durableSequence >= sequence }
+        return offset
+    }
+
+    /// Returns once the peer acknowledged every byte written so far (multicast: verified).
+    func sync(name: StreamName) async throws(IPCError) {
+        try await waitUntil(name) { $0.machine.isWriteSettled && $0.machine.durableSequence >= $0.machine.lastSequence }
+    }
+
+    /// Closes this end's direction; with `wait`, returns once the peer acknowledged the end.
+    func close(name: StreamName, wait: Bool) async throws(IPCError) {
+        let stream = try lookup(name)
+        if !stream.machine.checkpoint.closeRequested {
+            do {
+                try stream.machine.appClose(now: now)
+            } catch {
+                throw Self.ipcError(error)
+            }
+            step(stream)
+        }
+        let sequence = stream.machine.lastSequence
+        try await waitUntil(name) { $0.machine.durableSequence >= sequence && (!wait || $0.machine.isClosed) }
+    }
+
+    // MARK: Helpers
+
+    /// The box size from kpclientd's geometry, waiting up to ten seconds for a first connection.
+    private func knownBoxSize() async -> Int? {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(10)
+        while true {
+            if let size = await link.boxSize { return size }
+            guard clock.now < deadline, !Task.isCancelled else { return nil }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    func lookup(_ name: StreamName) throws(IPCError) -> ManagedStream {
+        if let stream = lookupOptional(name) { return stream }
+        if let entry = damaged[name.rawValue] {
+            throw IPCError(.damaged, "stream \(name.rawValue) is quarantined: \(entry.reason)")
+        }
+        throw IPCError(.noSuchStream, "no stream is named \(name.rawValue)")
+    }
+
+    private func lookupOptional(_ name: StreamName) -> ManagedStream? {
+        names[name.rawValue].flatMap { streams[$0] }
+    }
+
+    private func checkRunning() throws(IPCError) {
+        if isStopping { throw IPCError(.shuttingDown, "streamd is shutting down") }
+        if fatalError != nil { throw IPCError(.internal, "streamd stopped after a storage failure") }
+    }
+
+    /// Suspends until `condition` holds for the named stream, re-checking after each change.
+    ///
+    /// Throws if the stream fails, is removed, the daemon stops, or the request is cancelled.
+    func waitUntil(_ name: StreamName, _ condition: (ManagedStream) -> Bool) async throws(IPCError) {
+        while true {
+            let stream = try lookup(name)
+            if condition(stream) { return }
+            try checkRunning()
+            if let failure = stream.machine.failure { throw Self.ipcError(failure) }
+            if stream.machine.isHalted { throw IPCError(.shuttingDown, "the stream was stopped") }
+            if Task.isCancelled { throw IPCError(.shuttingDown, "the request was cancelled") }
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { stream.waiters.append($0) }
+            } onCancel: {
+                Task { await self.wakeAll(name) }
+            }
+        }
+    }
+
+    private func wakeAll(_ name: StreamName) {
+        lookupOptional(name)?.wake()
+    }
+
+    static func ipcError(_ error: StreamError) -> IPCError {
+        switch error.code {
+        case .closed: return IPCError(.closed, error.message)
+        case .readOnly: return IPCError(.readOnly, error.message)
+        case .halted: return IPCError(.shuttingDown, error.message)
+        default: return IPCError(.streamFailed, "\(error.code): \(error.message)")
+        }
+    }
+
+    /// A stream's state as apps see it; secret-free.
+    func info(_ stream: ManagedStream) -> IPCStreamInfo {
+        let machine = stream.machine
+        let checkpoint = machine.checkpoint
+        let state: IPCStreamState
+        if machine.failure != nil {
+            state = .failed
+        } else if machine.isClosed && (checkpoint.inboundChannelCredential == nil || checkpoint.peerFinOffset != nil) {
+            state = .closed
+        } else if checkpoint.closeRequested {
+            state = .closing
+        } else {
+            state = .open
+        }
+        return IPCStreamInfo(
+            name: stream.name, role: stream.ipcRole, state: state,
+            bytesWritten: checkpoint.bytesWritten,
+            bytesAcked: checkpoint.bytesWritten - UInt64(checkpoint.writeBufferCount) - unackedBytes(checkpoint),
+            bytesReceived: checkpoint.deliveredBytes, bytesConsumed: checkpoint.bytesConsumed,
+            readable: UInt64(checkpoint.readableCount), writeBuffered: UInt64(checkpoint.writeBufferCount),
+            writeClosed: checkpoint.closeRequested, peerClosed: checkpoint.peerFinOffset != nil,
+            reason: machine.failure.map { "\($0.code): \($0.message)" })
+    }
+
+    private func unackedBytes(_ checkpoint: StreamCheckpoint) -> UInt64 {
+        UInt64(checkpoint.unackedDataBytes)
+    }
+
+    static func wallClockMilliseconds() -> UInt64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return UInt64(spec.tv_sec) * 1000 + UInt64(spec.tv_nsec) / 1_000_000
+    }
+}

@@ -1,0 +1,435 @@
+import CBOR
+import IPC
+import Logging
+import PigeonholeTransport
+import StreamEngine
+import StreamStore
+
+/// Runs every stream of the daemon: drives their machines, shares kpclientd between them,
+/// keeps one timer queue, and commits their journals in groups.
+///
+/// The host is the only place where machines change. After each change it performs the
+/// machine's outputs in one place (``step(_:)``): operations go to the ``OperationScheduler``,
+/// journal records to the next group commit, the deadline to the ``TimerQueue``, and waiting
+/// app requests are woken to re-check their condition, so no wake-up is lost.
+///
+/// Durability: a stream's records are committed in one SQLite transaction with every other
+/// stream's pending records; only then is the machine told (``StreamMachine/markDurable(through:now:)``),
+/// which releases first sends and app replies. A failed commit is fatal: the host halts
+/// everything and reports through `onFatal`; the daemon exits and recovers on restart.
+actor StreamHost {
+    typealias Key = StoredStreamID
+
+    let configuration: DaemonConfiguration
+    let database: StreamDatabase
+    let link: KpclientdLink
+    let logger: Logger
+    private let onFatal: @Sendable (any Error) -> Void
+
+    private let clock = ContinuousClock()
+    private let origin: ContinuousClock.Instant
+
+    var streams: [Key: ManagedStream] = [:]
+    var names: [String: Key] = [:]
+    /// Names taken by a create or join that is still being committed.
+    var reservedNames: Set<String> = []
+    /// Streams whose stored state could not be restored, by name: listed, never run.
+    var damaged: [String: (id: StoredStreamID, reason: String)] = [:]
+
+    private var scheduler: OperationScheduler<Key>
+    private var timers = TimerQueue<Key>()
+    private var timerTask: Task<Void, Never>?
+    private var timerTarget: StreamTime?
+
+    private var pendingRecords: [Key: [CheckpointRecord]] = [:]
+    private var committing = false
+    /// Set once a commit failed; everything stops.
+    private(set) var fatalError: (any Error)?
+    /// Whether the kpclientd session is up; operations are held while it is down.
+    private(set) var kpclientdUp = false
+    private var subscribers: [UInt64: Subscriber] = [:]
+    private var nextSubscriberID: UInt64 = 0
+    private var stopping = false
+
+    /// An app connection's subscription to stream events.
+    struct Subscriber {
+        var names: Set<String>?
+        var continuation: AsyncStream<IPCEvent>.Continuation
+    }
+
+    init(
+        configuration: DaemonConfiguration, database: StreamDatabase, link: KpclientdLink, logger: Logger,
+        onFatal: @escaping @Sendable (any Error) -> Void
+    ) {
+        self.configuration = configuration
+        self.database = database
+        self.link = link
+        self.logger = logger
+        self.onFatal = onFatal
+        origin = clock.now
+        scheduler = OperationScheduler(configuration: configuration.scheduler, now: .zero)
+    }
+
+    /// The host's clock: time since it started.
+    var now: StreamTime { StreamTime(nanoseconds: (clock.now - origin).nanosecondsClamped) }
+
+    // MARK: - Restore
+
+    /// Restores every stored stream; a stream whose state is damaged is quarantined and listed,
+    /// and the others still start.
+    ///
+    /// - Parameter progress: called after every 1,000 streams with (restored, total).
+    func restoreAll(progress: @Sendable (Int, Int) -> Void = { _, _ in }) async throws {
+        let stored = try await database.loadAll()
+        var quarantine = CommitBatch()
+        for (position, row) in stored.enumerated() {
+            if position % 1000 == 999 { progress(position + 1, stored.count) }
+            if let reason = row.quarantine {
+                damaged[row.name] = (row.id, reason)
+                continue
+            }
+            do {
+                let stream = try restore(row)
+                streams[row.id] = stream
+                names[row.name] = row.id
+            } catch {
+                let reason = "\(error)"
+                logger.error("stream state is damaged; quarantined", metadata: ["stream": "\(row.name)", "reason": "\(reason)"])
+                damaged[row.name] = (row.id, reason)
+                quarantine.quarantined.append((row.id, reason: reason))
+            }
+        }
+        if !quarantine.isEmpty { _ = try await database.commit(quarantine) }
+        for stream in streams.values { step(stream) }
+        logger.info("restored streams", metadata: ["restored": "\(streams.count)", "damaged": "\(damaged.count)"])
+    }
+
+    private func restore(_ row: StoredStream) throws -> ManagedStream {
+        let name = try StreamName(row.name)
+        let metadata = try StreamMetadata(encoded: row.metadata)
+        let checkpoint = try StreamCheckpoint(encoded: row.checkpoint)
+        let records = try row.journal.map { entry throws(StreamError) in try CheckpointRecord(encoded: entry.bytes) }
+        let machine = try StreamMachine(
+            restoring: checkpoint, journal: records, boxSize: checkpoint.boxSize,
+            configuration: configuration.stream.engineConfiguration, durability: .explicit, now: now,
+            randomSeed: UInt64.random(in: .min ... .max))
+        let stream = ManagedStream(id: row.id, name: name, metadata: metadata, machine: machine, rowsSinceCheckpoint: row.journal.count)
+        stream.bytesSinceCheckpoint = row.journal.reduce(0) { $0 + $1.bytes.count }
+        return stream
+    }
+
+    // MARK: - Driving machines
+
+    /// Performs a stream's outputs after any change to its machine.
+    func step(_ stream: ManagedStream) {
+        let key = stream.id
+        for action in stream.machine.takeActions() {
+            switch action {
+            case .cancel(let operation):
+                if !scheduler.cancel(key, operation), let running = stream.running.removeValue(forKey: operation) {
+                    running.task.cancel()
+                    scheduler.finished(running.lane)
+                }
+            default:
+                scheduler.enqueue(key, action)
+            }
+        }
+        let records = stream.machine.takeJournal()
+        if !records.isEmpty {
+            pendingRecords[key, default: []].append(contentsOf: records)
+            commitIfIdle()
+        }
+        timers.arm(key, at: stream.machine.nextDeadline)
+        announce(stream)
+        stream.wake()
+        dispatch()
+    }
+
+    /// Starts the operations the scheduler releases, while kpclientd is up.
+    private func dispatch() {
+        guard kpclientdUp, fatalError == nil, !stopping else { return }
+        for job in scheduler.start(now: now) {
+            guard let stream = streams[job.key] else {
+                scheduler.finished(job.lane)
+                continue
+            }
+            let key = job.key
+            let task = Task { [weak self] in
+                guard let self else { return }
+                await self.run(job, key: key)
+            }
+            stream.running[job.operation] = (task, job.lane)
+        }
+        armTimer()
+    }
+
+    /// Performs one transport operation outside the actor and reports its outcome.
+    private nonisolated func run(_ job: OperationScheduler<Key>.Job, key: Key) async {
+        switch job.action {
+        case .write(let operation, let index, let bytes):
+            let result: Result<Void, BoxTransportError>
+            do {
+                let channel = try await channel(key, .outbound)
+                try await channel.write(index: index, bytes: bytes)
+                result = .success(())
+            } catch {
+                result = .failure(Self.transportError(error))
+            }
+            await writeFinished(key, operation, job.lane, result)
+        case .read(let operation, let which, let index, let mode):
+            let result: Result<[UInt8]?, BoxTransportError>
+            do {
+                let channel = try await channel(key, which)
+                result = .success(try await channel.read(index: index, mode: mode))
+            } catch {
+                result = .failure(Self.transportError(error))
+            }
+            await readFinished(key, operation, job.lane, result)
+        case .cancel:
+            break
+        }
+    }
+
+    private static func transportError(_ error: any Error) -> BoxTransportError {
+        if let error = error as? BoxTransportError { return error }
+        if error is CancellationError { return BoxTransportError(.cancelled, "cancelled") }
+        return BoxTransportError(.failed, "\(error)")
+    }
+
+    private func writeFinished(_ key: Key, _ operation: OperationID, _ lane: OperationScheduler<Key>.Lane, _ result: Result<Void, BoxTransportError>) {
+        guard let stream = streams[key], stream.running.removeValue(forKey: operation) != nil else { return }
+        scheduler.finished(lane)
+        stream.machine.writeCompleted(operation, result: result, now: now)
+        step(stream)
+    }
+
+    private func readFinished(_ key: Key, _ operation: OperationID, _ lane: OperationScheduler<Key>.Lane, _ result: Result<[UInt8]?, BoxTransportError>) {
+        guard let stream = streams[key], stream.running.removeValue(forKey: operation) != nil else { return }
+        scheduler.finished(lane)
+        stream.machine.readCompleted(operation, result: result, now: now)
+        step(stream)
+    }
+
+    /// The box channel of a stream, opened once (through kpclientd) and then cached.
+    private func channel(_ key: Key, _ which: StreamChannel) async throws -> any BoxChannel {
+        guard let stream = streams[key] else { throw CancellationError() }
+        if let opening = stream.channels[which] { return try await opening.value }
+        let credential = which == .outbound
+            ? stream.machine.checkpoint.outboundChannelCredential
+            : stream.machine.checkpoint.inboundChannelCredential
+        guard let credential else { throw BoxTransportError(.permissionDenied, "this end has no \(which) channel") }
+        let link = self.link
+        let opening = Task<any BoxChannel, any Error> {
+            guard let store = await link.store else { throw BoxTransportError(.unavailable, "kpclientd is not connected") }
+            return try await store.channel(credential)
+        }
+        stream.channels[which] = opening
+        do {
+            return try await opening.value
+        } catch {
+            // Forget the failed attempt so the next operation tries again.
+            if streams[key]?.channels[which] == opening { streams[key]?.channels[which] = nil }
+            throw error
+        }
+    }
+
+    // MARK: - Timers
+
+    private func armTimer() {
+        guard !stopping, fatalError == nil else { return }
+        var next = timers.earliest()
+        if kpclientdUp, let token = scheduler.nextTokenTime() { next = min(next ?? token, token) }
+        guard let next else {
+            timerTask?.cancel()
+            timerTask = nil
+            timerTarget = nil
+            return
+        }
+        if let target = timerTarget, target <= next, timerTask != nil { return }
+        timerTask?.cancel()
+        timerTarget = next
+        let instant = origin.advanced(by: .nanoseconds(next.nanoseconds))
+        timerTask = Task { [weak self, clock] in
+            do {
+                try await clock.sleep(until: instant, tolerance: .milliseconds(2))
+            } catch {
+                return
+            }
+            await self?.timersFired()
+        }
+    }
+
+    private func timersFired() {
+        timerTask = nil
+        timerTarget = nil
+        let current = now
+        for key in timers.popDue(now: current) {
+            guard let stream = streams[key] else { continue }
+            stream.machine.handleTimers(now: current)
+            step(stream)
+        }
+        dispatch()
+    }
+
+    // MARK: - Group commit
+
+    /// Starts a commit of every stream's pending records, unless one is running; records
+    /// that arrive meanwhile go into the next one.
+    private func commitIfIdle() {
+        guard !committing, fatalError == nil, !pendingRecords.isEmpty else { return }
+        committing = true
+        var batch = CommitBatch()
+        var marks: [(Key, UInt64)] = []
+        for (key, records) in pendingRecords {
+            guard let stream = streams[key], let last = records.last?.sequence else { continue }
+            marks.append((key, last))
+            let size = records.reduce(0) { $0 + Self.approximateSize($1) }
+            if stream.rowsSinceCheckpoint + records.count > Self.compactAfterRows || stream.bytesSinceCheckpoint + size > Self.compactAfterBytes {
+                // Compaction: the checkpoint holds every record taken so far, so it replaces them all.
+                precondition(stream.machine.checkpoint.sequence == last, "records were left untaken")
+                batch.checkpoints.append((key, checkpoint: stream.machine.checkpoint.encoded(), sequence: last, indexSnapshot: nil))
+                stream.rowsSinceCheckpoint = 0
+                stream.bytesSinceCheckpoint = 0
+            } else {
+                batch.appended.append((key, records.map { StreamRecordRow(sequence: $0.sequence, bytes: $0.encoded()) }))
+                stream.rowsSinceCheckpoint += records.count
+                stream.bytesSinceCheckpoint += size
+            }
+        }
+        pendingRecords.removeAll(keepingCapacity: true)
+        let database = self.database
+        Task { [weak self] in
+            do {
+                _ = try await database.commit(batch)
+                await self?.committed(marks)
+            } catch {
+                await self?.fail(error)
+            }
+        }
+    }
+
+    static let compactAfterRows = 512
+    static let compactAfterBytes = 4 << 20
+
+    private static func approximateSize(_ record: CheckpointRecord) -> Int {
+        switch record.delta {
+        case .appended(let bytes): return bytes.count + 16
+        case .frameCreated(_, _, _, let ciphertext): return ciphertext.count + 24
+        case .frameReceived(let frame): return frame.data.count + 64
+        default: return 16
+        }
+    }
+
+    private func committed(_ marks: [(Key, UInt64)]) {
+        committing = false
+        let current = now
+        for (key, sequence) in marks {
+            guard let stream = streams[key] else { continue }
+            stream.machine.markDurable(through: sequence, now: current)
+            step(stream)
+        }
+        commitIfIdle()
+    }
+
+    /// A commit failed: stop everything at once and report. Nothing is retried.
+    func fail(_ error: any Error) {
+        guard fatalError == nil else { return }
+        fatalError = error
+        committing = false
+        logger.critical("committing stream state failed; stopping", metadata: ["error": "\(error)"])
+        for stream in streams.values {
+            stream.machine.halt()
+            for running in stream.running.values { running.task.cancel() }
+            stream.running.removeAll()
+            stream.wake()
+        }
+        timerTask?.cancel()
+        onFatal(error)
+    }
+
+    /// Performs a commit of its own (creation, removal) and waits for it.
+    func commitNow(_ batch: CommitBatch) async throws -> [StoredStreamID] {
+        if let fatalError { throw fatalError }
+        do {
+            return try await database.commit(batch)
+        } catch {
+            fail(error)
+            throw error
+        }
+    }
+
+    // MARK: - kpclientd
+
+    /// Holds or releases operations as the kpclientd session goes down or up.
+    func kpclientdChanged(up: Bool) {
+        guard kpclientdUp != up else { return }
+        kpclientdUp = up
+        publish(.kpclientd(connected: up))
+        if up { dispatch() }
+        for stream in streams.values { stream.wake() }
+    }
+
+    // MARK: - Shutdown
+
+    /// Stops starting operations, waits for the pending commits (bounded by the caller), and
+    /// halts every machine. Durable state is complete: nothing is lost.
+    func shutdown() async {
+        stopping = true
+        timerTask?.cancel()
+        while committing || !pendingRecords.isEmpty, fatalError == nil {
+            commitIfIdle()
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        for stream in streams.values {
+            for running in stream.running.values { running.task.cancel() }
+            stream.machine.halt()
+            stream.wake()
+        }
+        for subscriber in subscribers.values { subscriber.continuation.finish() }
+        subscribers.removeAll()
+    }
+
+    var isStopping: Bool { stopping }
+
+    // MARK: - Events
+
+    /// Subscribes to events of the named streams (`nil`: all streams).
+    func subscribe(names: Set<String>?) -> (UInt64, AsyncStream<IPCEvent>) {
+        let (stream, continuation) = AsyncStream.makeStream(of: IPCEvent.self, bufferingPolicy: .bufferingNewest(1024))
+        let id = nextSubscriberID
+        nextSubscriberID += 1
+        subscribers[id] = Subscriber(names: names, continuation: continuation)
+        return (id, stream)
+    }
+
+    /// Ends a subscription.
+    func unsubscribe(_ id: UInt64) {
+        subscribers.removeValue(forKey: id)?.continuation.finish()
+    }
+
+    func publish(_ event: IPCEvent, stream name: String? = nil) {
+        for subscriber in subscribers.values {
+            if let name, let names = subscriber.names, !names.contains(name) { continue }
+            subscriber.continuation.yield(event)
+        }
+    }
+
+    /// Tells subscribers what changed in a stream since the last announcement.
+    private func announce(_ stream: ManagedStream) {
+        guard !subscribers.isEmpty else { return }
+        let checkpoint = stream.machine.checkpoint
+        let name = stream.name.rawValue
+        if checkpoint.deliveredBytes > stream.announcedDelivered {
+            stream.announcedDelivered = checkpoint.deliveredBytes
+            publish(.dataAvailable(name: stream.name, offset: checkpoint.deliveredBytes), stream: name)
+        }
+        if !stream.announcedPeerClosed, checkpoint.peerFinOffset != nil {
+            stream.announcedPeerClosed = true
+            publish(.peerClosed(name: stream.name), stream: name)
+        }
+        if !stream.announcedFailure, let failure = stream.machine.failure {
+            stream.announcedFailure = true
+            publish(.streamFailed(name: stream.name, error: IPCError(.streamFailed, failure.message)), stream: name)
+        }
+    }
+}

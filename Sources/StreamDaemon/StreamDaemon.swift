@@ -1,0 +1,185 @@
+import IPC
+import Logging
+import NIOConcurrencyHelpers
+import ServiceLifecycle
+import StreamCrypto
+import StreamStore
+
+/// The streamd daemon as a service: run it in a `ServiceGroup` (as `streamd` does) or in
+/// process (as the tests do).
+///
+/// Start-up order: the state directory (0700) and database, the kpclientd link (the embedded
+/// simulator first, if configured), the restore of every stream, then the app socket. Readiness
+/// is reported only after that, through ``Hooks/ready``. On graceful shutdown the daemon stops
+/// accepting, finishes its commits, sends `thin_close` and returns; a storage failure makes
+/// ``run()`` throw, so the process exits non-zero and recovers on restart.
+public struct StreamDaemon: Service {
+    /// Callbacks for the process around the daemon (systemd notifications, tests).
+    public struct Hooks: Sendable {
+        /// Called once every stream is restored and the socket is bound.
+        public var ready: @Sendable () async -> Void = {}
+        /// Called during restore with (restored, total).
+        public var restoring: @Sendable (Int, Int) -> Void = { _, _ in }
+        /// Called when shutdown begins.
+        public var stopping: @Sendable () -> Void = {}
+
+        /// Creates hooks that do nothing.
+        public init() {}
+    }
+
+    /// The configuration the daemon runs with.
+    public let configuration: DaemonConfiguration
+    private let logger: Logger
+    private let hooks: Hooks
+    private let listenDescriptor: Int32?
+
+    /// Creates the daemon.
+    ///
+    /// - Parameter listenDescriptor: a listening socket to adopt (socket activation) instead
+    ///   of binding ``DaemonConfiguration/socketPath``.
+    public init(configuration: DaemonConfiguration, logger: Logger, hooks: Hooks = Hooks(), listenDescriptor: Int32? = nil) {
+        self.configuration = configuration
+        self.logger = logger
+        self.hooks = hooks
+        self.listenDescriptor = listenDescriptor
+    }
+
+    /// A failure that stops the daemon.
+    public struct Failure: Error, CustomStringConvertible {
+        /// What went wrong, with the path or key involved.
+        public var description: String
+    }
+
+    public func run() async throws {
+        do {
+            try SocketPath.makePrivateDirectory(configuration.stateDirectory)
+        } catch {
+            throw Failure(description: "state directory: \(error.description)")
+        }
+        let stateLock = try StateLock.acquire(directory: configuration.stateDirectory)
+        defer { withExtendedLifetime(stateLock) {} }
+        let runtimeDirectory = SocketPath.parent(of: configuration.socketPath)
+        if listenDescriptor == nil || configuration.kpclientd == .embedded {
+            do {
+                try SocketPath.makePrivateDirectory(runtimeDirectory)
+            } catch {
+                throw Failure(description: "socket directory: \(error.description)")
+            }
+        }
+        if listenDescriptor == nil {
+            // Refuse early if another streamd answers on the socket: before touching its
+            // database or its embedded kpclientd's socket.
+            do {
+                try SocketPath.prepare(configuration.socketPath)
+            } catch {
+                throw Failure(description: error.description)
+            }
+        }
+        let database = try await StreamDatabase.open(directory: configuration.stateDirectory)
+        let link = KpclientdLink(
+            endpoint: configuration.kpclientd, embedded: configuration.embedded, scheduler: configuration.scheduler,
+            runtimeDirectory: runtimeDirectory,
+            stateDirectory: configuration.stateDirectory, logger: logger)
+        let (fatalErrors, fatalSink) = AsyncStream.makeStream(of: (any Error).self, bufferingPolicy: .bufferingNewest(1))
+        let host = StreamHost(configuration: configuration, database: database, link: link, logger: logger) { error in
+            fatalSink.yield(error)
+        }
+        do {
+            try await link.startEmbedded()
+        } catch {
+            await database.close()
+            throw Failure(description: "starting the embedded kpclientd failed: \(error)")
+        }
+        do {
+            try await host.restoreAll(progress: hooks.restoring)
+        } catch {
+            await link.close()
+            await database.close()
+            throw error
+        }
+
+        let serverBox = NIOLockedValueBox<AppServer?>(nil)
+        let instance = SecureRandom.bytes(16)
+        let configuration = self.configuration
+        let context = AppConnection.Context(
+            configuration: configuration, host: host, logger: logger, instance: instance,
+            status: {
+                let counts = await host.counts()
+                return IPCDaemonStatus(
+                    version: daemonVersion, instance: instance, kpclientdConnected: await host.kpclientdUp,
+                    kpclientd: link.endpointDescription, streams: UInt64(counts.streams), active: UInt64(counts.active),
+                    damaged: UInt64(counts.damaged), connections: UInt64(serverBox.withLockedValue { $0?.connectionCount ?? 0 }))
+            })
+        let server: AppServer
+        do {
+            if let listenDescriptor {
+                server = try await AppServer.adopt(descriptor: listenDescriptor, context: context)
+            } else {
+                server = try await AppServer.bind(path: configuration.socketPath, context: context)
+            }
+        } catch {
+            await host.shutdown()
+            await link.close()
+            await database.close()
+            throw Failure(description: "app socket \(configuration.socketPath): \(error)")
+        }
+        serverBox.withLockedValue { $0 = server }
+        logger.info("streamd ready", metadata: ["socket": "\(configuration.socketPath)", "kpclientd": "\(link.endpointDescription)"])
+        await hooks.ready()
+
+        let fatal: (any Error)? = await withTaskGroup(of: Outcome.self) { group in
+            group.addTask {
+                await link.run { up in await host.kpclientdChanged(up: up) }
+                return .finished
+            }
+            group.addTask {
+                await server.run()
+                return .finished
+            }
+            group.addTask {
+                do {
+                    try await gracefulShutdown()
+                } catch {}
+                return .shutdown
+            }
+            group.addTask {
+                for await error in fatalErrors { return .fatal(error) }
+                return .finished
+            }
+            var fatal: (any Error)?
+            while let outcome = await group.next() {
+                switch outcome {
+                case .finished: continue
+                case .shutdown: break
+                case .fatal(let error): fatal = error
+                }
+                break
+            }
+            hooks.stopping()
+            logger.info("streamd stopping")
+            await server.close()
+            if fatal == nil { await host.shutdown() }
+            await link.close()
+            fatalSink.finish()
+            group.cancelAll()
+            return fatal
+        }
+        await database.close()
+        if let fatal { throw fatal }
+        logger.info("streamd stopped")
+    }
+
+    private enum Outcome: Sendable {
+        case finished
+        case shutdown
+        case fatal(any Error)
+    }
+}
+
+extension StreamHost {
+    /// Stream counts for status displays.
+    func counts() -> (streams: Int, active: Int, damaged: Int) {
+        let active = streams.values.reduce(0) { $0 + ($1.running.isEmpty ? 0 : 1) }
+        return (streams.count, active, damaged.count)
+    }
+}
