@@ -245,16 +245,19 @@ public actor StreamdClient {
         return stream
     }
 
-    /// Writes all of `bytes` starting at `offset`, retrying the rest after partial accepts;
-    /// returns the offset after them, once they are durable in the daemon.
+    /// Writes all of `bytes` starting at `offset`, retrying the rest after partial accepts and
+    /// `busy` refusals; returns the offset after them, once they are durable in the daemon.
     public func send(_ name: String, bytes: [UInt8], at offset: UInt64) async throws -> UInt64 {
         var position = offset
         let end = offset + UInt64(bytes.count)
         while position < end {
             let start = Int(position - offset)
             let chunkEnd = min(bytes.count, start + IPCLimits.maxChunk)
-            let (_, after) = try await write(name, offset: position, data: Array(bytes[start..<chunkEnd]))
-            position = after
+            do {
+                position = try await write(name, offset: position, data: Array(bytes[start..<chunkEnd])).offset
+            } catch let error as IPCError where error.code == .busy {
+                try await Task.sleep(for: .milliseconds(Int(min(error.retryAfterMilliseconds ?? 200, 5_000))))
+            }
         }
         return end
     }

@@ -92,7 +92,11 @@ struct Send: AsyncParsableCommand {
                 while position < chunkEnd {
                     let offset = position
                     let rest = Array(chunk[Int(offset - chunkStart)...])
-                    position = try await session.run { try await $0.write(name, offset: offset, data: rest).offset }
+                    do {
+                        position = try await session.run { try await $0.write(name, offset: offset, data: rest).offset }
+                    } catch let error as IPCError where error.code == .busy {
+                        try await Task.sleep(for: .milliseconds(Int(min(error.retryAfterMilliseconds ?? 200, 5_000))))
+                    }
                 }
                 progress.update(position - base)
             }

@@ -144,8 +144,9 @@ extension StreamHost {
     /// Writes `data` at stream offset `offset`; returns once the accepted bytes are durable.
     ///
     /// Bytes below the stream's current end are already held and are skipped (a retried write
-    /// is idempotent); a gap is a ``IPCError/Code/wrongOffset`` carrying the expected offset. When
-    /// the send buffer is full the call waits for room; it may accept only a prefix.
+    /// is idempotent); a gap is a ``IPCError/Code/wrongOffset`` carrying the expected offset. It
+    /// may accept only a prefix. When the send buffer is full it waits up to ``writeRoomWait``
+    /// for room, then throws ``IPCError/Code/busy`` with a retry hint.
     func write(name: StreamName, offset: UInt64, data: [UInt8]) async throws(IPCError) -> (accepted: UInt64, offset: UInt64) {
         var stream = try lookup(name)
         let end = offset + UInt64(data.count)
@@ -175,8 +176,18 @@ extension StreamHost {
                 try await waitUntil(name) { $0.machine.durableSequence >= sequence }
                 return (UInt64(accepted), written + UInt64(accepted))
             }
-            try await waitUntil(name) { $0.machine.writeCapacity > 0 || $0.machine.checkpoint.bytesWritten != written }
+            // Full: wait a little for room, then tell the app to come back.
+            let deadline = now + Self.writeRoomWait
+            let wake = Task { [weak self] in
+                try? await Task.sleep(for: Self.writeRoomWait)
+                await self?.wakeAll(name)
+            }
+            defer { wake.cancel() }
+            try await waitUntil(name) { $0.machine.writeCapacity > 0 || $0.machine.checkpoint.bytesWritten != written || self.now >= deadline }
             stream = try lookup(name)
+            if stream.machine.writeCapacity == 0, stream.machine.checkpoint.bytesWritten == written {
+                throw IPCError(.busy, "the stream's send buffer is full; retry later", retryAfterMilliseconds: 500)
+            }
         }
     }
 
@@ -287,6 +298,9 @@ extension StreamHost {
             }
         }
     }
+
+    /// How long a write waits for room in a full send buffer before it is refused with `busy`.
+    static let writeRoomWait = Duration.seconds(2)
 
     private func wakeAll(_ name: StreamName) {
         lookupOptional(name)?.wake()
