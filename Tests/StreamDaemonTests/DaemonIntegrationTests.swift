@@ -1,6 +1,7 @@
 import IPC
 import StreamClient
 import StreamDaemon
+import StreamStore
 import Testing
 
 /// streamd end to end, in process: real Unix sockets, a real SQLite file, the embedded kpclientd.
@@ -184,6 +185,58 @@ struct DaemonIntegrationTests {
         // The first one still answers.
         let client = try await daemon.client()
         #expect(try await client.list().isEmpty)
+        await client.close()
+        await daemon.stop()
+    }
+}
+
+/// Compaction folds journals into checkpoints and stores the transport's index caches with them.
+@Suite(.timeLimit(.minutes(3)))
+struct CompactionTests {
+    @Test func compactionStoresCheckpointsAndIndexCaches() async throws {
+        let directory = TemporaryDirectory()
+        let configuration = DaemonHarness.configuration(in: directory.path)
+        var daemon = try await DaemonHarness.start(configuration)
+        let first = try await daemon.client()
+        var client = first
+        let (_, address) = try await client.create("writer")
+        _ = try await client.join("reader", address: address)
+        let events = try await client.events(for: ["writer"])
+        let data = DaemonIntegrationTests.pattern(1_500_000, seed: 5)
+        async let received = DaemonIntegrationTests.receiveAll(first, "reader")
+        _ = try await client.send("writer", bytes: data, at: 0)
+        try await client.closeStream("writer")
+        #expect(try await received == data)
+        // The writer's subscribers heard that everything was acknowledged.
+        var acknowledged: UInt64 = 0
+        for await event in events {
+            if case .writeAcknowledged(_, let offset) = event { acknowledged = offset }
+            if acknowledged == UInt64(data.count) { break }
+        }
+        #expect(acknowledged == UInt64(data.count))
+        await client.close()
+        await daemon.stop()
+
+        // About 1,000 frames each way: both streams compacted, so their journals are short and
+        // their index caches are stored.
+        let database = try await StreamDatabase.open(directory: configuration.stateDirectory)
+        let stored = try await database.loadAll()
+        await database.close()
+        #expect(stored.count == 2)
+        for stream in stored {
+            #expect(stream.checkpointSequence > 0, "\(stream.name) never compacted")
+            #expect(stream.journal.count < 600, "\(stream.name) kept \(stream.journal.count) journal rows")
+            #expect(stream.indexSnapshot != nil, "\(stream.name) has no stored index cache")
+        }
+
+        // Restored from those checkpoints, the streams carry on.
+        daemon = try await DaemonHarness.start(configuration)
+        client = try await daemon.client()
+        #expect(try await client.status("reader").bytesConsumed == UInt64(data.count))
+        #expect(try await client.status("writer").writeClosed)
+        _ = try await client.send("reader", bytes: [1, 2, 3], at: 0)
+        let (_, back, _) = try await client.read("writer", offset: 0, wait: true)
+        #expect(back == [1, 2, 3])
         await client.close()
         await daemon.stop()
     }

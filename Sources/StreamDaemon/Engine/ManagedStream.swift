@@ -1,4 +1,5 @@
 import IPC
+import PigeonholeTransport
 import StreamEngine
 import StreamStore
 
@@ -17,7 +18,10 @@ final class ManagedStream {
     /// App requests waiting for this stream's state to change.
     var waiters: [CheckedContinuation<Void, Never>] = []
     /// The box channels, opened on first use.
-    var channels: [StreamChannel: Task<any BoxChannel, any Error>] = [:]
+    var channels: [StreamChannel: Task<PigeonholeBoxChannel, any Error>] = [:]
+    /// The channels' index caches: restored from the store, refreshed after each compaction,
+    /// and stored with the next one.
+    var indexSnapshots = IndexSnapshots()
     /// Operations running now, with the lane they count against.
     var running: [OperationID: (task: Task<Void, Never>, lane: OperationScheduler<StoredStreamID>.Lane)] = [:]
     /// Journal rows stored since the last checkpoint; compaction resets it.

@@ -332,15 +332,16 @@ extension StreamHost {
         return IPCStreamInfo(
             name: stream.name, role: stream.ipcRole, state: state,
             bytesWritten: checkpoint.bytesWritten,
-            bytesAcked: checkpoint.bytesWritten - UInt64(checkpoint.writeBufferCount) - unackedBytes(checkpoint),
+            bytesAcked: Self.acknowledgedBytes(checkpoint),
             bytesReceived: checkpoint.deliveredBytes, bytesConsumed: checkpoint.bytesConsumed,
             readable: UInt64(checkpoint.readableCount), writeBuffered: UInt64(checkpoint.writeBufferCount),
             writeClosed: checkpoint.closeRequested, peerClosed: checkpoint.peerFinOffset != nil,
             reason: machine.failure.map { "\($0.code): \($0.message)" })
     }
 
-    private func unackedBytes(_ checkpoint: StreamCheckpoint) -> UInt64 {
-        UInt64(checkpoint.unackedDataBytes)
+    /// App bytes the peer acknowledged (in multicast: verified in the store).
+    static func acknowledgedBytes(_ checkpoint: StreamCheckpoint) -> UInt64 {
+        checkpoint.bytesWritten - UInt64(checkpoint.writeBufferCount) - UInt64(checkpoint.unackedDataBytes)
     }
 
     static func wallClockMilliseconds() -> UInt64 {

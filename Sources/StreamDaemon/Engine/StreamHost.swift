@@ -115,6 +115,9 @@ actor StreamHost {
             randomSeed: UInt64.random(in: .min ... .max))
         let stream = ManagedStream(id: row.id, name: name, metadata: metadata, machine: machine, rowsSinceCheckpoint: row.journal.count)
         stream.bytesSinceCheckpoint = row.journal.reduce(0) { $0 + $1.bytes.count }
+        if let stored = row.indexSnapshot, let snapshots = IndexSnapshots(encoded: stored) {
+            stream.indexSnapshots = snapshots
+        }
         return stream
     }
 
@@ -211,7 +214,9 @@ actor StreamHost {
     }
 
     /// The box channel of a stream, opened once (through kpclientd) and then cached.
-    private func channel(_ key: Key, _ which: StreamChannel) async throws -> any BoxChannel {
+    ///
+    /// It starts from the index cache stored with the stream's checkpoint, if any.
+    private func channel(_ key: Key, _ which: StreamChannel) async throws -> PigeonholeBoxChannel {
         guard let stream = streams[key] else { throw CancellationError() }
         if let opening = stream.channels[which] { return try await opening.value }
         let credential = which == .outbound
@@ -219,9 +224,15 @@ actor StreamHost {
             : stream.machine.checkpoint.inboundChannelCredential
         guard let credential else { throw BoxTransportError(.permissionDenied, "this end has no \(which) channel") }
         let link = self.link
-        let opening = Task<any BoxChannel, any Error> {
+        let snapshot = stream.indexSnapshots[which]
+        let opening = Task<PigeonholeBoxChannel, any Error> {
             guard let store = await link.store else { throw BoxTransportError(.unavailable, "kpclientd is not connected") }
-            return try await store.channel(credential)
+            do {
+                return try await store.pigeonholeChannel(credential, indexSnapshot: snapshot)
+            } catch let error as BoxTransportError where snapshot != nil && error.code == .failed {
+                // A stored cache that does not fit the channel is only an optimisation lost.
+                return try await store.pigeonholeChannel(credential)
+            }
         }
         stream.channels[which] = opening
         do {
@@ -287,9 +298,12 @@ actor StreamHost {
             if stream.rowsSinceCheckpoint + records.count > Self.compactAfterRows || stream.bytesSinceCheckpoint + size > Self.compactAfterBytes {
                 // Compaction: the checkpoint holds every record taken so far, so it replaces them all.
                 precondition(stream.machine.checkpoint.sequence == last, "records were left untaken")
-                batch.checkpoints.append((key, checkpoint: stream.machine.checkpoint.encoded(), sequence: last, indexSnapshot: nil))
+                let snapshots = stream.indexSnapshots
+                batch.checkpoints.append(
+                    (key, checkpoint: stream.machine.checkpoint.encoded(), sequence: last, indexSnapshot: snapshots.isEmpty ? nil : snapshots.encoded()))
                 stream.rowsSinceCheckpoint = 0
                 stream.bytesSinceCheckpoint = 0
+                refreshIndexSnapshots(stream)
             } else {
                 batch.appended.append((key, records.map { StreamRecordRow(sequence: $0.sequence, bytes: $0.encoded()) }))
                 stream.rowsSinceCheckpoint += records.count
@@ -306,6 +320,22 @@ actor StreamHost {
                 await self?.fail(error)
             }
         }
+    }
+
+    /// Fetches the open channels' index caches, to be stored with the next compaction.
+    private func refreshIndexSnapshots(_ stream: ManagedStream) {
+        let key = stream.id
+        for (which, opening) in stream.channels {
+            Task { [weak self] in
+                guard let channel = try? await opening.value else { return }
+                let snapshot = await channel.indexSnapshot()
+                await self?.cacheIndexSnapshot(key, which, snapshot)
+            }
+        }
+    }
+
+    private func cacheIndexSnapshot(_ key: Key, _ which: StreamChannel, _ snapshot: BoxIndexSnapshot) {
+        streams[key]?.indexSnapshots[which] = snapshot.anchors.isEmpty ? nil : snapshot
     }
 
     static let compactAfterRows = 512
@@ -422,6 +452,11 @@ actor StreamHost {
         if checkpoint.deliveredBytes > stream.announcedDelivered {
             stream.announcedDelivered = checkpoint.deliveredBytes
             publish(.dataAvailable(name: stream.name, offset: checkpoint.deliveredBytes), stream: name)
+        }
+        let acked = Self.acknowledgedBytes(checkpoint)
+        if acked > stream.announcedAcked {
+            stream.announcedAcked = acked
+            publish(.writeAcknowledged(name: stream.name, offset: acked), stream: name)
         }
         if !stream.announcedPeerClosed, checkpoint.peerFinOffset != nil {
             stream.announcedPeerClosed = true
