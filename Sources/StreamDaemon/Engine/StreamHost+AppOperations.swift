@@ -83,12 +83,7 @@ extension StreamHost {
         let id: StoredStreamID
         if let stream = lookupOptional(name) {
             id = stream.id
-            stream.machine.halt()
-            for running in stream.running.values { running.task.cancel() }
-            stream.running.removeAll()
-            streams[id] = nil
-            names[key] = nil
-            stream.wake()
+            forget(stream)
         } else if let entry = damaged.removeValue(forKey: key) {
             id = entry.id
         } else {

@@ -43,6 +43,8 @@ actor StreamHost {
 
     private var pendingRecords: [Key: [CheckpointRecord]] = [:]
     private var committing = false
+    /// Direct commits waiting for the running commit to end.
+    private var commitWaiters: [CheckedContinuation<Void, Never>] = []
     /// Set once a commit failed; everything stops.
     private(set) var fatalError: (any Error)?
     /// Whether the kpclientd session is up; operations are held while it is down.
@@ -244,6 +246,24 @@ actor StreamHost {
         }
     }
 
+    /// Stops a stream and drops it from the host: its queued and running operations, its
+    /// timer and its uncommitted records. Requests waiting on it fail with `noSuchStream`.
+    func forget(_ stream: ManagedStream) {
+        let key = stream.id
+        stream.machine.halt()
+        scheduler.removeAll(for: key)
+        for running in stream.running.values {
+            running.task.cancel()
+            scheduler.finished(running.lane)
+        }
+        stream.running.removeAll()
+        timers.arm(key, at: nil)
+        pendingRecords[key] = nil
+        streams[key] = nil
+        names[stream.name.rawValue] = nil
+        stream.wake()
+    }
+
     // MARK: - Timers
 
     private func armTimer() {
@@ -351,21 +371,31 @@ actor StreamHost {
     }
 
     private func committed(_ marks: [(Key, UInt64)]) {
-        committing = false
         let current = now
         for (key, sequence) in marks {
             guard let stream = streams[key] else { continue }
             stream.machine.markDurable(through: sequence, now: current)
             step(stream)
         }
-        commitIfIdle()
+        finishCommit()
+    }
+
+    /// Ends a commit: a waiting direct commit goes next, else the next group commit.
+    private func finishCommit() {
+        committing = false
+        if !commitWaiters.isEmpty {
+            commitWaiters.removeFirst().resume()
+        } else {
+            commitIfIdle()
+        }
     }
 
     /// A commit failed: stop everything at once and report. Nothing is retried.
     func fail(_ error: any Error) {
         guard fatalError == nil else { return }
         fatalError = error
-        committing = false
+        for waiter in commitWaiters { waiter.resume() }
+        commitWaiters.removeAll()
         logger.critical("committing stream state failed; stopping", metadata: ["error": "\(error)"])
         for stream in streams.values {
             stream.machine.halt()
@@ -378,8 +408,16 @@ actor StreamHost {
     }
 
     /// Performs a commit of its own (creation, removal) and waits for it.
+    ///
+    /// Commits never overlap: this waits for a running group commit, so a removal can never
+    /// be applied before a batch that still holds the stream's records.
     func commitNow(_ batch: CommitBatch) async throws -> [StoredStreamID] {
+        while committing {
+            await withCheckedContinuation { commitWaiters.append($0) }
+        }
         if let fatalError { throw fatalError }
+        committing = true
+        defer { finishCommit() }
         do {
             return try await database.commit(batch)
         } catch {
