@@ -98,7 +98,10 @@ struct Send: AsyncParsableCommand {
                         try await Task.sleep(for: .milliseconds(Int(min(error.retryAfterMilliseconds ?? 200, 5_000))))
                     }
                 }
-                progress.update(position - base)
+                if progress.isDue {
+                    let acked = try? await session.run { try await $0.status(name).bytesAcked }
+                    progress.update(position - base, acknowledged: acked.map { $0 > base ? $0 - base : 0 })
+                }
             }
             if sync {
                 try await session.run { try await $0.sync(name) }
@@ -242,21 +245,26 @@ final class Progress {
         shownAt = start
     }
 
-    func update(_ bytes: UInt64) {
-        guard enabled, clock.now - shownAt >= .milliseconds(250) else { return }
+    /// Whether a new line is due (at most four a second).
+    var isDue: Bool { enabled && clock.now - shownAt >= .milliseconds(250) }
+
+    /// Shows the bytes moved so far and, for a sender, how many the peer acknowledged.
+    func update(_ bytes: UInt64, acknowledged: UInt64? = nil) {
+        guard isDue else { return }
         shownAt = clock.now
-        show(bytes, final: false)
+        show(bytes, acknowledged: acknowledged, final: false)
     }
 
     func finish(_ bytes: UInt64) {
         guard enabled else { return }
-        show(bytes, final: true)
+        show(bytes, acknowledged: nil, final: true)
     }
 
-    private func show(_ bytes: UInt64, final: Bool) {
+    private func show(_ bytes: UInt64, acknowledged: UInt64?, final: Bool) {
         let elapsed = max(0.001, Double((clock.now - start).components.seconds) + Double((clock.now - start).components.attoseconds) / 1e18)
         let rate = Double(bytes) / elapsed
-        let line = "\r\(label): \(Self.size(Double(bytes))) \(verb), \(Self.size(rate))/s" + (final ? "\n" : "")
+        let acked = acknowledged.map { ", \(Self.size(Double($0))) acknowledged by the peer" } ?? ""
+        let line = "\r\(label): \(Self.size(Double(bytes))) \(verb), \(Self.size(rate))/s\(acked)\u{1B}[K" + (final ? "\n" : "")
         let bytes = Array(line.utf8)
         _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
     }
