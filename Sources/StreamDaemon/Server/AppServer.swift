@@ -71,7 +71,7 @@ final class AppServer: Sendable {
                         group.addTask { [self] in
                             guard admitted else {
                                 logger.warning("refused an app connection: too many connections", metadata: ["max": "\(maxConnections)"])
-                                await AppConnection.refuse(connection, IPCError(.tooManyRequests, "streamd already serves \(maxConnections) connections"))
+                                await AppConnection.refuse(connection, IPCError(.busy, "streamd already serves \(maxConnections) connections"))
                                 return
                             }
                             await AppConnection(connection: connection, context: context).serve()
