@@ -150,7 +150,7 @@ let package = Package(
         .testTarget(
             name: "StreamDaemonTests",
             dependencies: [
-                "StreamDaemon", "StreamClient", "IPC", "StreamStore", "StreamEngine", "KpclientdSim",
+                "StreamDaemon", "StreamClient", "IPC", "StreamStore", "StreamEngine", "KpclientdSim", "CSQLite", "CBOR", "ThinClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],

@@ -71,7 +71,7 @@ public enum ConfigurationLoader {
         if let value = try reader.duration("client_timeout") { configuration.clientTimeout = value }
         if let value = try reader.duration("shutdown_timeout") { configuration.shutdownTimeout = value }
         if let dial = try reader.table("Dial") {
-            guard configuration.kpclientd == .embedded || root["kpclientd"] == nil else {
+            guard root["kpclientd"] == nil else {
                 throw ConfigurationError(key: "Dial", message: "give either kpclientd or a [Dial] table, not both")
             }
             let wrapper = TOMLTable()

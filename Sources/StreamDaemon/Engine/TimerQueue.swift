@@ -18,6 +18,8 @@ struct TimerQueue<Key: Hashable & Sendable>: Sendable {
 
     /// The number of streams with a deadline.
     var count: Int { armed.count }
+    /// The number of heap entries, stale ones included (for tests of the compaction bound).
+    var heapCount: Int { heap.count }
 
     /// Sets `key`'s deadline, replacing any earlier one; `nil` disarms it.
     mutating func arm(_ key: Key, at deadline: StreamTime?) {

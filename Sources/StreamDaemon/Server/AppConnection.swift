@@ -64,15 +64,17 @@ struct AppConnection {
                         }
                     }
                     group.addTask {
-                        try await readLoop(inbound, sink: sink, state: state)
+                        // The reader or the watchdog ended (the app closed, or broke the protocol):
+                        // the writer still drains what was queued, a goodbye included, then ends.
+                        defer { sink.finish() }
+                        try await withThrowingTaskGroup(of: Void.self) { inner in
+                            inner.addTask { try await readLoop(inbound, sink: sink, state: state) }
+                            inner.addTask { try await watchdog(state: state, sink: sink) }
+                            defer { inner.cancelAll() }
+                            try await inner.next()
+                        }
                     }
-                    group.addTask {
-                        try await watchdog(state: state)
-                    }
-                    defer { group.cancelAll() }
-                    try await group.next()
-                    // The reader ended: let the writer drain what was already queued.
-                    sink.finish()
+                    for try await _ in group {}
                 }
             }
         } catch {
@@ -97,7 +99,7 @@ struct AppConnection {
     }
 
     /// Closes connections that never say `hello` or stall in the middle of a frame.
-    private func watchdog(state: NIOLockedValueBox<State>) async throws {
+    private func watchdog(state: NIOLockedValueBox<State>, sink: AsyncStream<[UInt8]>.Continuation) async throws {
         let timeout = context.configuration.clientTimeout
         while true {
             try await Task.sleep(for: min(timeout, .seconds(1)))
@@ -105,8 +107,14 @@ struct AppConnection {
                 let idle = ContinuousClock.now - state.lastProgress
                 return (state.halfFrame && idle > timeout, state.negotiated == nil && idle > timeout)
             }
-            if stalled { throw ProtocolViolation(description: "a frame was left unfinished for \(timeout)") }
-            if silent { throw ProtocolViolation(description: "no hello within \(timeout)") }
+            if stalled {
+                send(.goodbye(IPCError(.malformed, "a frame was left unfinished for \(timeout)")), to: sink)
+                throw ProtocolViolation(description: "a frame was left unfinished for \(timeout)")
+            }
+            if silent {
+                send(.goodbye(IPCError(.helloRequired, "no hello within \(timeout)")), to: sink)
+                throw ProtocolViolation(description: "no hello within \(timeout)")
+            }
         }
     }
 
@@ -134,6 +142,8 @@ struct AppConnection {
                     $0.lastProgress = .now
                 }
             }
+            // The app closed its end: nobody will read the answers to its long polls.
+            requests.cancelAll()
         }
     }
 
@@ -158,18 +168,18 @@ struct AppConnection {
         if case .hello(let minimum, let maximum, _) = message.request {
             guard let version = IPCVersion.negotiate(clientMin: minimum, clientMax: maximum) else {
                 let supported = IPCVersion.supported
+                // docs/IPC.md section 4: the app may try again with another range.
                 send(.reply(id: id, .failure(IPCError(.unsupportedVersion, "streamd speaks versions \(supported.lowerBound)...\(supported.upperBound)"))), to: sink)
-                send(.goodbye(IPCError(.unsupportedVersion, "no common protocol version")), to: sink)
-                throw ProtocolViolation(description: "no common protocol version")
+                return
             }
             state.withLockedValue { $0.negotiated = version }
             send(.reply(id: id, .success(.hello(version: version, daemon: daemonVersion, instance: context.instance, features: Self.features))), to: sink)
             return
         }
         guard state.withLockedValue({ $0.negotiated }) != nil else {
-            send(.reply(id: id, .failure(IPCError(.helloRequired, "send hello first"))), to: sink)
-            send(.goodbye(IPCError(.helloRequired, "the first request must be hello")), to: sink)
-            throw ProtocolViolation(description: "request before hello")
+            // docs/IPC.md section 4: an error reply, and the connection stays open.
+            send(.reply(id: id, .failure(IPCError(.helloRequired, "the first request must be hello"))), to: sink)
+            return
         }
         let admitted = state.withLockedValue { state in
             guard state.inFlight < context.configuration.maxRequestsPerConnection else { return false }
