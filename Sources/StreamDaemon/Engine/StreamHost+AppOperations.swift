@@ -162,20 +162,24 @@ extension StreamHost {
                 try await waitUntil(name) { $0.machine.durableSequence >= sequence }
                 return (0, end)
             }
-            if stream.machine.writeCapacity > 0 {
-                let skip = Int(written - offset)
-                let accepted: Int
-                let sequence: UInt64
-                do {
-                    (accepted, sequence) = try stream.machine.appWrite(Array(data[skip...]), now: now)
-                } catch {
-                    throw Self.ipcError(error)
-                }
+            // appWrite refuses a closed or read-only stream even when there is no room (a zero
+            // capacity alone would wait forever); with no room it accepts nothing.
+            let skip = Int(written - offset)
+            let accepted: Int
+            let sequence: UInt64
+            do {
+                (accepted, sequence) = try stream.machine.appWrite(Array(data[skip...]), now: now)
+            } catch {
+                throw Self.ipcError(error)
+            }
+            if accepted > 0 {
                 step(stream)
                 try await waitUntil(name) { $0.machine.durableSequence >= sequence }
                 return (UInt64(accepted), written + UInt64(accepted))
             }
-            try await waitUntil(name) { $0.machine.writeCapacity > 0 || $0.machine.checkpoint.bytesWritten != written }
+            try await waitUntil(name) {
+                $0.machine.writeCapacity > 0 || $0.machine.checkpoint.bytesWritten != written || $0.machine.checkpoint.closeRequested
+            }
             stream = try lookup(name)
         }
     }
