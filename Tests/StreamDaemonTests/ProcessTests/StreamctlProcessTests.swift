@@ -145,6 +145,10 @@ struct StreamctlProcessTests {
         #expect(remaining.map(\.name) == ["carol"])
 
         #expect(await daemon.stop() == .exited(0), "streamd did not exit cleanly: \(daemon.child.standardError.suffix(3000))")
+        // Addresses are secrets: never in the daemon's log.
+        let log = daemon.child.standardOutput + daemon.child.standardError
+        #expect(log.contains("streamd ready"), "the daemon log was not captured: \(log.suffix(2000))")
+        #expect(!log.contains(address) && !log.contains(created.address), "a stream address appears in the daemon's log")
         // Without a daemon, streamctl says so with 69.
         #expect(try await daemon.ctl(["list"]).status == 69)
     }
