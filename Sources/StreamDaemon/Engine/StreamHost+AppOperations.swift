@@ -158,15 +158,17 @@ extension StreamHost {
                 try await waitUntil(name) { $0.machine.durableSequence >= sequence }
                 return (0, end)
             }
-            if stream.machine.writeCapacity > 0 {
-                let skip = Int(written - offset)
-                let accepted: Int
-                let sequence: UInt64
-                do {
-                    (accepted, sequence) = try stream.machine.appWrite(Array(data[skip...]), now: now)
-                } catch {
-                    throw Self.ipcError(error)
-                }
+            // appWrite refuses a closed or read-only stream even when there is no room (a zero
+            // capacity alone would wait forever); with no room it accepts nothing.
+            let skip = Int(written - offset)
+            let accepted: Int
+            let sequence: UInt64
+            do {
+                (accepted, sequence) = try stream.machine.appWrite(Array(data[skip...]), now: now)
+            } catch {
+                throw Self.ipcError(error)
+            }
+            if accepted > 0 {
                 step(stream)
                 try await waitUntil(name) { $0.machine.durableSequence >= sequence }
                 return (UInt64(accepted), written + UInt64(accepted))
@@ -178,9 +180,12 @@ extension StreamHost {
                 await self?.wakeAll(name)
             }
             defer { wake.cancel() }
-            try await waitUntil(name) { $0.machine.writeCapacity > 0 || $0.machine.checkpoint.bytesWritten != written || self.now >= deadline }
+            try await waitUntil(name) {
+                $0.machine.writeCapacity > 0 || $0.machine.checkpoint.bytesWritten != written || $0.machine.checkpoint.closeRequested
+                    || self.now >= deadline
+            }
             stream = try lookup(name)
-            if stream.machine.writeCapacity == 0, stream.machine.checkpoint.bytesWritten == written {
+            if stream.machine.writeCapacity == 0, stream.machine.checkpoint.bytesWritten == written, !stream.machine.checkpoint.closeRequested {
                 throw IPCError(.busy, "the stream's send buffer is full; retry later", retryAfterMilliseconds: 500)
             }
         }

@@ -166,9 +166,15 @@ struct AppConnection {
         }
         let id = message.id
         if case .hello(let minimum, let maximum, _) = message.request {
+            guard state.withLockedValue({ $0.negotiated }) == nil else {
+                // docs/IPC.md section 4: the version is fixed for the connection once negotiated.
+                send(.reply(id: id, .failure(IPCError(.invalidArgument, "hello was already completed on this connection"))), to: sink)
+                return
+            }
             guard let version = IPCVersion.negotiate(clientMin: minimum, clientMax: maximum) else {
                 let supported = IPCVersion.supported
-                // docs/IPC.md section 4: the app may try again with another range.
+                // docs/IPC.md section 4: the app may try again with another range; the watchdog
+                // still closes a connection that has not completed hello within the client timeout.
                 send(.reply(id: id, .failure(IPCError(.unsupportedVersion, "streamd speaks versions \(supported.lowerBound)...\(supported.upperBound)"))), to: sink)
                 return
             }
@@ -177,8 +183,8 @@ struct AppConnection {
             return
         }
         guard state.withLockedValue({ $0.negotiated }) != nil else {
-            // docs/IPC.md section 4: an error reply, and the connection stays open.
-            send(.reply(id: id, .failure(IPCError(.helloRequired, "the first request must be hello"))), to: sink)
+            // docs/IPC.md section 4: the connection stays open until hello succeeds (or the watchdog closes it).
+            send(.reply(id: id, .failure(IPCError(.helloRequired, "send hello first"))), to: sink)
             return
         }
         let admitted = state.withLockedValue { state in
