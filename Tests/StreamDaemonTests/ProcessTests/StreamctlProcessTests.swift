@@ -218,3 +218,57 @@ extension String {
         return text
     }
 }
+
+/// `streamctl send` and `recv` ride out a crash of streamd (SIGKILL) and its restart.
+@Suite(.serialized, .timeLimit(.minutes(4)))
+struct StreamdCrashProcessTests {
+    init() throws {
+        try Products.require()
+    }
+
+    @Test func sendAndRecvResumeAcrossADaemonCrash() async throws {
+        let workspace = ProcessWorkspace()
+        var daemon = try await StreamdProcess.start(in: workspace, name: "c")
+        let opened = try await daemon.ctl(["open", "alice"])
+        try #require(opened.status == 0, "\(opened)")
+        let address = try #require(opened.lines.last)
+        try #require(try await daemon.ctl(["open", "bob", "--address", address]).status == 0)
+
+        let payload = testBytes(1 << 20, seed: 30)
+        let payloadPath = workspace.file("payload")
+        try writeBytes(payload, to: payloadPath)
+        let receivedPath = workspace.file("received")
+        let socket = ["--socket", daemon.socketPath]
+        let receiver = try workspace.spawn(Products.streamctl, ["recv", "bob", receivedPath] + socket, label: "recv-bob")
+        let sender = try workspace.spawn(Products.streamctl, ["send", "alice", payloadPath] + socket, label: "send-alice")
+
+        // Crash streamd in the middle of the transfer.
+        let midway = try await waitUntil(timeout: .seconds(60)) {
+            let status = try await daemon.ctl(["status", "bob", "--json"])
+            guard status.status == 0 else { return false }
+            return try decodeJSON(CtlStreamInfo.self, status).bytesConsumed >= 100_000
+        }
+        try #require(midway != nil, "bob consumed nothing within 60 s")
+        let before = try decodeJSON(CtlStreamInfo.self, try await daemon.ctl(["status", "alice", "--json"]))
+        #expect(await daemon.child.kill() == .signaled(SIGKILL))
+        #expect(sender.poll() == nil && receiver.poll() == nil, "send or recv gave up as soon as streamd died")
+        let crashedAt = ContinuousClock.now
+        daemon = try await StreamdProcess.start(in: workspace, name: "c")
+        let restartedIn = ContinuousClock.now - crashedAt
+        defer { withExtendedLifetime(daemon) {} }
+
+        let sent = await sender.wait(timeout: .seconds(120))
+        if sent == nil { await sender.kill() }
+        #expect(sent == .exited(0), "send after the crash: \(sender.standardError)")
+        #expect(try await daemon.ctl(["close", "alice"], timeout: .seconds(120)).status == 0)
+        let received = await receiver.wait(timeout: .seconds(120))
+        if received == nil { await receiver.kill() }
+        #expect(received == .exited(0), "recv after the crash: \(receiver.standardError)")
+        let bytes = try readBytes(receivedPath)
+        #expect(bytes.count == payload.count && bytes == payload, "bob got \(bytes.count) bytes, not the 1 MiB sent (nothing may be lost or repeated)")
+        let alice = try decodeJSON(CtlStreamInfo.self, try await daemon.ctl(["status", "alice", "--json"]))
+        #expect(alice.bytesWritten == UInt64(payload.count) && alice.bytesAcked == UInt64(payload.count), "\(alice)")
+        print("process: streamd SIGKILLed with alice at \(before.bytesWritten) written, bob at ≥100000 consumed; restarted in \(restartedIn); 1 MiB delivered intact")
+        #expect(await daemon.stop() == .exited(0))
+    }
+}
