@@ -8,7 +8,7 @@ import Testing
 
 /// Hostile and broken input on the app socket: each mistake affects only its own request or
 /// connection, and the daemon stays healthy.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(10)))
 struct BadInputTests {
     static func start(_ adjust: (inout DaemonConfiguration) -> Void = { _ in }) async throws -> (DaemonHarness, TemporaryDirectory) {
         let directory = TemporaryDirectory()

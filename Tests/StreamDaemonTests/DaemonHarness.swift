@@ -95,9 +95,19 @@ final class DaemonHarness: Sendable {
             return result
         }
         var iterator = triggers.makeAsyncIterator()
-        guard let trigger = await iterator.next() else { fatalError("no trigger") }
+        guard let trigger = await iterator.next() else {
+            // Cancelled (a time limit) before the daemon started: stop it and say so.
+            task.cancel()
+            _ = await task.value
+            throw HarnessError(description: "cancelled while starting streamd")
+        }
         for await _ in ready {
             return DaemonHarness(configuration: configuration, task: task, trigger: trigger)
+        }
+        if Task.isCancelled {
+            trigger.triggerGracefulShutdown()
+            _ = await task.value
+            throw HarnessError(description: "cancelled while waiting for streamd to be ready")
         }
         // The daemon ended before it was ready: report why.
         if case .failure(let error) = await task.value { throw error }

@@ -5,7 +5,7 @@ import StreamStore
 import Testing
 
 /// streamd end to end, in process: real Unix sockets, a real SQLite file, the embedded kpclientd.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(10)))
 struct DaemonIntegrationTests {
     /// Deterministic test bytes.
     static func pattern(_ count: Int, seed: UInt8) -> [UInt8] {
@@ -191,7 +191,7 @@ struct DaemonIntegrationTests {
 }
 
 /// Compaction folds journals into checkpoints and stores the transport's index caches with them.
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.timeLimit(.minutes(10)))
 struct CompactionTests {
     @Test func compactionStoresCheckpointsAndIndexCaches() async throws {
         let directory = TemporaryDirectory()

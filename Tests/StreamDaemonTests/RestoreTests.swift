@@ -7,7 +7,7 @@ import Testing
 @testable import StreamDaemon
 
 /// Restarting a daemon with many streams, and with one stream's stored state damaged.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct RestoreTests {
     static let streamCount = 1_000
 

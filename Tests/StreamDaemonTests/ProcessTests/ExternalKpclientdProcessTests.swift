@@ -6,7 +6,7 @@ import Glibc
 
 /// Two `streamd` processes sharing one external `kpclientd-sim` process over TCP, as two hosts
 /// sharing one mixnet would; then that kpclientd dies and comes back.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct ExternalKpclientdProcessTests {
     /// The simulator's flags: some latency and write loss; the box store in a state file so it
     /// survives the simulator's own restart.

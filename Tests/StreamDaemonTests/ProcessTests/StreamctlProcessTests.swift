@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// `streamctl` as a user runs it, against a `streamd run` process on the embedded kpclientd.
-@Suite(.serialized, .timeLimit(.minutes(4)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct StreamctlProcessTests {
     init() throws {
         try Products.require()
@@ -220,7 +220,7 @@ extension String {
 }
 
 /// `streamctl send` and `recv` ride out a crash of streamd (SIGKILL) and its restart.
-@Suite(.serialized, .timeLimit(.minutes(4)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct StreamdCrashProcessTests {
     init() throws {
         try Products.require()
