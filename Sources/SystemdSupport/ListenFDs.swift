@@ -10,6 +10,12 @@ public struct ListenFDs: Sendable, Equatable {
         public var descriptor: Int32
         /// Its name from `$LISTEN_FDNAMES`, or `"unknown"` as systemd names unnamed ones.
         public var name: String
+
+        /// Creates a descriptor entry.
+        public init(descriptor: Int32, name: String) {
+            self.descriptor = descriptor
+            self.name = name
+        }
     }
 
     /// The first passed descriptor, `SD_LISTEN_FDS_START`.
