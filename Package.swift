@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "ThinClient", targets: ["ThinClient"]),
         .library(name: "KpclientdSim", targets: ["KpclientdSim"]),
         .library(name: "PigeonholeTransport", targets: ["PigeonholeTransport"]),
+        .library(name: "SystemdSupport", targets: ["SystemdSupport"]),
         .executable(name: "streamd", targets: ["streamd"]),
         .executable(name: "kpclientd-sim", targets: ["kpclientd-sim"]),
         .executable(name: "streamctl", targets: ["streamctl"]),
@@ -87,6 +88,13 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // MARK: systemd integration: sd_notify, socket activation, native journal logging.
+        .target(
+            name: "SystemdSupport",
+            dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
+
         // MARK: The daemon as a library, and its Swift client library.
         .target(
             name: "StreamDaemon",
@@ -116,6 +124,7 @@ let package = Package(
             name: "streamd",
             dependencies: [
                 "StreamDaemon", "StreamEngine", "StreamEngineTesting", "PigeonholeTransport", "ThinClient", "KpclientdSim",
+                "SystemdSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -154,6 +163,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SystemdSupportTests",
+            dependencies: ["SystemdSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "StreamCryptoTests", dependencies: ["StreamCrypto"], swiftSettings: strictSettings),

@@ -22,6 +22,9 @@ public struct StreamDaemon: Service {
         public var restoring: @Sendable (Int, Int) -> Void = { _, _ in }
         /// Called when shutdown begins.
         public var stopping: @Sendable () -> Void = {}
+        /// Called once the daemon runs (just before ``ready``) with a probe for live counts and
+        /// liveness checks.
+        public var started: @Sendable (DaemonProbe) async -> Void = { _ in }
 
         /// Creates hooks that do nothing.
         public init() {}
@@ -124,6 +127,7 @@ public struct StreamDaemon: Service {
             throw Failure(description: "app socket \(configuration.socketPath): \(error)")
         }
         serverBox.withLockedValue { $0 = server }
+        await hooks.started(DaemonProbe(host: host, connections: { serverBox.withLockedValue { $0?.connectionCount ?? 0 } }))
         logger.info("streamd ready", metadata: ["socket": "\(configuration.socketPath)", "kpclientd": "\(link.endpointDescription)"])
         await hooks.ready()
 
@@ -182,4 +186,44 @@ extension StreamHost {
         let active = streams.values.reduce(0) { $0 + ($1.running.isEmpty ? 0 : 1) }
         return (streams.count, active, damaged.count)
     }
+}
+
+/// A read-only view of a running daemon, for status lines and liveness checks (systemd's
+/// `STATUS=` and watchdog).
+public struct DaemonProbe: Sendable {
+    /// Counts at one moment.
+    public struct Snapshot: Sendable, Hashable {
+        /// Streams running (damaged ones are counted apart).
+        public var streams: Int
+        /// Streams with transport operations running.
+        public var active: Int
+        /// Streams quarantined because their stored state is damaged.
+        public var damaged: Int
+        /// Whether the kpclientd session is up.
+        public var kpclientdConnected: Bool
+        /// App connections open.
+        public var connections: Int
+    }
+
+    let host: StreamHost
+    let connections: @Sendable () -> Int
+
+    /// The current counts.
+    public func snapshot() async -> Snapshot {
+        let counts = await host.counts()
+        return Snapshot(
+            streams: counts.streams, active: counts.active, damaged: counts.damaged,
+            kpclientdConnected: await host.kpclientdUp, connections: connections())
+    }
+
+    /// A round trip through the stream host: `true` if it answered and is neither stopping nor
+    /// halted by a storage failure. It does not return while the host is stuck.
+    public func ping() async -> Bool {
+        await host.isHealthy
+    }
+}
+
+extension StreamHost {
+    /// Whether the host runs normally (for liveness checks).
+    var isHealthy: Bool { !isStopping && fatalError == nil }
 }

@@ -16,6 +16,8 @@ public struct ConfigurationOverrides: Sendable {
     public var kpclientd: String?
     /// `--log-level`.
     public var logLevel: String?
+    /// `--log-target`.
+    public var logTarget: String?
 
     /// Creates an empty set of overrides.
     public init() {}
@@ -46,6 +48,7 @@ public enum ConfigurationLoader {
         if let state = overrides.stateDirectory { configuration.stateDirectory = state }
         if let kpclientd = overrides.kpclientd { configuration.kpclientd = try KpclientdEndpoint(parsing: kpclientd) }
         if let level = overrides.logLevel { configuration.logLevel = try logLevel(level, key: "log_level") }
+        if let target = overrides.logTarget { configuration.logTarget = try LogTargetSetting(parsing: target, key: "log_target") }
         try configuration.validate()
         return configuration
     }
@@ -65,6 +68,7 @@ public enum ConfigurationLoader {
         if let state = try reader.string("state_dir") { configuration.stateDirectory = state }
         if let kpclientd = try reader.string("kpclientd") { configuration.kpclientd = try KpclientdEndpoint(parsing: kpclientd) }
         if let level = try reader.string("log_level") { configuration.logLevel = try logLevel(level, key: "log_level") }
+        if let target = try reader.string("log_target") { configuration.logTarget = try LogTargetSetting(parsing: target, key: "log_target") }
         if let value = try reader.int("max_connections") { configuration.maxConnections = value }
         if let value = try reader.int("max_requests_per_connection") { configuration.maxRequestsPerConnection = value }
         if let value = try reader.int("max_streams") { configuration.maxStreams = value }

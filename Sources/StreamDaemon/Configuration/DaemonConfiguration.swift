@@ -16,6 +16,9 @@ public struct DaemonConfiguration: Sendable {
     public var kpclientd: KpclientdEndpoint = .embedded
     /// The minimum log level.
     public var logLevel: Logger.Level = .info
+    /// Where the log goes: the journal, standard error, or the journal when standard error is
+    /// connected to it (`auto`).
+    public var logTarget: LogTargetSetting = .auto
 
     /// How many app connections may be open at once.
     public var maxConnections: Int = 128
@@ -87,6 +90,24 @@ public struct DaemonConfiguration: Sendable {
         try scheduler.validate()
         try stream.validate()
         try embedded.validate()
+    }
+}
+
+/// The `log_target` setting.
+public enum LogTargetSetting: String, Sendable, Hashable, CaseIterable {
+    /// The journal when `$JOURNAL_STREAM` names standard error (a systemd service), else standard error.
+    case auto
+    /// Native journal entries.
+    case journal
+    /// Plain lines on standard error.
+    case stderr
+
+    /// Parses `auto`, `journal` or `stderr`.
+    public init(parsing text: String, key: String) throws(ConfigurationError) {
+        guard let value = Self(rawValue: text) else {
+            throw ConfigurationError(key: key, message: "must be auto, journal or stderr (got \"\(text.prefix(40))\")")
+        }
+        self = value
     }
 }
 

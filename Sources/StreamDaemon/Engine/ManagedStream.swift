@@ -33,6 +33,8 @@ final class ManagedStream {
     var announcedPeerClosed = false
     var announcedFailure = false
     var announcedAcked: UInt64 = 0
+    /// Whether the peer's close was logged.
+    var loggedPeerClosed = false
 
     init(id: StoredStreamID, name: StreamName, metadata: StreamMetadata, machine: StreamMachine, rowsSinceCheckpoint: Int) {
         self.id = id
@@ -42,6 +44,7 @@ final class ManagedStream {
         self.rowsSinceCheckpoint = rowsSinceCheckpoint
         announcedDelivered = machine.checkpoint.deliveredBytes
         announcedPeerClosed = machine.checkpoint.peerFinOffset != nil
+        loggedPeerClosed = announcedPeerClosed
         announcedFailure = machine.failure != nil
     }
 

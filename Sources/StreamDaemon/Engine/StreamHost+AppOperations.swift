@@ -71,7 +71,7 @@ extension StreamHost {
         let stream = ManagedStream(id: id, name: name, metadata: metadata, machine: machine, rowsSinceCheckpoint: 0)
         streams[id] = stream
         names[key] = id
-        logger.info("stream opened", metadata: ["stream": "\(key)", "role": "\(stream.ipcRole)"])
+        logger.info("stream opened", metadata: ["stream": "\(key)", "role": "\(stream.ipcRole)", "event": "stream-opened"])
         step(stream)
         return stream
     }

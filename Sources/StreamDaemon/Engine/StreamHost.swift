@@ -103,7 +103,7 @@ actor StreamHost {
         }
         if !quarantine.isEmpty { _ = try await database.commit(quarantine) }
         for stream in streams.values { step(stream) }
-        logger.info("restored streams", metadata: ["restored": "\(streams.count)", "damaged": "\(damaged.count)"])
+        logger.info("restored streams", metadata: ["restored": "\(streams.count)", "damaged": "\(damaged.count)", "event": "streams-restored"])
     }
 
     private func restore(_ row: StoredStream) throws -> ManagedStream {
@@ -145,6 +145,10 @@ actor StreamHost {
             commitIfIdle()
         }
         timers.arm(key, at: stream.machine.nextDeadline)
+        if !stream.loggedPeerClosed, stream.machine.checkpoint.peerFinOffset != nil {
+            stream.loggedPeerClosed = true
+            logger.info("peer closed the stream", metadata: ["stream": "\(stream.name.rawValue)", "event": "peer-closed"])
+        }
         announce(stream)
         stream.wake()
         dispatch()

@@ -107,7 +107,7 @@ actor KpclientdLink {
             case .disconnected:
                 if isUp {
                     isUp = false
-                    logger.warning("lost the connection to kpclientd; reconnecting")
+                    logger.warning("lost the connection to kpclientd; reconnecting", metadata: ["event": "kpclientd-lost"])
                     await onChange(false)
                 }
             case .connectionStatus:
