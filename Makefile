@@ -31,7 +31,7 @@ install: build
 	@if [ -e "$(CONFIG_FILE)" ]; then \
 		echo "keeping the existing $(CONFIG_FILE)"; \
 	else \
-		install -D -m 0600 systemd/streamd.toml "$(CONFIG_FILE)"; \
+		install -D -m 0600 Config/streamd.toml "$(CONFIG_FILE)"; \
 	fi
 	-@systemctl --user daemon-reload 2>/dev/null || true
 	@echo "installed; enable with: systemctl --user enable --now streamd.socket"
