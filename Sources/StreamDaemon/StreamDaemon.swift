@@ -35,12 +35,18 @@ public struct StreamDaemon: Service {
     private let logger: Logger
     private let hooks: Hooks
     private let listenDescriptor: Int32?
+    private let storeFaults: StoreFaultInjector?
 
     /// Creates the daemon.
     ///
+    /// - Parameter storeFaults: a fault injector under the database (reliability tests only).
     /// - Parameter listenDescriptor: a listening socket to adopt (socket activation) instead
     ///   of binding ``DaemonConfiguration/socketPath``.
-    public init(configuration: DaemonConfiguration, logger: Logger, hooks: Hooks = Hooks(), listenDescriptor: Int32? = nil) {
+    public init(
+        configuration: DaemonConfiguration, logger: Logger, hooks: Hooks = Hooks(), listenDescriptor: Int32? = nil,
+        storeFaults: StoreFaultInjector? = nil
+    ) {
+        self.storeFaults = storeFaults
         self.configuration = configuration
         self.logger = logger
         self.hooks = hooks
@@ -78,7 +84,7 @@ public struct StreamDaemon: Service {
                 throw Failure(description: error.description)
             }
         }
-        let database = try await StreamDatabase.open(directory: configuration.stateDirectory)
+        let database = try await StreamDatabase.open(directory: configuration.stateDirectory, faults: storeFaults)
         let link = KpclientdLink(
             endpoint: configuration.kpclientd, embedded: configuration.embedded, scheduler: configuration.scheduler,
             runtimeDirectory: runtimeDirectory,

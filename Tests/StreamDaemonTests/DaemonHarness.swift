@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycleTestKit
 import StreamClient
 import StreamDaemon
+import StreamStore
 
 #if canImport(Glibc)
 import Glibc
@@ -72,13 +73,13 @@ final class DaemonHarness: Sendable {
     }
 
     /// Starts the daemon and returns once it reports ready.
-    static func start(_ configuration: DaemonConfiguration) async throws -> DaemonHarness {
+    static func start(_ configuration: DaemonConfiguration, storeFaults: StoreFaultInjector? = nil) async throws -> DaemonHarness {
         var logger = Logger(label: "streamd-test")
         logger.logLevel = configuration.logLevel
         let (ready, readySink) = AsyncStream.makeStream(of: Bool.self)
         var hooks = StreamDaemon.Hooks()
         hooks.ready = { readySink.yield(true) }
-        let daemon = StreamDaemon(configuration: configuration, logger: logger, hooks: hooks)
+        let daemon = StreamDaemon(configuration: configuration, logger: logger, hooks: hooks, storeFaults: storeFaults)
         let (triggers, triggerSink) = AsyncStream.makeStream(of: GracefulShutdownTestTrigger.self)
         let task = Task<Result<Void, any Error>, Never> {
             let result: Result<Void, any Error>

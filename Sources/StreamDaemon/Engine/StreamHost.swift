@@ -156,6 +156,7 @@ actor StreamHost {
 
     /// Starts the operations the scheduler releases, while kpclientd is up.
     private func dispatch() {
+        defer { armTimer() }
         guard kpclientdUp, fatalError == nil, !stopping else { return }
         for job in scheduler.start(now: now) {
             guard let stream = streams[job.key] else {
@@ -169,7 +170,6 @@ actor StreamHost {
             }
             stream.running[job.operation] = (task, job.lane)
         }
-        armTimer()
     }
 
     /// Performs one transport operation outside the actor and reports its outcome.
