@@ -41,3 +41,40 @@ struct StorageFailureTests {
         #expect(throws: Never.self) { try stopped.get() }
     }
 }
+
+/// A stream whose box size kpclientd no longer uses is stopped with a clear reason.
+@Suite(.timeLimit(.minutes(10)))
+struct GeometryChangeTests {
+    @Test func aChangedBoxSizeFailsOnlyTheStreamsItAffects() async throws {
+        let directory = TemporaryDirectory()
+        var configuration = DaemonHarness.configuration(in: directory.path)
+        var daemon = try await DaemonHarness.start(configuration)
+        var client = try await daemon.client()
+        _ = try await client.create("old")
+        await client.close()
+        await daemon.stop()
+
+        configuration.embedded.boxSize = 2048
+        daemon = try await DaemonHarness.start(configuration)
+        client = try await daemon.client()
+        // The failure is found when kpclientd's geometry arrives; wait for it.
+        var status = try await client.status("old")
+        for _ in 0..<200 where status.state != .failed {
+            try await Task.sleep(for: .milliseconds(20))
+            status = try await client.status("old")
+        }
+        #expect(status.state == .failed)
+        #expect(status.reason?.contains("geometryChanged") == true)
+        do {
+            _ = try await client.write("old", offset: 0, data: [1])
+            Issue.record("a write to a stopped stream was accepted")
+        } catch let error as IPCError {
+            #expect(error.code == .streamFailed)
+        }
+        // New streams use the new size and work.
+        _ = try await client.create("new")
+        #expect(try await client.write("new", offset: 0, data: [1]).accepted == 1)
+        await client.close()
+        await daemon.stop()
+    }
+}

@@ -15,6 +15,10 @@ final class ManagedStream {
     let metadata: StreamMetadata
     /// The sans-I/O protocol state.
     var machine: StreamMachine
+    /// Why the host stopped the stream (for example a box size kpclientd no longer uses).
+    var hostFailure: StreamError?
+    /// Why the stream cannot go on, if it cannot.
+    var failure: StreamError? { hostFailure ?? machine.failure }
     /// App requests waiting for this stream's state to change.
     var waiters: [CheckedContinuation<Void, Never>] = []
     /// The box channels, opened on first use.

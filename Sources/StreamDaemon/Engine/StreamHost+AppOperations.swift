@@ -143,7 +143,7 @@ extension StreamHost {
     /// may accept only a prefix. When the send buffer is full it waits up to ``writeRoomWait``
     /// for room, then throws ``IPCError/Code/busy`` with a retry hint.
     func write(name: StreamName, offset: UInt64, data: [UInt8]) async throws(IPCError) -> (accepted: UInt64, offset: UInt64) {
-        var stream = try lookup(name)
+        var stream = try usable(name)
         let end = offset + UInt64(data.count)
         while true {
             let written = stream.machine.checkpoint.bytesWritten
@@ -209,14 +209,14 @@ extension StreamHost {
             }
             let atEnd = checkpoint.peerFinOffset.map { offset + UInt64(bytes.count) >= $0 } ?? false
             if !bytes.isEmpty || atEnd || !wait { return (offset, bytes, atEnd) }
-            if let failure = stream.machine.failure { throw Self.ipcError(failure) }
-            try await waitUntil(name) { $0.machine.checkpoint.deliveredBytes > offset || $0.machine.checkpoint.peerFinOffset != nil || $0.machine.failure != nil }
+            if let failure = stream.failure { throw Self.ipcError(failure) }
+            try await waitUntil(name) { $0.machine.checkpoint.deliveredBytes > offset || $0.machine.checkpoint.peerFinOffset != nil || $0.failure != nil }
         }
     }
 
     /// Confirms that the app processed everything before `offset`; returns once that is durable.
     func consume(name: StreamName, offset: UInt64) async throws(IPCError) -> UInt64 {
-        let stream = try lookup(name)
+        let stream = try usable(name)
         let sequence: UInt64
         do {
             sequence = try stream.machine.consume(through: offset, now: now)
@@ -237,7 +237,7 @@ extension StreamHost {
 
     /// Closes this end's direction; with `wait`, returns once the peer acknowledged the end.
     func close(name: StreamName, wait: Bool) async throws(IPCError) {
-        let stream = try lookup(name)
+        let stream = try usable(name)
         if !stream.machine.checkpoint.closeRequested {
             do {
                 try stream.machine.appClose(now: now)
@@ -271,6 +271,13 @@ extension StreamHost {
         throw IPCError(.noSuchStream, "no stream is named \(name.rawValue)")
     }
 
+    /// A stream that can still change: not failed.
+    private func usable(_ name: StreamName) throws(IPCError) -> ManagedStream {
+        let stream = try lookup(name)
+        if let failure = stream.failure { throw Self.ipcError(failure) }
+        return stream
+    }
+
     private func lookupOptional(_ name: StreamName) -> ManagedStream? {
         names[name.rawValue].flatMap { streams[$0] }
     }
@@ -288,7 +295,7 @@ extension StreamHost {
             let stream = try lookup(name)
             if condition(stream) { return }
             try checkRunning()
-            if let failure = stream.machine.failure { throw Self.ipcError(failure) }
+            if let failure = stream.failure { throw Self.ipcError(failure) }
             if stream.machine.isHalted { throw IPCError(.shuttingDown, "the stream was stopped") }
             if Task.isCancelled { throw IPCError(.shuttingDown, "the request was cancelled") }
             await withTaskCancellationHandler {
@@ -320,7 +327,7 @@ extension StreamHost {
         let machine = stream.machine
         let checkpoint = machine.checkpoint
         let state: IPCStreamState
-        if machine.failure != nil {
+        if stream.failure != nil {
             state = .failed
         } else if machine.isClosed && (checkpoint.inboundChannelCredential == nil || checkpoint.peerFinOffset != nil) {
             state = .closed
@@ -336,7 +343,7 @@ extension StreamHost {
             bytesReceived: checkpoint.deliveredBytes, bytesConsumed: checkpoint.bytesConsumed,
             readable: UInt64(checkpoint.readableCount), writeBuffered: UInt64(checkpoint.writeBufferCount),
             writeClosed: checkpoint.closeRequested, peerClosed: checkpoint.peerFinOffset != nil,
-            reason: machine.failure.map { "\($0.code): \($0.message)" })
+            reason: stream.failure.map { "\($0.code): \($0.message)" })
     }
 
     /// App bytes the peer acknowledged (in multicast: verified in the store).

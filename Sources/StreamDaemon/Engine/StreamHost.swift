@@ -253,6 +253,23 @@ actor StreamHost {
     /// Stops a stream and drops it from the host: its queued and running operations, its
     /// timer and its uncommitted records. Requests waiting on it fail with `noSuchStream`.
     func forget(_ stream: ManagedStream) {
+        halt(stream)
+        pendingRecords[stream.id] = nil
+        streams[stream.id] = nil
+        names[stream.name.rawValue] = nil
+        stream.wake()
+    }
+
+    /// Stops a stream that cannot go on; it stays listed, as failed, with the reason.
+    private func stop(_ stream: ManagedStream, _ failure: StreamError) {
+        stream.hostFailure = failure
+        halt(stream)
+        announce(stream)
+        stream.wake()
+    }
+
+    /// Halts a stream's machine and releases its operations and timer.
+    private func halt(_ stream: ManagedStream) {
         let key = stream.id
         stream.machine.halt()
         scheduler.removeAll(for: key)
@@ -262,10 +279,6 @@ actor StreamHost {
         }
         stream.running.removeAll()
         timers.arm(key, at: nil)
-        pendingRecords[key] = nil
-        streams[key] = nil
-        names[stream.name.rawValue] = nil
-        stream.wake()
     }
 
     // MARK: - Timers
@@ -433,9 +446,21 @@ actor StreamHost {
     // MARK: - kpclientd
 
     /// Holds or releases operations as the kpclientd session goes down or up.
-    func kpclientdChanged(up: Bool) {
+    ///
+    /// When it comes up, streams made for another box size than kpclientd's geometry now has
+    /// are stopped with `geometryChanged` (their frames could never be stored).
+    func kpclientdChanged(up: Bool) async {
         guard kpclientdUp != up else { return }
         kpclientdUp = up
+        if up, let size = await link.boxSize {
+            for stream in streams.values where stream.hostFailure == nil && stream.machine.checkpoint.boxSize != size {
+                let failure = StreamError(
+                    .geometryChanged,
+                    "the stream uses \(stream.machine.checkpoint.boxSize)-byte boxes but kpclientd's geometry now has \(size)-byte boxes")
+                logger.error("stream stopped: box size changed", metadata: ["stream": "\(stream.name)"])
+                stop(stream, failure)
+            }
+        }
         publish(.kpclientd(connected: up))
         if up { dispatch() }
         for stream in streams.values { stream.wake() }
@@ -504,7 +529,7 @@ actor StreamHost {
             stream.announcedPeerClosed = true
             publish(.peerClosed(name: stream.name), stream: name)
         }
-        if !stream.announcedFailure, let failure = stream.machine.failure {
+        if !stream.announcedFailure, let failure = stream.failure {
             stream.announcedFailure = true
             publish(.streamFailed(name: stream.name, error: IPCError(.streamFailed, failure.message)), stream: name)
         }
