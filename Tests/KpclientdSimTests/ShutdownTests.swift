@@ -38,7 +38,13 @@ struct ShutdownTests {
         let envelope = try await stream.encryptRead(client, stream.first)
         _ = try await client.submit(ThinKey.Request.startResendingEncryptedMessage, stream.arqFields(envelope, write: false, index: stream.first))
         try await TestSupport.eventually("the read to block") { await sim.statistics().blockedReads == 1 }
-        try await Self.within(.seconds(10), "shutdown with a waiting read") { await sim.shutdown() }
+        // A polling client reads again when it hears of the shutdown: that read starts after
+        // shutdown has begun, when waiting for the box returns at once.
+        let shutdown = Task { await sim.shutdown() }
+        _ = try await client.waitFor(ThinKey.Event.shutdown)
+        let again = try await stream.encryptRead(client, stream.first)
+        _ = try? await client.submit(ThinKey.Request.startResendingEncryptedMessage, stream.arqFields(again, write: false, index: stream.first))
+        try await Self.within(.seconds(10), "shutdown with a waiting read") { await shutdown.value }
         #expect(await client.waitForClose())
     }
 
@@ -56,6 +62,10 @@ struct ShutdownTests {
             _ = try await client.waitFor(ThinKey.Reply.startResendingEncryptedMessage, queryID: readID, timeout: .milliseconds(500))
         }
         child.signal(SIGTERM)
+        // As a polling client does, read again once the shutdown is announced.
+        _ = try await client.waitFor(ThinKey.Event.shutdown)
+        let again = try await stream.encryptRead(client, stream.first)
+        _ = try? await client.submit(ThinKey.Request.startResendingEncryptedMessage, stream.arqFields(again, write: false, index: stream.first))
         let status = try await child.wait(timeout: .seconds(5))
         #expect(status == 0, "kpclientd-sim did not exit within 5 s of SIGTERM (status \(String(describing: status))); stderr: \(child.stderr)")
     }
