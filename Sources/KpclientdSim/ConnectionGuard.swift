@@ -38,13 +38,23 @@ final class ReadProgress: Sendable {
 
     init(connectedAt: ContinuousClock.Instant = .now) { self.connectedAt = connectedAt }
 
-    /// Records that `frames` complete frames were decoded and whether bytes of an incomplete one remain.
-    func record(frames: Int, holdsPartialFrame: Bool, now: ContinuousClock.Instant = .now) {
+    /// Records a complete frame: the handshake is done and no frame is incomplete (while the
+    /// frame is handled, which may wait for queue space, the connection is not being read and
+    /// nothing is timed).
+    func frameDecoded() {
         state.withLock { s in
-            s.framesReceived += frames
+            s.framesReceived += 1
+            s.partialSince = nil
+        }
+    }
+
+    /// Records, after the complete frames of a read are handled, whether bytes of an incomplete
+    /// frame remain; the frame timeout runs from the first read that left that frame incomplete.
+    func readFinished(holdsPartialFrame: Bool, now: ContinuousClock.Instant = .now) {
+        state.withLock { s in
             if !holdsPartialFrame {
                 s.partialSince = nil
-            } else if frames > 0 || s.partialSince == nil {
+            } else if s.partialSince == nil {
                 s.partialSince = now
             }
         }

@@ -24,7 +24,9 @@ import ThinWire
 /// Behaviour follows the reference notes: the ordered handshake, session tokens with a grace
 /// period, one Pigeonhole box store shared by every connection, the ARQ and copy semantics, a
 /// per-connection mixnet queue of 16 released by a Poisson scheduler, and backpressure (a
-/// connection whose queue is full is not read from).
+/// connection whose queue is full is not read from). Against a client exhausting it, connections
+/// are bounded, handshakes and incomplete frames time out, and incomplete frames of all
+/// connections share one byte budget (see ``KpclientdSimConfiguration``).
 public final class KpclientdSimulator: Sendable {
     /// The address actually bound (with the real port when port 0 was requested).
     public let listenAddress: SimListenAddress
@@ -147,13 +149,12 @@ public final class KpclientdSimulator: Sendable {
                         defer { _ = budget.adjust(by: -held) }
                         readLoop: for try await buffer in inbound {
                             decoder.append(buffer.readableBytesView)
-                            var count = 0
                             while let value = try decoder.nextValue() {
-                                count += 1
+                                progress.frameDecoded()
                                 guard await core.receive(id, value) else { break readLoop }
                             }
                             let buffered = decoder.bufferedByteCount
-                            progress.record(frames: count, holdsPartialFrame: buffered > 0)
+                            progress.readFinished(holdsPartialFrame: buffered > 0)
                             let withinBudget = budget.adjust(by: buffered - held)
                             held = buffered
                             guard withinBudget || buffered == 0 else {
@@ -162,7 +163,8 @@ public final class KpclientdSimulator: Sendable {
                         }
                     }
                     group.addTask {
-                        let tick = min(configuration.handshakeTimeout, configuration.frameTimeout, .seconds(1)) / 4
+                        // A quarter of the shorter timeout, between 50 ms and 1 s.
+                        let tick = max(.milliseconds(50), min(min(configuration.handshakeTimeout, configuration.frameTimeout) / 4, .seconds(1)))
                         while true {
                             try await Task.sleep(for: tick)
                             if let reason = progress.violation(handshakeTimeout: configuration.handshakeTimeout, frameTimeout: configuration.frameTimeout) {

@@ -71,7 +71,7 @@ struct KpclientdSimCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-connections"), help: "The most simultaneous client connections; more are refused.")
     var maxConnections: Int = 256
 
-    @Option(name: .customLong("handshake-timeout"), help: "Close a connection that sends no complete frame within this time, e.g. 30s.")
+    @Option(name: .customLong("handshake-timeout"), help: "Close a connection that sends no complete frame (such as session_token) within this time, e.g. 30s.")
     var handshakeTimeout: String = "30s"
 
     @Option(name: .customLong("frame-timeout"), help: "Close a connection that leaves a frame incomplete for this long, e.g. 30s.")
