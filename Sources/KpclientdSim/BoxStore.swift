@@ -165,52 +165,122 @@ enum StateFile {
         }
     }
 
-    /// Loads the file, or returns `nil` if it does not exist.
+    /// The system's words for `code` (`strerror`), e.g. "Permission denied".
+    static func describe(errno code: Int32) -> String {
+        String(cString: strerror(code))
+    }
+
+    /// The directory part of `path` (`.` for a bare file name, `/` for a file in the root).
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        let directory = String(path[..<slash])
+        return directory.isEmpty ? "/" : directory
+    }
+
+    /// What kind of file `mode` describes, in words.
+    static func kind(of mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFDIR: return "a directory"
+        case S_IFIFO: return "a FIFO (named pipe)"
+        case S_IFSOCK: return "a socket"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFLNK: return "a symbolic link"
+        default: return "not a regular file"
+        }
+    }
+
+    /// Checks that the file's directory exists and is writable, so that saves can succeed.
+    static func checkDirectory(of path: String) throws(SimStateError) {
+        let directory = directory(of: path)
+        var st = stat()
+        guard stat(directory, &st) == 0 else {
+            let e = errno
+            throw SimStateError(.io, "state file \(path): its directory \(directory) is unusable: \(describe(errno: e))")
+        }
+        guard st.st_mode & S_IFMT == S_IFDIR else {
+            throw SimStateError(.io, "state file \(path): \(directory) is not a directory")
+        }
+        guard access(directory, W_OK | X_OK) == 0 else {
+            let e = errno
+            throw SimStateError(.io, "state file \(path): cannot create files in \(directory): \(describe(errno: e))")
+        }
+    }
+
+    /// Whether the file's directory lets anyone but its owner in (the file holds secrets).
+    static func directoryIsShared(of path: String) -> Bool {
+        var st = stat()
+        guard stat(directory(of: path), &st) == 0 else { return false }
+        return st.st_mode & 0o077 != 0
+    }
+
+    /// Loads the file, or returns `nil` if it does not exist (its directory must exist and be writable).
+    ///
+    /// The file is opened without blocking (a FIFO must not hang the start) and must be a regular file.
     static func load(path: String, capacity: Int, maxPlaintextLength: Int) throws(SimStateError) -> Contents? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        try checkDirectory(of: path)
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
         if fd < 0 {
-            if errno == ENOENT { return nil }
-            throw SimStateError(.io, "cannot open \(path): errno \(errno)")
+            let e = errno
+            if e == ENOENT { return nil }
+            throw SimStateError(.io, "cannot open state file \(path): \(describe(errno: e))")
         }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw SimStateError(.io, "cannot stat \(path): errno \(errno)") }
+        guard fstat(fd, &st) == 0 else {
+            let e = errno
+            throw SimStateError(.io, "cannot examine state file \(path): \(describe(errno: e))")
+        }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw SimStateError(.io, "state file \(path) is \(kind(of: st.st_mode)); it must be a regular file")
+        }
         let size = Int(st.st_size)
         let limit = maximumFileSize(capacity: capacity, maxPlaintextLength: maxPlaintextLength)
-        guard size <= limit else { throw SimStateError(.tooLarge, "\(path) is \(size) bytes; at most \(limit) allowed") }
+        guard size <= limit else { throw SimStateError(.tooLarge, "state file \(path) is \(size) bytes; at most \(limit) allowed") }
         var bytes = [UInt8](repeating: 0, count: size)
         var done = 0
         while done < size {
             let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, size - done) }
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw SimStateError(.io, "short read of \(path)") }
+            if n < 0 {
+                let e = errno
+                throw SimStateError(.io, "cannot read state file \(path): \(describe(errno: e))")
+            }
+            guard n > 0 else { throw SimStateError(.io, "state file \(path) shrank while being read") }
             done += n
         }
-        return try decode(bytes, capacity: capacity, maxPlaintextLength: maxPlaintextLength)
+        do {
+            return try decode(bytes, capacity: capacity, maxPlaintextLength: maxPlaintextLength)
+        } catch {
+            throw SimStateError(error.code, "state file \(path): \(error.message)")
+        }
     }
 
     /// Atomically replaces the file: write a temporary file, fsync, rename, fsync the directory.
     static func save(_ bytes: [UInt8], path: String) throws(SimStateError) {
         let tmp = path + ".tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw SimStateError(.io, "cannot create \(tmp): errno \(errno)") }
+        guard fd >= 0 else { throw SimStateError(.io, "cannot create \(tmp): \(describe(errno: errno))") }
+        _ = fchmod(fd, 0o600)  // box plaintext and the envelope key: owner only, even if FILE.tmp existed
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else {
+                let e = n < 0 ? errno : ENOSPC
                 close(fd)
                 unlink(tmp)
-                throw SimStateError(.io, "cannot write \(tmp): errno \(errno)")
+                throw SimStateError(.io, "cannot write \(tmp): \(describe(errno: e))")
             }
             done += n
         }
         guard fsync(fd) == 0 else {
+            let e = errno
             close(fd)
-            throw SimStateError(.io, "fsync \(tmp) failed: errno \(errno)")
+            throw SimStateError(.io, "fsync \(tmp) failed: \(describe(errno: e))")
         }
         close(fd)
-        guard rename(tmp, path) == 0 else { throw SimStateError(.io, "rename \(tmp) failed: errno \(errno)") }
+        guard rename(tmp, path) == 0 else { throw SimStateError(.io, "rename \(tmp) to \(path) failed: \(describe(errno: errno))") }
         let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
         let dfd = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dfd >= 0 {

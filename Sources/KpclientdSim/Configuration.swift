@@ -84,8 +84,15 @@ public struct KpclientdSimConfiguration: Sendable {
     public var maxOperationsPerSession: Int = 1024
     /// The most legacy replies queued for an absent client (1000 in the real daemon).
     public var maxQueuedLegacyReplies: Int = 1000
-    /// The most simultaneous client connections (beyond: new ones are closed at once).
+    /// The most simultaneous client connections (beyond: new ones are closed at once, logged at debug).
     public var maxConnections: Int = 256
+    /// How long a new connection may take to send its first complete frame (beyond: it is closed).
+    public var handshakeTimeout: Duration = .seconds(30)
+    /// How long a frame may stay incomplete once its first byte has arrived (beyond: the connection is closed).
+    public var frameTimeout: Duration = .seconds(30)
+    /// The most bytes all connections together may hold in incomplete inbound frames (beyond:
+    /// the connection whose bytes crossed the limit is closed).
+    public var maxBufferedInboundBytes: Int = 256 << 20
     /// The most sessions, connected or in their grace period (beyond: the oldest absent one is destroyed).
     public var maxSessions: Int = 1024
     /// The most bytes queued for one connection that is not reading (beyond: it is disconnected).
@@ -122,6 +129,8 @@ public struct KpclientdSimConfiguration: Sendable {
         if let rate, !(rate > 0 && rate.isFinite) { throw SimConfigurationError("rate must be positive") }
         guard (0...1).contains(writeLossProbability) else { throw SimConfigurationError("write loss must be in 0...1") }
         guard meanLatency >= .zero, grace >= .zero else { throw SimConfigurationError("durations must not be negative") }
+        guard handshakeTimeout > .zero, frameTimeout > .zero else { throw SimConfigurationError("timeouts must be positive") }
+        guard maxBufferedInboundBytes >= 1 else { throw SimConfigurationError("bounds must be positive") }
         if let disconnectEvery, disconnectEvery <= .zero { throw SimConfigurationError("disconnect interval must be positive") }
         guard mixnetQueueCapacity >= 1, maxBoxes >= 1, maxOperationsPerSession >= 1, maxConnections >= 1, maxSessions >= 1 else {
             throw SimConfigurationError("bounds must be positive")

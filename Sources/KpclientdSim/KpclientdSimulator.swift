@@ -24,7 +24,9 @@ import ThinWire
 /// Behaviour follows the reference notes: the ordered handshake, session tokens with a grace
 /// period, one Pigeonhole box store shared by every connection, the ARQ and copy semantics, a
 /// per-connection mixnet queue of 16 released by a Poisson scheduler, and backpressure (a
-/// connection whose queue is full is not read from).
+/// connection whose queue is full is not read from). Against a client exhausting it, connections
+/// are bounded, handshakes and incomplete frames time out, and incomplete frames of all
+/// connections share one byte budget (see ``KpclientdSimConfiguration``).
 public final class KpclientdSimulator: Sendable {
     /// The address actually bound (with the real port when port 0 was requested).
     public let listenAddress: SimListenAddress
@@ -36,16 +38,18 @@ public final class KpclientdSimulator: Sendable {
     public let pigeonholeGeometry: PigeonholeGeometry
 
     private let core: SimCore
+    private let budget: InboundBudget
     private let server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
     private let serveTask: Task<Void, Never>
 
     private init(
-        listenAddress: SimListenAddress, configuration: KpclientdSimConfiguration, core: SimCore,
+        listenAddress: SimListenAddress, configuration: KpclientdSimConfiguration, core: SimCore, budget: InboundBudget,
         server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, serveTask: Task<Void, Never>
     ) {
         self.listenAddress = listenAddress
         self.configuration = configuration
         self.core = core
+        self.budget = budget
         self.server = server
         self.serveTask = serveTask
         self.sphinxGeometry = core.sphinxGeometry
@@ -55,7 +59,8 @@ public final class KpclientdSimulator: Sendable {
     /// Starts a simulator: loads the state file (if any), binds the listener and begins serving.
     ///
     /// - Throws: ``SimConfigurationError`` for invalid settings, ``SimStateError`` for an
-    ///   unreadable state file, or the socket error from binding.
+    ///   unusable state file, or ``SimListenError`` (naming the address and the cause) when
+    ///   the listener cannot be bound.
     public static func start(_ configuration: KpclientdSimConfiguration) async throws -> KpclientdSimulator {
         try configuration.validate()
         let core = try SimCore(configuration: configuration)
@@ -78,25 +83,30 @@ public final class KpclientdSimulator: Sendable {
         }
         let server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
         let bound: SimListenAddress
-        switch configuration.listen {
-        case .tcp(let host, let port):
-            server = try await bootstrap.bind(host: host, port: port, childChannelInitializer: initializer)
-            bound = .tcp(host: host, port: server.channel.localAddress?.port ?? port)
-        case .unix(let path):
-            server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
-            bound = .unix(path: path)
-        case .abstract(let name):
-            let fd = try AbstractSocket.listen(name: name)
-            server = try await bootstrap.bind(fd, childChannelInitializer: initializer)
-            bound = .abstract(name: name)
+        do {
+            switch configuration.listen {
+            case .tcp(let host, let port):
+                server = try await bootstrap.bind(host: host, port: port, childChannelInitializer: initializer)
+                bound = .tcp(host: host, port: server.channel.localAddress?.port ?? port)
+            case .unix(let path):
+                server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
+                bound = .unix(path: path)
+            case .abstract(let name):
+                let fd = try AbstractSocket.listen(name: name)
+                server = try await bootstrap.bind(fd, childChannelInitializer: initializer)
+                bound = .abstract(name: name)
+            }
+        } catch {
+            throw SimListenError.wrapping(error, address: "\(configuration.listen)")
         }
         await core.startBackgroundLoops()
+        let budget = InboundBudget(limit: configuration.maxBufferedInboundBytes)
         let serveTask = Task<Void, Never> {
             _ = try? await server.executeThenClose { inbound in
                 await withDiscardingTaskGroup { group in
                     do {
                         for try await connection in inbound {
-                            group.addTask { await Self.serve(connection, core: core) }
+                            group.addTask { await Self.serve(connection, core: core, budget: budget) }
                         }
                     } catch {
                         configuration.logger.debug("listener stopped", metadata: ["error": "\(error)"])
@@ -105,16 +115,25 @@ public final class KpclientdSimulator: Sendable {
             }
         }
         configuration.logger.info("kpclientd-sim listening", metadata: ["address": "\(bound)"])
-        return KpclientdSimulator(listenAddress: bound, configuration: configuration, core: core, server: server, serveTask: serveTask)
+        return KpclientdSimulator(listenAddress: bound, configuration: configuration, core: core, budget: budget, server: server, serveTask: serveTask)
     }
 
-    private static func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, core: SimCore) async {
+    private static func serve(
+        _ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>,
+        core: SimCore, budget: InboundBudget
+    ) async {
+        let configuration = core.configuration
+        let logger = configuration.logger
+        let peer = connection.channel.remoteAddress.map { "\($0)" } ?? "unknown"
         let (frames, continuation) = AsyncStream<[UInt8]>.makeStream()
         let sink = ConnectionSink(continuation: continuation)
         guard let id = await core.connect(sink: sink) else {
+            let reason = await core.noteRefusal()
+            logger.debug("connection refused", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
             try? await connection.channel.close()
             return
         }
+        let progress = ReadProgress()
         do {
             try await connection.executeThenClose { inbound, outbound in
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -126,10 +145,30 @@ public final class KpclientdSimulator: Sendable {
                     }
                     group.addTask {
                         var decoder = ThinFrameDecoder()
+                        var held = 0
+                        defer { _ = budget.adjust(by: -held) }
                         readLoop: for try await buffer in inbound {
                             decoder.append(buffer.readableBytesView)
                             while let value = try decoder.nextValue() {
+                                progress.frameDecoded()
                                 guard await core.receive(id, value) else { break readLoop }
+                            }
+                            let buffered = decoder.bufferedByteCount
+                            progress.readFinished(holdsPartialFrame: buffered > 0)
+                            let withinBudget = budget.adjust(by: buffered - held)
+                            held = buffered
+                            guard withinBudget || buffered == 0 else {
+                                throw ConnectionGuardError(description: "incomplete inbound frames of all connections exceed \(budget.limit) bytes")
+                            }
+                        }
+                    }
+                    group.addTask {
+                        // A quarter of the shorter timeout, between 50 ms and 1 s.
+                        let tick = max(.milliseconds(50), min(min(configuration.handshakeTimeout, configuration.frameTimeout) / 4, .seconds(1)))
+                        while true {
+                            try await Task.sleep(for: tick)
+                            if let reason = progress.violation(handshakeTimeout: configuration.handshakeTimeout, frameTimeout: configuration.frameTimeout) {
+                                throw ConnectionGuardError(description: reason)
                             }
                         }
                     }
@@ -138,7 +177,9 @@ public final class KpclientdSimulator: Sendable {
                 }
             }
         } catch {
-            // Oversized or undecodable frames, resets and write failures all end the connection.
+            // Oversized or undecodable frames, timeouts, resets and write failures all end the connection.
+            if error is ConnectionGuardError { await core.noteGuardClosed() }
+            logger.debug("closing connection", metadata: ["connection": "\(id)", "reason": "\(error)"])
         }
         await core.disconnected(id)
     }
@@ -156,7 +197,9 @@ public final class KpclientdSimulator: Sendable {
 
     /// A snapshot of the simulator's counters.
     public func statistics() async -> KpclientdSimStatistics {
-        await core.statistics()
+        var statistics = await core.statistics()
+        statistics.bufferedInboundBytes = budget.bytesInUse
+        return statistics
     }
 
     /// The daemon instance token sent in `connection_status_event` (fixed for the simulator's life).
@@ -180,7 +223,7 @@ enum AbstractSocket {
     static func listen(name: String) throws -> NIOBSDSocket.Handle {
         #if os(Linux)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SimConfigurationError("socket() failed: errno \(errno)") }
+        guard fd >= 0 else { throw SimListenError.from(errno: errno, address: "@\(name)") }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let nameBytes = [UInt8](name.utf8)
@@ -200,12 +243,12 @@ enum AbstractSocket {
         guard rc == 0 else {
             let e = errno
             close(fd)
-            throw SimConfigurationError("cannot bind abstract socket @\(name): errno \(e)")
+            throw SimListenError.from(errno: e, address: "@\(name)")
         }
         guard Glibc.listen(fd, 256) == 0 else {
             let e = errno
             close(fd)
-            throw SimConfigurationError("listen() failed: errno \(e)")
+            throw SimListenError.from(errno: e, address: "@\(name)")
         }
         return fd
         #else

@@ -168,8 +168,7 @@ extension SimCore {
                     try await sleepLatency()
                     return (ReplicaErrorCode.boxIDNotFound.rawValue, nil)
                 }
-                await waitForBox(boxID)
-                try Task.checkCancellation()
+                try await waitForBox(boxID)
                 try await sleepLatency()  // the retry's round trip
             }
         }
@@ -258,7 +257,7 @@ extension SimCore {
             case .tombstone:
                 return failed(.tombstone)
             default:
-                await waitForBox(boxID)  // the courier keeps polling until the element arrives
+                try await waitForBox(boxID)  // the courier keeps polling until the element arrives
             }
         }
         guard let records = CopyStream.parseRecords(data, maxRecords: configuration.maxCopyElements * 2) else {

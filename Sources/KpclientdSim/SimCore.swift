@@ -119,6 +119,8 @@ actor SimCore {
     var shuttingDown = false
     var totalFramesReceived = 0
     var joinedReplays = 0
+    var refusedConnections = 0
+    var guardClosedConnections = 0
 
     init(configuration: KpclientdSimConfiguration) throws(SimStateError) {
         self.configuration = configuration
@@ -133,6 +135,11 @@ actor SimCore {
         if let path = configuration.statePath {
             loaded = try StateFile.load(path: path, capacity: configuration.maxBoxes, maxPlaintextLength: configuration.maxPlaintextPayloadLength)
             if let loaded { envelopeKey = loaded.envelopeKey }
+            if StateFile.directoryIsShared(of: path) {
+                configuration.logger.warning(
+                    "the state file holds box plaintext and the envelope key in the clear; its directory should be mode 0700",
+                    metadata: ["directory": "\(StateFile.directory(of: path))"])
+            }
         }
         sealer = EnvelopeSealer(key: envelopeKey, geometry: pair.pigeonhole)
         let now = UInt64(max(0, time(nil)))
@@ -188,9 +195,15 @@ actor SimCore {
         return .nanoseconds(Int64(min(seconds, 86_400) * 1e9))
     }
 
+    /// Sleeps for one random mixnet latency.
+    ///
+    /// Always suspends (a yield at zero latency), so a loop built from it cannot monopolise the
+    /// actor, and throws `CancellationError` once shutdown has begun.
     func sleepLatency() async throws {
+        if shuttingDown { throw CancellationError() }
         let d = latency()
-        if d > .zero { try await Task.sleep(for: d) }
+        if d > .zero { try await Task.sleep(for: d) } else { await Task.yield() }
+        if shuttingDown { throw CancellationError() }
     }
 
     // MARK: Frames
@@ -260,6 +273,12 @@ actor SimCore {
         return id
     }
 
+    /// Why ``connect(sink:)`` refused a connection, for the log (and counts the refusal).
+    func noteRefusal() -> String {
+        refusedConnections += 1
+        return shuttingDown ? "shutting down" : "at the limit of \(configuration.maxConnections) connections"
+    }
+
     func connectionStatusEvent() -> ThinMessage {
         ThinMessage(ThinKey.Event.connectionStatus, [
             (ThinKey.Field.isConnected, .bool(configuration.isConnectedToMixnet)),
@@ -283,6 +302,9 @@ actor SimCore {
         connection.spaceWaiter = nil
         connection.sink.finish()
     }
+
+    /// Counts a connection closed by its watchdog or the inbound budget.
+    func noteGuardClosed() { guardClosedConnections += 1 }
 
     /// Called when a connection has ended, whoever closed it.
     func disconnected(_ id: ConnectionID) {
@@ -543,8 +565,21 @@ actor SimCore {
 
     // MARK: Box waiting
 
-    /// Suspends until box `boxID` is written (or the task is cancelled, or the simulator stops).
-    func waitForBox(_ boxID: [UInt8]) async {
+    /// Suspends until box `boxID` is written.
+    ///
+    /// - Throws: `CancellationError` when the task is cancelled or the simulator is shutting down
+    ///   (before or after waiting), so that polling loops end instead of spinning: at zero
+    ///   latency nothing else in such a loop suspends, and a spinning loop would keep the actor
+    ///   busy and starve `shutdown()`.
+    func waitForBox(_ boxID: [UInt8]) async throws {
+        if shuttingDown { throw CancellationError() }
+        try Task.checkCancellation()
+        await waitForBoxWrite(boxID)
+        if shuttingDown { throw CancellationError() }
+        try Task.checkCancellation()
+    }
+
+    private func waitForBoxWrite(_ boxID: [UInt8]) async {
         let serial = makeSerial()
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -614,7 +649,9 @@ actor SimCore {
             blockedReaders: connections.values.filter(\.isReaderBlocked).count,
             framesReceived: totalFramesReceived,
             joinedReplays: joinedReplays,
-            queuedLegacyReplies: sessions.values.reduce(0) { $0 + $1.legacyQueue.count }
+            queuedLegacyReplies: sessions.values.reduce(0) { $0 + $1.legacyQueue.count },
+            refusedConnections: refusedConnections,
+            guardClosedConnections: guardClosedConnections
         )
     }
 }
@@ -641,6 +678,13 @@ public struct KpclientdSimStatistics: Sendable, Hashable {
     public var joinedReplays: Int
     /// Legacy replies queued for clients that are away.
     public var queuedLegacyReplies: Int
+    /// Bytes all connections hold in incomplete inbound frames (bounded by
+    /// ``KpclientdSimConfiguration/maxBufferedInboundBytes``).
+    public var bufferedInboundBytes: Int = 0
+    /// Connections refused since start (over ``KpclientdSimConfiguration/maxConnections`` or shutting down).
+    public var refusedConnections: Int = 0
+    /// Connections closed for a handshake or frame timeout, or for exceeding the inbound budget.
+    public var guardClosedConnections: Int = 0
 }
 
 /// Go-like field decoding: what the daemon's CBOR decoder accepts, and what makes it drop a frame.

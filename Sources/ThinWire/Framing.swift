@@ -89,6 +89,10 @@ public struct ThinFrameDecoder: Sendable {
     /// The number of received bytes not yet returned as frames.
     public var bufferedByteCount: Int { buffer.count - readIndex }
 
+    /// The bytes of memory the buffer currently holds (its capacity), which grows with the
+    /// bytes actually received, never with a frame's declared length.
+    public var bufferCapacity: Int { buffer.capacity }
+
     /// Appends bytes received from the peer.
     ///
     /// Call ``nextFrameBody()`` or ``nextValue()`` until it returns `nil` after every append; the

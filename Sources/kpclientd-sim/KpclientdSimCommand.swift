@@ -20,7 +20,12 @@ struct KpclientdSimCommand: AsyncParsableCommand {
             an in-memory Pigeonhole box store shared by all connections, an echo service, session resume, \
             and the ARQ and copy-command semantics of the real daemon. Prints the listen address on \
             standard output; SIGINT or SIGTERM sends shutdown_event to every client and exits.
-            """
+
+            The --state file holds every box's plaintext and the envelope key in the clear: anyone \
+            who can read it reads all stored messages. It is written with mode 0600; keep it in a \
+            directory of mode 0700 (a warning is logged otherwise).
+            """,
+        version: "kpclientd-sim 0.1.0"
     )
 
     @Option(help: "Listener: tcp:HOST:PORT (port 0 = ephemeral), unix:PATH, or @name (Linux abstract socket).")
@@ -38,7 +43,11 @@ struct KpclientdSimCommand: AsyncParsableCommand {
     @Option(name: .customLong("disconnect-every"), help: "Drop every client connection this often (e.g. 30s); sessions stay resumable.")
     var disconnectEvery: String?
 
-    @Option(help: "File in which the box store survives restarts (atomic replace; loaded and validated at start).")
+    @Option(help: """
+        File in which the box store survives restarts (atomic replace; loaded and validated at start; \
+        its directory must exist). It holds box plaintext and the envelope key in the clear: mode 0600, \
+        keep it in a 0700 directory.
+        """)
     var state: String?
 
     @Option(help: "Seed (unsigned integer) making keys, AppIDs, latencies, losses and nonces reproducible.")
@@ -56,8 +65,17 @@ struct KpclientdSimCommand: AsyncParsableCommand {
     @Flag(name: .customLong("offline"), help: "Report is_connected=false (mixnet link down) in connection_status_event.")
     var offline = false
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    @Option(name: .customLong("log-level"), help: "Log level: trace, debug, info, notice, warning, error or critical (refused connections and framing errors are logged at debug).")
     var logLevel: String = "info"
+
+    @Option(name: .customLong("max-connections"), help: "The most simultaneous client connections; more are refused.")
+    var maxConnections: Int = 256
+
+    @Option(name: .customLong("handshake-timeout"), help: "Close a connection that sends no complete frame (such as session_token) within this time, e.g. 30s.")
+    var handshakeTimeout: String = "30s"
+
+    @Option(name: .customLong("frame-timeout"), help: "Close a connection that leaves a frame incomplete for this long, e.g. 30s.")
+    var frameTimeout: String = "30s"
 
     func makeConfiguration() throws -> KpclientdSimConfiguration {
         var configuration = KpclientdSimConfiguration()
@@ -72,8 +90,13 @@ struct KpclientdSimCommand: AsyncParsableCommand {
         configuration.grace = try KpclientdSimConfiguration.parseDuration(grace)
         configuration.goStyleResponses = !oneKeyFrames
         configuration.isConnectedToMixnet = !offline
+        configuration.maxConnections = maxConnections
+        configuration.handshakeTimeout = try KpclientdSimConfiguration.parseDuration(handshakeTimeout)
+        configuration.frameTimeout = try KpclientdSimConfiguration.parseDuration(frameTimeout)
         var logger = Logger(label: "kpclientd-sim")
-        guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown log level \(logLevel)") }
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ValidationError("unknown log level \(logLevel) (want trace, debug, info, notice, warning, error or critical)")
+        }
         logger.logLevel = level
         configuration.logger = logger
         try configuration.validate()

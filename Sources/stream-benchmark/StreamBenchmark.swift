@@ -13,7 +13,40 @@ import StreamEngineTesting
 /// alone in the same run, so a noisy machine changes both sides alike.
 @main
 struct StreamBenchmark {
+    /// The version printed by `--version`.
+    static let version = "stream-benchmark 0.1.0"
+
+    /// The text printed by `--help`.
+    static let usage = """
+        OVERVIEW: Measure the stream protocol: goodput on the deterministic simulation (simulated
+        time) and CPU cost per box against libsodium alone (wall clock). Takes about a minute.
+
+        USAGE: stream-benchmark [--help] [--version]
+
+        OPTIONS:
+          -h, --help     Show this help and exit.
+          --version      Show the version and exit.
+        """
+
+    /// Handles the command line: `--help` and `--version` print and exit; anything else is an
+    /// error (the benchmark takes no arguments), so asking for help never starts a long run.
+    static func parseArguments(_ arguments: [String]) {
+        guard let first = arguments.first else { return }
+        switch first {
+        case "-h", "--help", "help":
+            print(usage)
+            exit(0)
+        case "--version":
+            print(version)
+            exit(0)
+        default:
+            FileHandle.standardError.write(Data("stream-benchmark: unknown argument \(first)\n\n\(usage)\n".utf8))
+            exit(64)
+        }
+    }
+
     static func main() {
+        parseArguments(Array(CommandLine.arguments.dropFirst()))
         let megabyte = 1 << 20
         var configuration = StreamConfiguration()
         configuration.sendWindow = 16

@@ -17,8 +17,25 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Bytes each side sends.")
     var bytes = 100_000
 
-    @Option(help: "Mean store latency per operation, in milliseconds (exponentially distributed).")
-    var latencyMs = 20
+    @Option(help: "Mean store latency per operation, e.g. 20ms, 1.5s, 0 (exponentially distributed; at most 10s).")
+    var latency: String?
+
+    @Option(help: "The same in milliseconds (older spelling of --latency; 0...10000).")
+    var latencyMs: Int?
+
+    /// The mean latency from `--latency` or `--latency-ms` (default 20 ms).
+    func meanLatency() throws -> Duration {
+        if latency != nil && latencyMs != nil { throw ValidationError("give --latency or --latency-ms, not both") }
+        if let latencyMs {
+            guard (0...10_000).contains(latencyMs) else { throw ValidationError("--latency-ms must be between 0 and 10000") }
+            return .milliseconds(latencyMs)
+        }
+        guard let latency else { return .milliseconds(20) }
+        let value: Duration
+        do { value = try KpclientdSimConfiguration.parseDuration(latency) } catch { throw ValidationError("--latency: \(error.message)") }
+        guard value <= .seconds(10) else { throw ValidationError("--latency must be at most 10s") }
+        return value
+    }
 
     @Option(help: "Box size in bytes (Pigeonhole's default geometry holds 1549).")
     var boxSize = 1549
@@ -37,7 +54,8 @@ struct Demo: AsyncParsableCommand {
     func validate() throws {
         guard (0...0.9).contains(loss) else { throw ValidationError("--loss must be between 0 and 0.9") }
         guard (0...100_000_000).contains(bytes) else { throw ValidationError("--bytes must be between 0 and 100000000") }
-        guard (0...10_000).contains(latencyMs) else { throw ValidationError("--latency-ms must be between 0 and 10000") }
+        let latency = try meanLatency()
+        do { try StreamConfiguration.demo(meanLatency: latency).validate() } catch { throw ValidationError("latency \(latency): \(error)") }
         guard (256...65_536).contains(boxSize) else { throw ValidationError("--box-size must be between 256 and 65536") }
     }
 
@@ -48,8 +66,8 @@ struct Demo: AsyncParsableCommand {
             storeConfiguration.payloadSize = boxSize
             storeConfiguration.writeLoss = loss
             storeConfiguration.readLoss = loss
-            storeConfiguration.meanLatency = .milliseconds(latencyMs)
-            storeConfiguration.waitTimeout = .seconds(2)
+            storeConfiguration.meanLatency = try meanLatency()
+            storeConfiguration.waitTimeout = max(.seconds(2), try meanLatency() * 4)
             storeConfiguration.seed = UInt64.random(in: 1 ... .max)
             let store = InMemoryBoxStore(configuration: storeConfiguration)
             try await exchange(aliceStore: store, bobStore: store, describe: "an in-memory store losing \(Int(loss * 100)) % of writes and reads")
@@ -58,7 +76,7 @@ struct Demo: AsyncParsableCommand {
         case .kpclientdSim:
             var simConfiguration = KpclientdSimConfiguration()
             simConfiguration.listen = .tcp(host: "127.0.0.1", port: 0)
-            simConfiguration.meanLatency = .milliseconds(latencyMs)
+            simConfiguration.meanLatency = try meanLatency()
             simConfiguration.writeLossProbability = loss
             simConfiguration.maxPlaintextPayloadLength = boxSize
             simConfiguration.logger.logLevel = .warning
@@ -79,17 +97,11 @@ struct Demo: AsyncParsableCommand {
 
     private func exchange(aliceStore: any BoxStore, bobStore: any BoxStore, describe: String) async throws {
 
-        var configuration = StreamConfiguration()
-        configuration.initialRetransmitTimeout = .milliseconds(max(100, 6 * latencyMs))
-        configuration.minRetransmitTimeout = .milliseconds(max(20, 2 * latencyMs))
-        configuration.maxRetransmitTimeout = .seconds(5)
-        configuration.ackDelay = .milliseconds(5)
-        configuration.maxReadRetryInterval = .seconds(1)
-        configuration.sendWindow = 16
-        configuration.readAhead = 18
+        let latency = try meanLatency()
+        let configuration = StreamConfiguration.demo(meanLatency: latency)
 
         let address = StreamAddress.generate()
-        print("streamd demo: \(bytes) bytes each way over \(describe), ~\(latencyMs) ms latency, \(boxSize)-byte boxes")
+        print("streamd demo: \(bytes) bytes each way over \(describe), ~\(latency) mean latency, \(boxSize)-byte boxes")
         let clock = ContinuousClock()
         let start = clock.now
         let alice = try await Stream.listen(address: address, store: aliceStore, configuration: configuration)

@@ -68,3 +68,13 @@ func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () -> T) async 
         thread.start()
     }
 }
+
+/// `StreamConfiguration.demo(meanLatency:)`, used by `streamd demo`, over its whole latency range.
+@Suite struct DemoTimingTests {
+    @Test func demoTimingIsValidForEveryAcceptedLatency() throws {
+        for ms in 0...10_000 {
+            try StreamConfiguration.demo(meanLatency: .milliseconds(ms)).validate()
+        }
+        try StreamConfiguration.demo(meanLatency: .microseconds(1500)).validate()
+    }
+}
