@@ -115,6 +115,8 @@ actor SimCore {
     var schedulerWake: CheckedContinuation<Void, Never>?
     var backgroundTasks: [UInt64: Task<Void, Never>] = [:]
     var saveScheduled = false
+    /// How long the last save of the state file took.
+    var lastSaveCost = Duration.zero
     var savedGeneration: UInt64 = 0
     var shuttingDown = false
     var totalFramesReceived = 0
@@ -615,11 +617,17 @@ actor SimCore {
 
     // MARK: Persistence
 
+    /// Schedules a save of the state file: 100 ms after a change, or later when saving is
+    /// expensive (the file holds every box, so a save costs more as the store grows).
+    ///
+    /// The delay is at least 20 times what the last save took, which keeps saving below about
+    /// 5 % of the simulator's time however large the store becomes.
     private func scheduleSave() {
         guard configuration.statePath != nil, !saveScheduled, store.generation != savedGeneration else { return }
         saveScheduled = true
+        let delay = max(.milliseconds(100), lastSaveCost * 20)
         spawn { core in
-            try? await Task.sleep(for: .milliseconds(100))
+            try? await Task.sleep(for: delay)
             await core.saveNow()
         }
     }
@@ -627,6 +635,8 @@ actor SimCore {
     func saveNow() {
         saveScheduled = false
         guard let path = configuration.statePath, store.generation != savedGeneration else { return }
+        let clock = ContinuousClock()
+        let started = clock.now
         let bytes = StateFile.encode(StateFile.Contents(envelopeKey: sealer.key, boxes: store.boxes), maxPlaintextLength: configuration.maxPlaintextPayloadLength)
         do {
             try StateFile.save(bytes, path: path)
@@ -634,6 +644,7 @@ actor SimCore {
         } catch {
             logger.error("saving the state file failed", metadata: ["error": "\(error)"])
         }
+        lastSaveCost = clock.now - started
     }
 
     // MARK: Statistics
