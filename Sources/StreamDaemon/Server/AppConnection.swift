@@ -165,7 +165,8 @@ struct AppConnection {
             return
         }
         let id = message.id
-        if case .hello(let minimum, let maximum, _) = message.request {
+        // A second hello after a successful one is a request like any other (invalidArgument).
+        if case .hello(let minimum, let maximum, _) = message.request, state.withLockedValue({ $0.negotiated }) == nil {
             guard let version = IPCVersion.negotiate(clientMin: minimum, clientMax: maximum) else {
                 let supported = IPCVersion.supported
                 // docs/IPC.md section 4: the app may try again with another range.
