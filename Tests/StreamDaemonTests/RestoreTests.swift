@@ -88,6 +88,11 @@ struct RestoreTests {
         let directory = TemporaryDirectory()
         var configuration = DaemonHarness.configuration(in: directory.path)
         configuration.logLevel = .critical  // the damaged stream is logged as an error on purpose
+        // With the default budget (600 polls a minute for the whole daemon) each of 1,000 idle
+        // streams is polled about every 100 s, so a restored listener would notice its new peer's
+        // first bytes only that late; the test raises the budget tenfold to keep its run time
+        // short (at 60,000 a minute the shared 2-core machine did not finish in 400 s).
+        configuration.scheduler.idlePollsPerMinute = 6_000
         var daemon = try await DaemonHarness.start(configuration)
         let created = ContinuousClock.now
         let addresses = try await Self.createStreams(daemon, count: Self.streamCount)

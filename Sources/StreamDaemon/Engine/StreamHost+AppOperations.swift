@@ -199,6 +199,12 @@ extension StreamHost {
             let stream = try lookup(name)
             let checkpoint = stream.machine.checkpoint
             guard checkpoint.inboundChannelCredential != nil else { throw IPCError(.writeOnly, "this end of the stream only writes") }
+            // docs/IPC.md section 6: a read past what was received is a wrong offset, not a wait.
+            guard offset <= checkpoint.deliveredBytes else {
+                var failure = IPCError(.wrongOffset, "read at \(offset) but \(checkpoint.deliveredBytes) bytes were received")
+                failure.expectedOffset = checkpoint.deliveredBytes
+                throw failure
+            }
             let bytes: [UInt8]
             do {
                 bytes = try stream.machine.peek(from: offset, maxLength: maxLength)
