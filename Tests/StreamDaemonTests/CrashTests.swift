@@ -157,8 +157,10 @@ struct CrashTests {
         print("[restore] seed \(seed), \(pairs * 2) streams")
         let rig = CrashRig()
         try await rig.startSimulator()
-        // Idle streams poll every second with budget for all of them (the defaults poll 300 idle
-        // streams about once per 30 s, so a sample message would take that long to be noticed).
+        // Idle streams poll every second, with budget for all of them. Even so a sample message
+        // takes about 30 s: after a restart every stream is active for `idleAfter` (30 s) and
+        // their waiting reads queue behind the transport's 12 waiting-read slots, held by streams
+        // whose boxes are never written (reported as a liveness finding, not a crash bug).
         let daemon = try rig.daemon("a", toml: """
             [scheduler]
             idle_polls_per_minute = 60000
