@@ -214,7 +214,15 @@ extension StreamHost {
                 throw failure
             }
             let atEnd = checkpoint.peerFinOffset.map { offset + UInt64(bytes.count) >= $0 } ?? false
-            if !bytes.isEmpty || atEnd || !wait { return (offset, bytes, atEnd) }
+            if !bytes.isEmpty || atEnd {
+                // Hand out only bytes (and the end) whose receipt is durable: otherwise a crash
+                // restores the stream without them and the app's `consume` of bytes it already
+                // processed is refused (wrongOffset), breaking docs/IPC.md section 6.
+                let sequence = stream.machine.lastSequence
+                try await waitUntil(name) { $0.machine.durableSequence >= sequence }
+                return (offset, bytes, atEnd)
+            }
+            if !wait { return (offset, bytes, atEnd) }
             if let failure = stream.failure { throw Self.ipcError(failure) }
             try await waitUntil(name) { $0.machine.checkpoint.deliveredBytes > offset || $0.machine.checkpoint.peerFinOffset != nil || $0.failure != nil }
         }
