@@ -29,14 +29,14 @@ func seconds(_ duration: Duration) -> Double {
 /// `streamd` daemons that can be SIGKILLed and restarted with the same arguments.
 final class CrashRig: @unchecked Sendable {
     let directory = TemporaryDirectory()
-    let children = ChildProcesses()
+    let children = CrashChildren()
     private(set) var kpclientdAddress = ""
 
     var path: String { directory.path }
 
     /// Starts `kpclientd-sim` on an ephemeral TCP port with its box store in a file.
     func startSimulator(latency: String = "2ms", writeLoss: Double = 0.1) async throws {
-        let child = try ChildProcess.spawn(
+        let child = try CrashChild.spawn(
             BuildProducts.path("kpclientd-sim"),
             ["--listen", "tcp:127.0.0.1:0", "--latency", latency, "--write-loss", "\(writeLoss)",
              "--state", path + "/pigeonhole.state", "--log-level", "warning"],
@@ -72,8 +72,8 @@ final class CrashRig: @unchecked Sendable {
     }
 
     /// Runs `streamctl` in the background.
-    func startStreamctl(_ arguments: [String], name: String) throws -> ChildProcess {
-        let child = try ChildProcess.spawn(BuildProducts.path("streamctl"), arguments, name: name, logPrefix: path + "/" + name)
+    func startStreamctl(_ arguments: [String], name: String) throws -> CrashChild {
+        let child = try CrashChild.spawn(BuildProducts.path("streamctl"), arguments, name: name, logPrefix: path + "/" + name)
         children.add(child)
         return child
     }
@@ -111,14 +111,14 @@ final class DaemonProcess: @unchecked Sendable {
     let socketPath: String
     let stateDirectory: String
     let arguments: [String]
-    private let children: ChildProcesses
+    private let children: CrashChildren
     private let logPrefix: String
-    private(set) var current: ChildProcess?
+    private(set) var current: CrashChild?
     private(set) var starts = 0
     /// Restart (exec) to ready (socket answers a status request) of every start.
     private(set) var readyTimes: [Duration] = []
 
-    init(name: String, directory: String, kpclientd: String, extraArguments: [String], children: ChildProcesses) {
+    init(name: String, directory: String, kpclientd: String, extraArguments: [String], children: CrashChildren) {
         self.name = name
         socketPath = directory + "/run/streamd.sock"
         stateDirectory = directory + "/state"
@@ -129,8 +129,8 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// Starts the process (without waiting for readiness).
     @discardableResult
-    func spawn() throws -> ChildProcess {
-        let child = try ChildProcess.spawn(BuildProducts.path("streamd"), arguments, name: name, logPrefix: logPrefix)
+    func spawn() throws -> CrashChild {
+        let child = try CrashChild.spawn(BuildProducts.path("streamd"), arguments, name: name, logPrefix: logPrefix)
         children.add(child)
         current = child
         starts += 1

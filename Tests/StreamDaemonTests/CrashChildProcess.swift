@@ -7,7 +7,7 @@ import Glibc
 /// A child process started with `posix_spawn`, its stdout and stderr in files; killed and reaped by PID.
 ///
 /// Only this object reaps its PID (`waitpid(pid)`), so other children of the test process are untouched.
-final class ChildProcess: @unchecked Sendable {
+final class CrashChild: @unchecked Sendable {
     let pid: pid_t
     let name: String
     let stdoutPath: String
@@ -23,7 +23,7 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// Starts `executable` with `arguments`; stdin is /dev/null, stdout and stderr go to `logPrefix.out`/`.err` (appended).
-    static func spawn(_ executable: String, _ arguments: [String], name: String, logPrefix: String) throws -> ChildProcess {
+    static func spawn(_ executable: String, _ arguments: [String], name: String, logPrefix: String) throws -> CrashChild {
         let stdoutPath = logPrefix + ".out"
         let stderrPath = logPrefix + ".err"
         var actions = posix_spawn_file_actions_t()
@@ -39,7 +39,7 @@ final class ChildProcess: @unchecked Sendable {
         guard result == 0 else {
             throw ProcessFailure(description: "posix_spawn \(executable): \(String(cString: strerror(result)))")
         }
-        return ChildProcess(pid: pid, name: name, stdoutPath: stdoutPath, stderrPath: stderrPath)
+        return CrashChild(pid: pid, name: name, stdoutPath: stdoutPath, stderrPath: stderrPath)
     }
 
     /// Sends `signal` to the process unless it was already reaped.
@@ -99,11 +99,11 @@ struct ProcessFailure: Error, CustomStringConvertible {
 }
 
 /// Every child a test started, killed and reaped at the end even when the test fails.
-final class ChildProcesses: @unchecked Sendable {
+final class CrashChildren: @unchecked Sendable {
     private let lock = NSLock()
-    private var children: [ChildProcess] = []
+    private var children: [CrashChild] = []
 
-    func add(_ child: ChildProcess) {
+    func add(_ child: CrashChild) {
         lock.lock()
         children.append(child)
         lock.unlock()
