@@ -170,6 +170,9 @@ extension SimCore {
                 }
                 await waitForBox(boxID)
                 try Task.checkCancellation()
+                // A stopped simulator wakes every waiter and accepts no more writes: end here,
+                // or (at zero latency) this loop would spin forever.
+                if shuttingDown { throw CancellationError() }
                 try await sleepLatency()  // the retry's round trip
             }
         }
