@@ -42,6 +42,7 @@ enum StartupBenchmark {
         var ready = Samples()
         var load = Samples()
         var restoredPerStream = Samples()
+        var cpuSeconds = Samples()
         for run in 1...options.runs {
             let database = try await StreamDatabase.open(directory: configuration.stateDirectory)
             let loadStart = clock.now
@@ -50,17 +51,20 @@ enum StartupBenchmark {
             await database.close()
             guard rows.count == count else { throw BenchmarkError("the store holds \(rows.count) streams, not \(count)") }
             let idle = residentBytes()
+            let cpuBefore = processCPUSeconds()
             let restarted = try await BenchmarkDaemon.start(configuration)
+            let cpu = processCPUSeconds() - cpuBefore
             try await Task.sleep(for: .seconds(1))
             let restored = residentBytes()
             try await restarted.stop()
             ready.values.append(restarted.startToReady.seconds)
             load.values.append(loadTime.seconds)
+            cpuSeconds.values.append(cpu)
             restoredPerStream.values.append(Double(restored - idle) / Double(count) / 1024)
-            print("run \(run): start → ready \(format(restarted.startToReady.seconds, 3)) s (SQLite loadAll alone \(format(loadTime.seconds, 3)) s); RSS after restore +\(format(Double(restored - idle) / Double(count) / 1024)) KiB per stream")
+            print("run \(run): start → ready \(format(restarted.startToReady.seconds, 3)) s, process CPU \(format(cpu, 3)) s (SQLite loadAll alone \(format(loadTime.seconds, 3)) s); RSS after restore +\(format(Double(restored - idle) / Double(count) / 1024)) KiB per stream")
         }
-        print("| streams | start → ready s | SQLite loadAll s | KiB per idle stream (created) | KiB per stream (after restore) |")
-        print("| \(count) | \(ready.summary(3)) | \(load.summary(3)) | \(format(perStream / 1024)) | \(restoredPerStream.summary()) |")
+        print("| streams | start → ready s | CPU s during start | SQLite loadAll s | KiB per idle stream (created) | KiB per stream (after restore) |")
+        print("| \(count) | \(ready.summary(3)) | \(cpuSeconds.summary(3)) | \(load.summary(3)) | \(format(perStream / 1024)) | \(restoredPerStream.summary()) |")
     }
 
     static func name(_ index: Int) -> String {
