@@ -17,6 +17,7 @@ enum DurableWritesBenchmark {
         for run in 1...options.runs {
             let scratch = try ScratchDirectory(base: options.directory)
             defer { scratch.remove() }
+            let leftover = try await idleCPU()
             let append = try fdatasyncRate(directory: scratch.path, size: options.writeSize, duration: options.duration, overwrite: false)
             let overwrite = try fdatasyncRate(directory: scratch.path, size: options.writeSize, duration: options.duration, overwrite: true)
             let result = try await appWrites(streams: streams, size: options.writeSize, duration: options.duration, directory: scratch.path)
@@ -26,7 +27,7 @@ enum DurableWritesBenchmark {
             ratios.values.append(result.rate / append)
             p50.values.append(result.p50 * 1000)
             p99.values.append(result.p99 * 1000)
-            print("run \(run): streamd \(format(result.rate, 0)) writes/s (p50 \(format(result.p50 * 1000, 1)) ms, p99 \(format(result.p99 * 1000, 1)) ms), fdatasync append \(format(append, 0))/s, overwrite \(format(overwrite, 0))/s, ratio \(format(result.rate / append))")
+            print("run \(run): streamd \(format(result.rate, 0)) writes/s (p50 \(format(result.p50 * 1000, 1)) ms, p99 \(format(result.p99 * 1000, 1)) ms), fdatasync append \(format(append, 0))/s, overwrite \(format(overwrite, 0))/s, ratio \(format(result.rate / append)); idle CPU before the run \(format(leftover)) s/s")
         }
         print("| streamd writes/s | fdatasync/s (append) | fdatasync/s (overwrite) | ratio vs append | write p50 ms | write p99 ms |")
         print("| \(app.summary(0)) | \(appendRate.summary(0)) | \(overwriteRate.summary(0)) | \(ratios.summary()) | \(p50.summary(1)) | \(p99.summary(1)) |")

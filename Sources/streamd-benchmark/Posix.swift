@@ -83,3 +83,11 @@ func processCPUSeconds() -> Double {
     func seconds(_ value: timeval) -> Double { Double(value.tv_sec) + Double(value.tv_usec) / 1e6 }
     return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
+
+/// CPU seconds per second this process burns while the benchmark itself sleeps for `duration`:
+/// work left behind by earlier daemons (it should be about zero).
+func idleCPU(over duration: Duration = .seconds(1)) async throws -> Double {
+    let before = processCPUSeconds()
+    try await Task.sleep(for: duration)
+    return (processCPUSeconds() - before) / duration.seconds
+}

@@ -11,6 +11,7 @@ enum ThroughputBenchmark {
         var raw = Samples()
         var ratios = Samples()
         for run in 1...options.runs {
+            let leftover = try await idleCPU()
             let rawTime = try socketPairCopy(count: count, chunk: IPCLimits.maxChunk)
             let appTime = try await appTransfer(count: count, base: options.directory)
             let rawRate = Double(count) / 1_048_576 / rawTime.seconds
@@ -18,7 +19,7 @@ enum ThroughputBenchmark {
             raw.values.append(rawRate)
             app.values.append(appRate)
             ratios.values.append(appRate / rawRate)
-            print("run \(run): streamd \(format(appRate)) MiB/s (\(format(appTime.seconds, 3)) s), socketpair \(format(rawRate)) MiB/s, ratio \(format(appRate / rawRate, 5))")
+            print("run \(run): streamd \(format(appRate)) MiB/s (\(format(appTime.seconds, 3)) s), socketpair \(format(rawRate)) MiB/s, ratio \(format(appRate / rawRate, 5)); idle CPU before the run \(format(leftover)) s/s")
         }
         print("| streamd MiB/s | socketpair MiB/s | ratio |")
         print("| \(app.summary()) | \(raw.summary(0)) | \(ratios.summary(5)) |")
