@@ -28,6 +28,7 @@ let package = Package(
         .executable(name: "streamd", targets: ["streamd"]),
         .executable(name: "kpclientd-sim", targets: ["kpclientd-sim"]),
         .executable(name: "streamctl", targets: ["streamctl"]),
+        .executable(name: "streamd-benchmark", targets: ["streamd-benchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -140,6 +141,15 @@ let package = Package(
         .executableTarget(
             name: "stream-benchmark",
             dependencies: ["StreamEngine", "StreamEngineTesting", "StreamCrypto"],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "streamd-benchmark",
+            dependencies: [
+                "StreamDaemon", "StreamClient", "IPC", "StreamStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strictSettings
         ),
         .executableTarget(

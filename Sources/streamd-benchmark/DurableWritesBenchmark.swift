@@ -1,0 +1,84 @@
+import IPC
+import StreamClient
+
+/// Benchmark 2: durable, acknowledged small app writes per second with group commit, against
+/// raw `write` + `fdatasync` per second on the same file system.
+enum DurableWritesBenchmark {
+    static func run(options: Options) async throws {
+        let streams = options.streams ?? 100
+        print("## durable writes: \(streams) streams, one connection each, \(options.writeSize) B writes, each returning once durable; \(format(options.duration.seconds, 1)) s per run")
+        print("baseline: \(options.writeSize) B pwrite + fdatasync in a loop, same directory as the state (\(options.directory))")
+        var app = Samples()
+        var appendRate = Samples()
+        var overwriteRate = Samples()
+        var ratios = Samples()
+        var p50 = Samples()
+        var p99 = Samples()
+        for run in 1...options.runs {
+            let scratch = try ScratchDirectory(base: options.directory)
+            defer { scratch.remove() }
+            let leftover = try await idleCPU()
+            let append = try fdatasyncRate(directory: scratch.path, size: options.writeSize, duration: options.duration, overwrite: false)
+            let overwrite = try fdatasyncRate(directory: scratch.path, size: options.writeSize, duration: options.duration, overwrite: true)
+            let result = try await appWrites(streams: streams, size: options.writeSize, duration: options.duration, directory: scratch.path)
+            app.values.append(result.rate)
+            appendRate.values.append(append)
+            overwriteRate.values.append(overwrite)
+            ratios.values.append(result.rate / append)
+            p50.values.append(result.p50 * 1000)
+            p99.values.append(result.p99 * 1000)
+            print("run \(run): streamd \(format(result.rate, 0)) writes/s (p50 \(format(result.p50 * 1000, 1)) ms, p99 \(format(result.p99 * 1000, 1)) ms), fdatasync append \(format(append, 0))/s, overwrite \(format(overwrite, 0))/s, ratio \(format(result.rate / append)); idle CPU before the run \(format(leftover)) s/s")
+        }
+        print("| streamd writes/s | fdatasync/s (append) | fdatasync/s (overwrite) | ratio vs append | write p50 ms | write p99 ms |")
+        print("| \(app.summary(0)) | \(appendRate.summary(0)) | \(overwriteRate.summary(0)) | \(ratios.summary()) | \(p50.summary(1)) | \(p99.summary(1)) |")
+    }
+
+    struct Result {
+        var rate: Double
+        var p50: Double
+        var p99: Double
+    }
+
+    /// Runs `streams` writers against a fresh daemon in `directory` for `duration`.
+    static func appWrites(streams: Int, size: Int, duration: Duration, directory: String) async throws -> Result {
+        let daemon = try await BenchmarkDaemon.start(BenchmarkDaemon.configuration(in: directory))
+        var clients: [StreamdClient] = []
+        for index in 0..<streams {
+            let client = try await daemon.client("writer\(index)")
+            _ = try await client.create("w\(index)")
+            clients.append(client)
+        }
+        let payload = pattern(size, seed: 1)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let deadline = start + duration
+        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+            for (index, client) in clients.enumerated() {
+                group.addTask {
+                    var offset: UInt64 = 0
+                    var latencies: [Double] = []
+                    while clock.now < deadline {
+                        let before = clock.now
+                        let (accepted, end) = try await client.write("w\(index)", offset: offset, data: payload)
+                        guard accepted == UInt64(size) else { throw BenchmarkError("a write accepted \(accepted) of \(size) bytes") }
+                        offset = end
+                        latencies.append((clock.now - before).seconds)
+                    }
+                    return latencies
+                }
+            }
+            var all: [Double] = []
+            for try await part in group { all += part }
+            return all
+        }
+        let elapsed = (clock.now - start).seconds
+        for client in clients { await client.close() }
+        try await daemon.stop()
+        let sorted = latencies.sorted()
+        guard !sorted.isEmpty else { throw BenchmarkError("no write completed") }
+        return Result(
+            rate: Double(sorted.count) / elapsed,
+            p50: sorted[sorted.count / 2],
+            p99: sorted[min(sorted.count - 1, sorted.count * 99 / 100)])
+    }
+}

@@ -1,0 +1,30 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The raw baseline for durable writes: write `size` bytes then `fdatasync`, in a loop for
+/// `duration`, on a file in `directory`. Appending grows the file (so each sync also commits
+/// its size); `overwrite` rewrites the first bytes instead. Returns syncs per second.
+func fdatasyncRate(directory: String, size: Int, duration: Duration, overwrite: Bool) throws -> Double {
+    let path = directory + "/fdatasync-baseline"
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    guard descriptor >= 0 else { throw BenchmarkError("open \(path) failed (errno \(errno))") }
+    defer {
+        close(descriptor)
+        unlink(path)
+    }
+    let bytes = [UInt8](repeating: 0x5A, count: size)
+    let clock = ContinuousClock()
+    let start = clock.now
+    let deadline = start + duration
+    var count = 0
+    var offset = 0
+    while clock.now < deadline {
+        let written = bytes.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, size, off_t(offset)) }
+        guard written == size else { throw BenchmarkError("write failed (errno \(errno))") }
+        guard fdatasync(descriptor) == 0 else { throw BenchmarkError("fdatasync failed (errno \(errno))") }
+        if !overwrite { offset += size }
+        count += 1
+    }
+    return Double(count) / (clock.now - start).seconds
+}

@@ -1,0 +1,67 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What to measure and how often.
+struct Options: Sendable {
+    var mebibytes = 8
+    var runs = 3
+    var streams: Int?
+    var writeSize = 100
+    var duration: Duration = .seconds(3)
+    /// Where scratch state directories go (its file system is the one measured).
+    var directory = "/var/tmp"
+}
+
+/// Measures streamd itself, in process, against raw baselines taken in the same run.
+///
+/// `swift run -c release streamd-benchmark throughput|durable|startup [--mib N] [--runs N]
+/// [--streams N] [--write-size B] [--seconds S] [--dir PATH]`
+@main
+struct StreamdBenchmark {
+    static let usage = """
+        usage: streamd-benchmark throughput|durable|startup [--mib N] [--runs N] [--streams N] [--write-size B] [--seconds S] [--dir PATH]
+          throughput  N MiB app → streamd → app on one stream pair, vs a socketpair copy (default 8 MiB)
+          durable     durable acknowledged writes/s from --streams writers (default 100), vs write+fdatasync/s
+          startup     create --streams streams (default 1000): RSS per idle stream; then start → ready
+        """
+
+    static func main() async {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        guard let name = arguments.first else {
+            print(usage)
+            exit(2)
+        }
+        arguments.removeFirst()
+        var options = Options()
+        do {
+            while !arguments.isEmpty {
+                let flag = arguments.removeFirst()
+                guard let value = arguments.first else { throw BenchmarkError("\(flag) needs a value") }
+                arguments.removeFirst()
+                func int() throws -> Int {
+                    guard let number = Int(value), number > 0 else { throw BenchmarkError("\(flag) needs a positive integer") }
+                    return number
+                }
+                switch flag {
+                case "--mib": options.mebibytes = min(try int(), 1024)
+                case "--runs": options.runs = min(try int(), 100)
+                case "--streams": options.streams = min(try int(), 100_000)
+                case "--write-size": options.writeSize = min(try int(), 65_536)
+                case "--seconds": options.duration = .seconds(min(try int(), 600))
+                case "--dir": options.directory = value
+                default: throw BenchmarkError("unknown flag \(flag)")
+                }
+            }
+            switch name {
+            case "throughput": try await ThroughputBenchmark.run(options: options)
+            case "durable": try await DurableWritesBenchmark.run(options: options)
+            case "startup": try await StartupBenchmark.run(options: options)
+            default: throw BenchmarkError("unknown benchmark \(name)\n\(usage)")
+            }
+        } catch {
+            print("streamd-benchmark: \(error)")
+            exit(1)
+        }
+    }
+}

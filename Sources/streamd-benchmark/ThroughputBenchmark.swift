@@ -1,0 +1,65 @@
+import IPC
+import StreamClient
+
+/// Benchmark 1: bytes app → streamd → app over one stream pair, against a raw socketpair copy.
+enum ThroughputBenchmark {
+    static func run(options: Options) async throws {
+        let count = options.mebibytes << 20
+        print("## throughput: \(options.mebibytes) MiB app → streamd → app (one stream pair, embedded kpclientd, latency 0)")
+        print("baseline: AF_UNIX SOCK_STREAM socketpair between two threads of this process, \(IPCLimits.maxChunk / 1024) KiB writes, reader touches every byte")
+        var app = Samples()
+        var raw = Samples()
+        var ratios = Samples()
+        for run in 1...options.runs {
+            let leftover = try await idleCPU()
+            let rawTime = try socketPairCopy(count: count, chunk: IPCLimits.maxChunk)
+            let appTime = try await appTransfer(count: count, base: options.directory)
+            let rawRate = Double(count) / 1_048_576 / rawTime.seconds
+            let appRate = Double(count) / 1_048_576 / appTime.seconds
+            raw.values.append(rawRate)
+            app.values.append(appRate)
+            ratios.values.append(appRate / rawRate)
+            print("run \(run): streamd \(format(appRate)) MiB/s (\(format(appTime.seconds, 3)) s), socketpair \(format(rawRate)) MiB/s, ratio \(format(appRate / rawRate, 5)); idle CPU before the run \(format(leftover)) s/s")
+        }
+        print("| streamd MiB/s | socketpair MiB/s | ratio |")
+        print("| \(app.summary()) | \(raw.summary(0)) | \(ratios.summary(5)) |")
+    }
+
+    /// One transfer through a fresh daemon; returns the time from the first send to the last byte read.
+    static func appTransfer(count: Int, base: String) async throws -> Duration {
+        let scratch = try ScratchDirectory(base: base)
+        defer { scratch.remove() }
+        let daemon = try await BenchmarkDaemon.start(BenchmarkDaemon.configuration(in: scratch.path))
+        let sender = try await daemon.client("sender")
+        let receiver = try await daemon.client("receiver")
+        let (_, address) = try await sender.create("tx")
+        _ = try await receiver.join("rx", address: address)
+        let data = pattern(count, seed: 9)
+        let clock = ContinuousClock()
+        let start = clock.now
+        async let received = receive(receiver, "rx", expected: data)
+        _ = try await sender.send("tx", bytes: data, at: 0)
+        let got = try await received
+        let elapsed = clock.now - start
+        guard got == count else { throw BenchmarkError("received \(got) of \(count) bytes") }
+        await sender.close()
+        await receiver.close()
+        try await daemon.stop()
+        return elapsed
+    }
+
+    /// Reads and consumes until `expected.count` bytes arrived, comparing them.
+    static func receive(_ client: StreamdClient, _ name: String, expected: [UInt8]) async throws -> Int {
+        var offset: UInt64 = 0
+        while offset < UInt64(expected.count) {
+            let (_, bytes, _) = try await client.read(name, offset: offset, wait: true)
+            let start = Int(offset)
+            guard bytes.elementsEqual(expected[start..<(start + bytes.count)]) else {
+                throw BenchmarkError("received bytes differ at offset \(offset)")
+            }
+            offset += UInt64(bytes.count)
+            try await client.consume(name, through: offset)
+        }
+        return Int(offset)
+    }
+}
