@@ -144,6 +144,10 @@ public struct StreamMachine: Sendable {
         var restored = checkpoint
         try restored.replay(records)
         try self.init(checkpoint: restored, configuration: configuration, durability: durability, now: now, randomSeed: randomSeed)
+        // A restored stream starts idle (it polls) unless it has something in flight, which
+        // keeps it active anyway: a daemon restoring thousands of quiet streams must not park
+        // a read-ahead window of blocking reads for each of them.
+        lastActivity = now + (.zero - activeWindow) + .nanoseconds(-1)
         // Resend every frame still unacknowledged, in order, as soon as the embedder asks.
         gatedWrites = restored.unacked.keys.sorted().map { (sequence: 0, index: $0) }
         advance(now: now)
