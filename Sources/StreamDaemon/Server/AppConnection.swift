@@ -61,6 +61,7 @@ struct AppConnection {
                     group.addTask {
                         for await frame in outgoing {
                             try await outbound.write(ByteBuffer(bytes: frame))
+                            state.withLockedValue { $0.queuedFrames -= 1 }
                         }
                     }
                     group.addTask {
@@ -92,7 +93,13 @@ struct AppConnection {
         var subscription: UInt64?
         var lastProgress = ContinuousClock.now
         var halfFrame = false
+        /// Frames queued for the app and not yet written.
+        var queuedFrames = 0
     }
+
+    /// Events queued for an app beyond which further events are dropped until it reads: events
+    /// are hints (the state is always in `status`), replies are never dropped.
+    static let maxQueuedFramesForEvents = 1024
 
     private struct ProtocolViolation: Error, CustomStringConvertible {
         var description: String
@@ -108,11 +115,11 @@ struct AppConnection {
                 return (state.halfFrame && idle > timeout, state.negotiated == nil && idle > timeout)
             }
             if stalled {
-                send(.goodbye(IPCError(.malformed, "a frame was left unfinished for \(timeout)")), to: sink)
+                send(.goodbye(IPCError(.malformed, "a frame was left unfinished for \(timeout)")), to: sink, state: state)
                 throw ProtocolViolation(description: "a frame was left unfinished for \(timeout)")
             }
             if silent {
-                send(.goodbye(IPCError(.helloRequired, "no hello within \(timeout)")), to: sink)
+                send(.goodbye(IPCError(.helloRequired, "no hello within \(timeout)")), to: sink, state: state)
                 throw ProtocolViolation(description: "no hello within \(timeout)")
             }
         }
@@ -130,7 +137,7 @@ struct AppConnection {
                     do throws(IPCError) {
                         payload = try decoder.nextFrame()
                     } catch {
-                        send(.goodbye(error), to: sink)
+                        send(.goodbye(error), to: sink, state: state)
                         throw ProtocolViolation(description: error.description)
                     }
                     guard let payload else { break }
@@ -158,33 +165,33 @@ struct AppConnection {
             // A frame that is not a request at all breaks the protocol; a request with a
             // readable id but a bad field only fails that request.
             guard let id = error.requestID else {
-                send(.goodbye(error), to: sink)
+                send(.goodbye(error), to: sink, state: state)
                 throw ProtocolViolation(description: error.description)
             }
-            send(.reply(id: id, .failure(error)), to: sink)
+            send(.reply(id: id, .failure(error)), to: sink, state: state)
             return
         }
         let id = message.id
         if case .hello(let minimum, let maximum, _) = message.request {
             guard state.withLockedValue({ $0.negotiated }) == nil else {
                 // docs/IPC.md section 4: the version is fixed for the connection once negotiated.
-                send(.reply(id: id, .failure(IPCError(.invalidArgument, "hello was already completed on this connection"))), to: sink)
+                send(.reply(id: id, .failure(IPCError(.invalidArgument, "hello was already completed on this connection"))), to: sink, state: state)
                 return
             }
             guard let version = IPCVersion.negotiate(clientMin: minimum, clientMax: maximum) else {
                 let supported = IPCVersion.supported
                 // docs/IPC.md section 4: the app may try again with another range; the watchdog
                 // still closes a connection that has not completed hello within the client timeout.
-                send(.reply(id: id, .failure(IPCError(.unsupportedVersion, "streamd speaks versions \(supported.lowerBound)...\(supported.upperBound)"))), to: sink)
+                send(.reply(id: id, .failure(IPCError(.unsupportedVersion, "streamd speaks versions \(supported.lowerBound)...\(supported.upperBound)"))), to: sink, state: state)
                 return
             }
             state.withLockedValue { $0.negotiated = version }
-            send(.reply(id: id, .success(.hello(version: version, daemon: daemonVersion, instance: context.instance, features: Self.features))), to: sink)
+            send(.reply(id: id, .success(.hello(version: version, daemon: daemonVersion, instance: context.instance, features: Self.features))), to: sink, state: state)
             return
         }
         guard state.withLockedValue({ $0.negotiated }) != nil else {
             // docs/IPC.md section 4: the connection stays open until hello succeeds (or the watchdog closes it).
-            send(.reply(id: id, .failure(IPCError(.helloRequired, "send hello first"))), to: sink)
+            send(.reply(id: id, .failure(IPCError(.helloRequired, "send hello first"))), to: sink, state: state)
             return
         }
         let admitted = state.withLockedValue { state in
@@ -195,17 +202,18 @@ struct AppConnection {
         guard admitted else {
             var error = IPCError(.tooManyRequests, "at most \(context.configuration.maxRequestsPerConnection) requests may be in flight per connection")
             error.retryAfterMilliseconds = 100
-            send(.reply(id: id, .failure(error)), to: sink)
+            send(.reply(id: id, .failure(error)), to: sink, state: state)
             return
         }
         requests.addTask {
             let result = await perform(message.request, sink: sink, state: state)
             state.withLockedValue { $0.inFlight -= 1 }
-            send(.reply(id: id, result), to: sink)
+            send(.reply(id: id, result), to: sink, state: state)
         }
     }
 
-    private func send(_ message: IPCServerMessage, to sink: AsyncStream<[UInt8]>.Continuation) {
+    private func send(_ message: IPCServerMessage, to sink: AsyncStream<[UInt8]>.Continuation, state: NIOLockedValueBox<State>) {
+        state.withLockedValue { $0.queuedFrames += 1 }
         sink.yield(IPCFraming.frame(message.encoded()))
     }
 
@@ -264,7 +272,12 @@ struct AppConnection {
         state.withLockedValue { $0.subscription = id }
         Task {
             for await event in events {
-                sink.yield(IPCFraming.frame(IPCServerMessage.event(event).encoded()))
+                let admitted = state.withLockedValue { state in
+                    guard state.queuedFrames < Self.maxQueuedFramesForEvents else { return false }
+                    state.queuedFrames += 1
+                    return true
+                }
+                if admitted { sink.yield(IPCServerMessage.event(event).framed()) }
             }
         }
     }
