@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import IPC
 import StreamClient
 
@@ -36,7 +37,7 @@ struct CommonOptions: ParsableArguments {
     @Flag(help: "Print JSON instead of text.")
     var json = false
 
-    var socketPath: String { socket ?? StreamdClient.defaultSocketPath(environment: Environment.all()) }
+    var socketPath: String { socket ?? StreamdClient.defaultSocketPath(environment: ProcessInfo.processInfo.environment) }
 
     /// Connects, turning failures into the documented exit codes.
     func connect() async throws -> StreamdClient {
@@ -83,18 +84,3 @@ func printError(_ text: String) {
     _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
 }
 
-/// The process environment.
-enum Environment {
-    static func all() -> [String: String] {
-        var result: [String: String] = [:]
-        var pointer = environ
-        while let entry = pointer.pointee {
-            let text = String(cString: entry)
-            if let equals = text.firstIndex(of: "=") {
-                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
-            }
-            pointer += 1
-        }
-        return result
-    }
-}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import ServiceLifecycle
 import StreamDaemon
@@ -69,7 +70,7 @@ struct Run: AsyncParsableCommand {
         overrides.kpclientd = kpclientd
         overrides.logLevel = logLevel
         overrides.logTarget = logTarget
-        let environment = ProcessEnvironment.all()
+        let environment = ProcessInfo.processInfo.environment
         let configuration: DaemonConfiguration
         do {
             configuration = try ConfigurationLoader.load(path: config, overrides: overrides, environment: environment)
@@ -163,18 +164,3 @@ func printError(_ text: String) {
     _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
 }
 
-/// The process environment.
-enum ProcessEnvironment {
-    static func all() -> [String: String] {
-        var result: [String: String] = [:]
-        var pointer = environ
-        while let entry = pointer.pointee {
-            let text = String(cString: entry)
-            if let equals = text.firstIndex(of: "=") {
-                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
-            }
-            pointer += 1
-        }
-        return result
-    }
-}
