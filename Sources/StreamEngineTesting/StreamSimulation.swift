@@ -32,6 +32,9 @@ public struct StreamSimulation {
         public var loss = 0.0
         /// Probability that a completion is delivered twice.
         public var duplication = 0.0
+        /// Probability that an operation never completes (an ARQ stuck on a departed courier):
+        /// only the machine's operation deadline gets the stream past it.
+        public var hang = 0.0
         public var meanLatency: Duration = .milliseconds(500)
         public var meanPersistLatency: Duration = .milliseconds(5)
         /// How long a waiting read waits before the store answers "not yet written".
@@ -43,6 +46,11 @@ public struct StreamSimulation {
         public var dialerBytes = 10_000
         /// The largest single app write.
         public var maxWriteChunk = 4096
+        /// If set, each app produces its data at this pace, ``paceChunk`` bytes at a time, instead
+        /// of all at once; ``Report/deliveryLatencies`` then holds each chunk's app-to-app latency.
+        public var paceInterval: Duration?
+        /// The bytes each app produces per ``paceInterval``.
+        public var paceChunk = 100
         public var configuration = StreamConfiguration()
         /// Whether the receiving apps read with ``StreamMachine/peek(from:maxLength:)`` and
         /// ``StreamMachine/consume(through:now:)`` (exactly once), or with
@@ -50,6 +58,10 @@ public struct StreamSimulation {
         public var exactlyOnceReads = true
         /// The run fails if the streams have not both closed by then.
         public var timeLimit: Duration = .seconds(4 * 3600)
+        /// If set, the simulation goes on this long after both streams closed, counting the
+        /// operations they still make (``Report/operationsAfterClose``): a closed stream must
+        /// fall silent.
+        public var observeAfterClose: Duration?
 
         /// Creates parameters for a seed.
         public init(seed: UInt64) { self.seed = seed }
@@ -71,6 +83,11 @@ public struct StreamSimulation {
             p.configuration.maxReadBuffer = Int(512 + random.next() % 16_384)
             if random.next() % 5 == 0 { p.mode = .multicast }
             p.exactlyOnceReads = random.unit() >= 0.3  // 30 % of seeds keep the at-least-once `appRead`.
+            // Drawn last, so that the draws above (and the seeds named in tests) keep their meaning.
+            // Journal writes from 1 ms to about half a mean latency, so that crashes often
+            // find records not yet durable.
+            p.meanPersistLatency = .nanoseconds(1_000_000 + Int64(random.unit() * 0.5 * Double(p.meanLatency.nanosecondsClamped)))
+            if random.next() % 4 == 0 { p.hang = random.unit() * 0.05 }
             return p
         }
     }
@@ -85,6 +102,29 @@ public struct StreamSimulation {
         /// Distinct boxes written (so `boxWrites - distinctBoxes` writes were retransmissions).
         public var distinctBoxes = 0
         public var boxReads = 0
+        /// Per side (listener, dialer): box writes, including retransmissions.
+        public var writesBySide = [0, 0]
+        /// Per side: box writes of ack-only frames (retransmissions included).
+        public var ackOnlyWritesBySide = [0, 0]
+        /// Per side: distinct data or FIN frames written.
+        public var dataBoxesBySide = [0, 0]
+        /// Per side: box reads of the peer's channel.
+        public var readsBySide = [0, 0]
+        /// Per side: reads of the peer's channel that reached a box not written yet.
+        public var emptyReadsBySide = [0, 0]
+        /// Per side: why box writes were made (summed over crashes).
+        public var sendStatisticsBySide = [StreamSendStatistics(), StreamSendStatistics()]
+        /// Box reads and writes both ends made after both had closed (``Parameters/observeAfterClose``).
+        public var operationsAfterClose = 0
+        /// Per side: the most operations the machine had in flight at once.
+        public var maxOperationsInFlight = [0, 0]
+        /// Operations that never completed (``Parameters/hang``).
+        public var hungOperations = 0
+        /// For paced apps (``Parameters/paceInterval``): each chunk's time from being handed to
+        /// the sending app until the receiving app had all of it.
+        public var deliveryLatencies: [Duration] = []
+        /// A digest of every event's time and kind: equal for two runs of one seed.
+        public var traceDigest: UInt64 = 0xCBF2_9CE4_8422_2325
         public var crashes = 0
         /// Bytes offered to an app a second time after a crash, which it dropped after checking
         /// them (at-least-once ``StreamMachine/appRead(maxLength:now:)`` only).
@@ -98,9 +138,14 @@ public struct StreamSimulation {
         public var passed: Bool { violations.isEmpty && finished }
 
         public var description: String {
-            "finished=\(finished) time=\(simulatedTime) events=\(events) writes=\(boxWrites) reads=\(boxReads) crashes=\(crashes) reoffered=\(reofferedBytes) behind=\(restoresBehindApp) violations=\(violations)"
+            "finished=\(finished) time=\(simulatedTime) events=\(events) writes=\(boxWrites) reads=\(boxReads) hung=\(hungOperations) crashes=\(crashes) reoffered=\(reofferedBytes) behind=\(restoresBehindApp) violations=\(violations)"
         }
     }
+
+    /// The bound on box writes per data box, scaled by `1/(1 − loss)²`, above 300 writes of
+    /// slack: the worst of 3,000 random seeds makes about half of it; the retransmission storm
+    /// of an earlier version made several times more.
+    public static let maxWritesPerDataBox = 40.0
 
     /// Runs one simulation to completion or to its time limit.
     public static func run(_ parameters: Parameters) -> Report {
@@ -124,9 +169,26 @@ private struct World {
         case persisted(Side, incarnation: Int, through: UInt64)
         case consume(Side, incarnation: Int)
         case crash(Side)
+        case produce(Side)
+
+        /// A number for the event's kind and side, for ``StreamSimulation/Report/traceDigest``.
+        var traceKind: UInt64 {
+            switch self {
+            case .writeDone(let side, _, let operation, _): 1 | UInt64(side.rawValue) << 4 | operation.rawValue << 8
+            case .readDone(let side, _, let operation, _): 2 | UInt64(side.rawValue) << 4 | operation.rawValue << 8
+            case .writeLands(let channel, let index, _): 3 | UInt64(channel) << 4 | index << 8
+            case .waitTimeout(let id): 4 | UInt64(id) << 8
+            case .timer(let side, _): 5 | UInt64(side.rawValue) << 4
+            case .persisted(let side, _, let through): 6 | UInt64(side.rawValue) << 4 | through << 8
+            case .consume(let side, _): 7 | UInt64(side.rawValue) << 4
+            case .crash(let side): 8 | UInt64(side.rawValue) << 4
+            case .produce(let side): 9 | UInt64(side.rawValue) << 4
+            }
+        }
     }
 
     struct Waiter {
+        var id: Int
         var side: Side
         var incarnation: Int
         var operation: OperationID
@@ -147,6 +209,9 @@ private struct World {
         /// The app's data to send, how much it handed over, and which writes were acknowledged.
         var data: [UInt8]
         var handedOver = 0
+        /// How much of `data` the app has produced so far, and when each paced chunk was produced.
+        var produced = 0
+        var producedAt: [(end: Int, time: StreamTime)] = []
         var writeAcks: [(end: Int, sequence: UInt64)] = []
         var acknowledged = 0
         /// The bytes the app processed, in order; their count is its read offset.
@@ -157,6 +222,8 @@ private struct World {
         var consumeAcks: [(end: Int, sequence: UInt64)] = []
         var consumedDurably = 0
         var timerAt: StreamTime?
+        /// Operations issued and neither completed nor cancelled.
+        var inFlight: Set<OperationID> = []
 
         init(machine: StreamMachine, snapshot: [UInt8], data: [UInt8]) {
             self.machine = machine
@@ -177,6 +244,8 @@ private struct World {
     var waiters: [Int: Waiter] = [:]
     var nextWaiterID = 0
     var report = StreamSimulation.Report()
+    /// When both streams had closed, and the operations made by then.
+    var closedAt: (time: StreamTime, operations: Int)?
 
     init(_ parameters: StreamSimulation.Parameters) {
         self.parameters = parameters
@@ -207,6 +276,12 @@ private struct World {
         }
         // Crashes land while the transfer is under way: within about 10 mean latencies.
         let horizon = Double(parameters.meanLatency.nanosecondsClamped) * 10
+        for endpoint in endpoints {
+            endpoint.produced = parameters.paceInterval == nil ? endpoint.data.count : 0
+        }
+        if parameters.paceInterval != nil {
+            for side in [Side.listener, .dialer] { queue.push(.zero, .produce(side)) }
+        }
         for _ in 0..<parameters.crashes {
             let at = StreamTime(nanoseconds: Int64(random.unit() * horizon))
             queue.push(at, .crash(random.next() % 2 == 0 ? .listener : .dialer))
@@ -221,13 +296,32 @@ private struct World {
             if time > limit { break }
             now = time
             report.events += 1
+            report.traceDigest = (report.traceDigest ^ UInt64(bitPattern: time.nanoseconds) ^ event.traceKind) &* 0x100_0000_01B3
             handle(event)
             if !report.violations.isEmpty { break }
-            if isFinished { report.finished = true; break }
+            if !report.finished, isFinished {
+                report.finished = true
+                guard let observe = parameters.observeAfterClose else { break }
+                closedAt = (now, report.boxReads + report.boxWrites)
+                queue.push(now + observe, .timer(.listener, incarnation: -1))  // Keeps the clock going to the end.
+            }
+            if let closedAt, let observe = parameters.observeAfterClose, now >= closedAt.time + observe {
+                report.operationsAfterClose = report.boxReads + report.boxWrites - closedAt.operations
+                break
+            }
             if report.events > 5_000_000 { report.violations.append("event budget exhausted"); break }
         }
         report.simulatedTime = now - .zero
+        if let closedAt { report.operationsAfterClose = report.boxReads + report.boxWrites - closedAt.operations }
+        for side in [Side.listener, .dialer] { report.sendStatisticsBySide[side.rawValue].add(endpoints[side.rawValue].machine.sendStatistics) }
         report.distinctBoxes = firstWritten[0].count + firstWritten[1].count
+        // A bound on writes per delivered data box: a retransmission storm fails the seed.
+        let dataBoxes = Double(report.dataBoxesBySide.reduce(0, +) + 2)
+        let delivery = (1 - parameters.loss) * (1 - parameters.loss)
+        let writeBound = 300 + Int(StreamSimulation.maxWritesPerDataBox * dataBoxes / delivery)
+        if report.boxWrites > writeBound, parameters.observeAfterClose == nil {
+            report.violations.append("retransmission storm: \(report.boxWrites) box writes for \(Int(dataBoxes) - 2) data boxes (bound \(writeBound))")
+        }
         if !report.finished, report.violations.isEmpty {
             let summary = endpoints.map { "\($0.machine.status) \($0.machine.diagnostics)" }.joined(separator: " | ")
             report.violations.append("streams did not close within \(parameters.timeLimit): \(summary)")
@@ -250,10 +344,12 @@ private struct World {
         switch event {
         case .writeDone(let side, let incarnation, let operation, let result):
             guard endpoints[side.rawValue].incarnation == incarnation else { return }
+            endpoints[side.rawValue].inFlight.remove(operation)
             endpoints[side.rawValue].machine.writeCompleted(operation, result: result, now: now)
             drive(side)
         case .readDone(let side, let incarnation, let operation, let result):
             guard endpoints[side.rawValue].incarnation == incarnation else { return }
+            endpoints[side.rawValue].inFlight.remove(operation)
             endpoints[side.rawValue].machine.readCompleted(operation, result: result, now: now)
             drive(side)
         case .writeLands(let channel, let index, let bytes):
@@ -280,6 +376,13 @@ private struct World {
         case .crash(let side):
             crash(side)
             drive(side)
+        case .produce(let side):
+            let endpoint = endpoints[side.rawValue]
+            guard endpoint.produced < endpoint.data.count, let interval = parameters.paceInterval else { return }
+            endpoint.produced = min(endpoint.data.count, endpoint.produced + parameters.paceChunk)
+            endpoint.producedAt.append((end: endpoint.produced, time: now))
+            queue.push(now + interval, .produce(side))
+            drive(side)
         }
     }
 
@@ -291,6 +394,7 @@ private struct World {
             let records = endpoints[side.rawValue].machine.takeJournal()
             endpoints[side.rawValue].unpersisted += records
             for action in actions { perform(action, side) }
+            report.maxOperationsInFlight[side.rawValue] = max(report.maxOperationsInFlight[side.rawValue], endpoints[side.rawValue].inFlight.count)
             startPersist(side)
             if let failure = endpoints[side.rawValue].machine.failure {
                 report.violations.append("\(side) failed: \(failure)")
@@ -319,8 +423,8 @@ private struct World {
             report.deliveredAt[side.rawValue] = now - .zero
         }
         // Write in chunks of random size while the stream accepts.
-        while endpoint.handedOver < endpoint.data.count, endpoint.machine.writeCapacity > 0 {
-            let size = min(endpoint.data.count - endpoint.handedOver, Int(1 + random.next() % UInt64(parameters.maxWriteChunk)))
+        while endpoint.handedOver < endpoint.produced, endpoint.machine.writeCapacity > 0 {
+            let size = min(endpoint.produced - endpoint.handedOver, Int(1 + random.next() % UInt64(parameters.maxWriteChunk)))
             let chunk = Array(endpoint.data[endpoint.handedOver..<(endpoint.handedOver + size)])
             guard let (accepted, sequence) = try? endpoint.machine.appWrite(chunk, now: now), accepted > 0 else { break }
             endpoint.handedOver += accepted
@@ -400,6 +504,12 @@ private struct World {
             report.reofferedBytes += overlap
         }
         endpoint.received += bytes[overlap...]
+        // Paced chunks of the other end that this app now holds completely.
+        let sender = endpoints[1 - side.rawValue]
+        while let first = sender.producedAt.first, first.end <= endpoint.received.count {
+            report.deliveryLatencies.append(now - first.time)
+            sender.producedAt.removeFirst()
+        }
     }
 
     mutating func perform(_ action: StreamAction, _ side: Side) {
@@ -408,11 +518,16 @@ private struct World {
         let inboundChannel = 1 - side.rawValue
         switch action {
         case .write(let operation, let index, let bytes):
+            endpoints[side.rawValue].inFlight.insert(operation)
             report.boxWrites += 1
+            report.writesBySide[side.rawValue] += 1
+            let kind = endpoints[side.rawValue].machine.unackedFrameKind(at: index)
+            if kind == .ackOnly { report.ackOnlyWritesBySide[side.rawValue] += 1 }
             if let first = firstWritten[outboundChannel][index] {
                 if first != bytes { report.violations.append("index \(index) of channel \(outboundChannel) written with two different contents") }
             } else {
                 firstWritten[outboundChannel][index] = bytes
+                if kind == .data || kind == .fin { report.dataBoxesBySide[side.rawValue] += 1 }
             }
             let latency = parameters.meanLatency.exponentialSample(&random)
             let roll = random.unit()
@@ -425,12 +540,23 @@ private struct World {
                 queue.push(now + latency.scaled(0.5), .writeLands(channel: outboundChannel, index: index, bytes: bytes))
                 result = .success(())
             }
-            deliver(.writeDone(side, incarnation: incarnation, operation, result), after: latency)
+            if random.unit() < parameters.hang {
+                report.hungOperations += 1  // Its box may land, but the completion never comes.
+            } else {
+                deliver(.writeDone(side, incarnation: incarnation, operation, result), after: latency)
+            }
         case .read(let operation, let channel, let index, let mode):
+            endpoints[side.rawValue].inFlight.insert(operation)
             report.boxReads += 1
             let number = channel == .outbound ? outboundChannel : inboundChannel
+            if channel == .inbound {
+                report.readsBySide[side.rawValue] += 1
+                if boxes[number][index] == nil { report.emptyReadsBySide[side.rawValue] += 1 }
+            }
             let latency = parameters.meanLatency.exponentialSample(&random)
-            if random.unit() < parameters.loss {
+            if random.unit() < parameters.hang {
+                report.hungOperations += 1
+            } else if random.unit() < parameters.loss {
                 deliver(.readDone(side, incarnation: incarnation, operation, .failure(BoxTransportError(.timeout, "simulated read failure"))), after: latency)
             } else if let bytes = boxes[number][index] {
                 deliver(.readDone(side, incarnation: incarnation, operation, .success(bytes)), after: latency)
@@ -439,11 +565,11 @@ private struct World {
             } else {
                 let id = nextWaiterID
                 nextWaiterID += 1
-                waiters[id] = Waiter(side: side, incarnation: incarnation, operation: operation, channel: number, index: index)
+                waiters[id] = Waiter(id: id, side: side, incarnation: incarnation, operation: operation, channel: number, index: index)
                 queue.push(now + parameters.waitTimeout, .waitTimeout(waiterID: id))
             }
-        case .cancel:
-            break  // Completions of cancelled operations are ignored by the machine.
+        case .cancel(let operation):
+            endpoints[side.rawValue].inFlight.remove(operation)  // Its completion, if any, is ignored by the machine.
         }
     }
 
@@ -460,8 +586,10 @@ private struct World {
             return
         }
         boxes[channel][index] = bytes
-        for (id, waiter) in waiters where waiter.channel == channel && waiter.index == index {
-            waiters[id] = nil
+        // In waiter order: iterating the dictionary itself would draw random numbers in an
+        // order that changes with Swift's per-process hash seed.
+        for waiter in waiters.values.filter({ $0.channel == channel && $0.index == index }).sorted(by: { $0.id < $1.id }) {
+            waiters[waiter.id] = nil
             let latency = parameters.meanLatency.exponentialSample(&random)
             queue.push(now + latency, .readDone(waiter.side, incarnation: waiter.incarnation, waiter.operation, .success(bytes)))
         }
@@ -499,7 +627,9 @@ private struct World {
     mutating func crash(_ side: Side) {
         report.crashes += 1
         let endpoint = endpoints[side.rawValue]
+        report.sendStatisticsBySide[side.rawValue].add(endpoint.machine.sendStatistics)
         endpoint.incarnation += 1
+        endpoint.inFlight = []
         endpoint.unpersisted = []
         endpoint.persistInFlight = false
         endpoint.timerAt = nil

@@ -22,6 +22,12 @@ struct StreamBenchmark {
         time) and CPU cost per box against libsodium alone (wall clock). Takes about a minute.
 
         USAGE: stream-benchmark [--help] [--version]
+               stream-benchmark seeds <count> [--only <seed>]
+
+        SUBCOMMANDS:
+          seeds <count>  Run the random simulation seeds 1...count (as SimulationTests does) and
+                         print each failure and the worst retransmission ratio; --only runs one
+                         seed and prints its full diagnostics.
 
         OPTIONS:
           -h, --help     Show this help and exit.
@@ -39,79 +45,34 @@ struct StreamBenchmark {
         case "--version":
             print(version)
             exit(0)
+        case "seeds":
+            guard arguments.count >= 2, let count = UInt64(arguments[1]), count > 0 else { usageError("seeds needs a positive count") }
+            var only: UInt64?
+            if arguments.count == 4, arguments[2] == "--only", let seed = UInt64(arguments[3]) {
+                only = seed
+            } else if arguments.count != 2 {
+                usageError("seeds takes a count and optionally --only <seed>")
+            }
+            SeedRunner.run(upTo: count, only: only)
+            exit(0)
         default:
-            FileHandle.standardError.write(Data("stream-benchmark: unknown argument \(first)\n\n\(usage)\n".utf8))
-            exit(64)
+            usageError("unknown argument \(first)")
         }
+    }
+
+    static func usageError(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("stream-benchmark: \(message)\n\n\(usage)\n".utf8))
+        exit(64)
     }
 
     static func main() {
         parseArguments(Array(CommandLine.arguments.dropFirst()))
         let megabyte = 1 << 20
+        ProtocolBenchmark.run(csvDirectory: ProcessInfo.processInfo.environment["STREAM_BENCHMARK_CSV"])
         var configuration = StreamConfiguration()
         configuration.sendWindow = 16
         configuration.readAhead = 18
-        let latency = Duration.seconds(1)
-        let boxSize = 1549
-        let dataPerBox = boxSize - 16 - 29
-        print("Goodput of a 1 MiB transfer, simulated time; box \(boxSize) B, window \(configuration.sendWindow), read-ahead \(configuration.readAhead), mean latency 1 s")
-        print("loss   simulated s   goodput KiB/s   bound G* KiB/s   efficiency   box writes   distinct boxes   writes per data box")
-        for loss in [0.0, 0.01, 0.1, 0.3] {
-            var times: [Double] = []
-            var writes = 0
-            var distinct = 0
-            for seed in UInt64(1)...5 {
-                var parameters = StreamSimulation.Parameters(seed: seed)
-                parameters.boxSize = boxSize
-                parameters.loss = loss
-                parameters.meanLatency = latency
-                parameters.listenerBytes = megabyte
-                parameters.dialerBytes = 0
-                parameters.configuration = configuration
-                parameters.maxWriteChunk = 64 * 1024
-                let report = StreamSimulation.run(parameters)
-                guard report.passed, let delivered = report.deliveredAt[1] else {
-                    print("  loss \(loss) seed \(seed) failed: \(report)")
-                    continue
-                }
-                times.append(Double(delivered.nanosecondsClamped) / 1e9)
-                writes += report.boxWrites
-                distinct += report.distinctBoxes
-            }
-            guard !times.isEmpty else { continue }
-            let seconds = times.reduce(0, +) / Double(times.count)
-            let goodput = Double(megabyte) / seconds / 1024
-            let capacity = Double(dataPerBox) * Double(min(configuration.sendWindow, configuration.readAhead)) * (1 - loss) / 1.0 / 1024
-            let boxes = Double(megabyte) / Double(dataPerBox)
-            print(pad(String(format: "%.2f", loss), 7) + pad(String(format: "%.1f", seconds), 14) + pad(String(format: "%.1f", goodput), 16)
-                  + pad(String(format: "%.1f", capacity), 17) + pad(String(format: "%.2f", goodput / capacity), 13)
-                  + pad("\(writes / times.count)", 13) + pad("\(distinct / times.count)", 17)
-                  + String(format: "%.2f", Double(writes / times.count) / boxes))
-        }
-
-        // The window, not the protocol, limits goodput: the ack loop takes about four latencies.
-        print("\nWindow scaling at 10 % loss (1 MiB, 3 seeds):")
-        print("window  read-ahead  goodput KiB/s  bound G* KiB/s  efficiency")
-        for window in [16, 32, 64] {
-            var seconds = 0.0
-            for seed in UInt64(1)...3 {
-                var parameters = StreamSimulation.Parameters(seed: seed)
-                parameters.boxSize = boxSize
-                parameters.loss = 0.1
-                parameters.meanLatency = latency
-                parameters.listenerBytes = megabyte
-                parameters.dialerBytes = 0
-                parameters.configuration.sendWindow = window
-                parameters.configuration.readAhead = window + 2
-                parameters.maxWriteChunk = 64 * 1024
-                let report = StreamSimulation.run(parameters)
-                seconds += Double((report.deliveredAt[1] ?? report.simulatedTime).nanosecondsClamped) / 1e9 / 3
-            }
-            let goodput = Double(megabyte) / seconds / 1024
-            let capacity = Double(dataPerBox) * Double(window) * 0.9 / 1024
-            print(pad("\(window)", 8) + pad("\(window + 2)", 12) + pad(String(format: "%.1f", goodput), 15)
-                  + pad(String(format: "%.1f", capacity), 16) + String(format: "%.2f", goodput / capacity))
-        }
+        let boxSize = ProtocolBenchmark.boxSize
 
         // CPU cost per box on the wall clock, against libsodium sealing alone (same run).
         let clock = ContinuousClock()
@@ -138,5 +99,4 @@ struct StreamBenchmark {
               + " libsodium seal alone: \(Int(sealPerBox)) ns; ratio \(String(format: "%.1f", perBox / sealPerBox))x (sink \(sink & 1))")
     }
 
-    static func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(1, width - text.count)) }
 }

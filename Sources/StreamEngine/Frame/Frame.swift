@@ -42,7 +42,8 @@ public struct Frame: Hashable, Sendable {
     public var dataOffset: UInt64
     /// Every peer frame with an index below this is resolved by the sender.
     public var cumulativeAck: UInt64
-    /// Peer frames above ``cumulativeAck`` the sender also holds (at most ``Frame/maxSackRanges``).
+    /// Peer frames above ``cumulativeAck`` the sender also holds (at most ``Frame/maxSackRanges``,
+    /// and as many as fit in the box).
     public var sackRanges: [IndexRange]
     /// The stream data carried.
     public var data: [UInt8]
@@ -59,8 +60,11 @@ public struct Frame: Hashable, Sendable {
 
     /// The current frame format version.
     public static let version: UInt8 = 1
-    /// The most selective-acknowledgement ranges a frame carries.
-    public static let maxSackRanges = 8
+    /// The most selective-acknowledgement ranges a frame carries (its count is one byte; the
+    /// box size limits it further, see ``sackCapacity(plaintextSize:)``).
+    public static let maxSackRanges = 255
+    /// The most SACK ranges a frame that carries data spends of its room.
+    public static let maxSackRangesWithData = 8
     /// Header bytes without SACK ranges: version, flags, index, offset, ack, SACK count, data length.
     static let fixedHeaderSize = 1 + 1 + 8 + 8 + 8 + 1 + 2
     /// Bytes per SACK range: start (8) and count (4).
@@ -71,8 +75,10 @@ public struct Frame: Hashable, Sendable {
         max(0, min(Int(UInt16.max), plaintextSize - fixedHeaderSize - sackCount * sackRangeSize))
     }
 
-    /// Whether receiving this frame obliges the receiver to acknowledge it.
-    public var isAckEliciting: Bool { !data.isEmpty || flags.contains(.ping) || flags.contains(.fin) }
+    /// How many SACK ranges fit in a frame without data in a plaintext of `plaintextSize` bytes.
+    public static func sackCapacity(plaintextSize: Int) -> Int {
+        max(0, min(maxSackRanges, (plaintextSize - fixedHeaderSize) / sackRangeSize))
+    }
 
     /// Encodes the frame, zero-padded to exactly `plaintextSize` bytes.
     ///

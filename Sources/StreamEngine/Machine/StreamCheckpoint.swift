@@ -117,8 +117,23 @@ public enum FrameKind: UInt8, Sendable, Hashable {
 
     /// Whether the frame counts against the send window.
     var countsTowardWindow: Bool { self == .data || self == .fin }
-    /// Whether the peer must acknowledge the frame, so it arms the retransmission timer.
+    /// Whether the peer must acknowledge the frame, so it arms the retransmission timer: the
+    /// one rule, for frames sent and frames received alike.
     var elicitsAck: Bool { self != .ackOnly }
+
+    /// The kind of a received frame: FIN counts only the first time it is seen, since every
+    /// frame after the FIN repeats the flag.
+    init(received frame: Frame, peerFinKnown: Bool) {
+        if frame.flags.contains(.fin) && !peerFinKnown {
+            self = .fin
+        } else if !frame.data.isEmpty {
+            self = .data
+        } else if frame.flags.contains(.ping) {
+            self = .ping
+        } else {
+            self = .ackOnly
+        }
+    }
 }
 
 /// One incremental change to a ``StreamCheckpoint``.

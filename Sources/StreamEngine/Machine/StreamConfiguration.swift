@@ -29,6 +29,17 @@ public struct StreamConfiguration: Hashable, Sendable {
     public var minIdlePollInterval: Duration = .seconds(1)
     /// The longest polling interval of an idle stream; polling backs off up to this value.
     public var maxIdlePollInterval: Duration = .seconds(300)
+    /// The most transport operations (box writes and reads) this stream keeps in flight at once:
+    /// the budget the embedder gives it, separate from the window. Retransmissions and the read
+    /// the stream is blocked on go first.
+    public var maxOperationsInFlight: Int = 1024
+    /// How long an operation may stay in flight before the stream cancels it and issues it
+    /// again: a transport that never answers (an ARQ stuck on a departed courier) cannot stall
+    /// a frame or a read for ever.
+    public var operationTimeout: Duration = .seconds(120)
+    /// How long a stream closed both ways keeps polling after its last activity, to answer a
+    /// peer whose last acknowledgement was lost; after that it stops all I/O.
+    public var closeLinger: Duration = .seconds(600)
     /// How many times one box may fail to decrypt before the stream reports ``StreamError/Code-swift.struct/frameDecrypt``.
     public var maxDecryptFailures: Int = 3
 
@@ -53,6 +64,9 @@ public struct StreamConfiguration: Hashable, Sendable {
         try check(idleAfter > .zero, "idleAfter must be positive")
         try check(minIdlePollInterval > .zero, "minIdlePollInterval must be positive")
         try check(minIdlePollInterval <= maxIdlePollInterval, "maxIdlePollInterval must be >= minIdlePollInterval")
+        try check((2...65_536).contains(maxOperationsInFlight), "maxOperationsInFlight must be 2...65536")
+        try check(operationTimeout >= minRetransmitTimeout, "operationTimeout must be >= minRetransmitTimeout")
+        try check(closeLinger >= .zero, "closeLinger must not be negative")
         try check((1...1000).contains(maxDecryptFailures), "maxDecryptFailures must be 1...1000")
     }
 }

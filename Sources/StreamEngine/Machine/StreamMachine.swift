@@ -71,11 +71,21 @@ public struct StreamMachine: Sendable {
         var lastSent: StreamTime
         var transmissions: Int
         var inFlight: OperationID?
+        /// Transient write failures in a row; the first is resent at once, later ones wait for
+        /// the retransmission timer.
+        var failuresInRow = 0
+    }
+    private struct WriteOperation {
+        var index: UInt64
+        var started: StreamTime
     }
     private var sendRecords: [UInt64: SendRecord] = [:]
-    private var writeOperations: [OperationID: UInt64] = [:]
+    private var writeOperations: [OperationID: WriteOperation] = [:]
+    /// Frames due for a (re)send that wait for room in the operation budget, lowest index first.
+    private var budgetWaiting: Set<UInt64> = []
     private var retransmitAt: StreamTime?
     private var probeRequested = false
+    /// A bound on unacknowledged pings (at most one is made per retransmission timeout).
     private static let maxOutstandingProbes = 64
     static let maxRetainedAckOnlyFrames = 1024
 
@@ -88,8 +98,11 @@ public struct StreamMachine: Sendable {
         var channel: StreamChannel
         var index: UInt64
         var mode: BoxReadMode
+        var started: StreamTime
     }
     private var readOperations: [OperationID: ReadRecord] = [:]
+    /// Why this stream's box writes were made, since it was created or restored.
+    public private(set) var sendStatistics = StreamSendStatistics()
     private var inboundReads: [UInt64: OperationID] = [:]
     private var verifyReads: [UInt64: OperationID] = [:]
     private var retryReadAt: [UInt64: StreamTime] = [:]
@@ -301,20 +314,26 @@ public struct StreamMachine: Sendable {
 
     /// Reports the outcome of a ``StreamAction/write(_:index:bytes:)``.
     public mutating func writeCompleted(_ operation: OperationID, result: Result<Void, BoxTransportError>, now: StreamTime) {
-        guard let index = writeOperations.removeValue(forKey: operation) else { return }
+        guard let index = writeOperations.removeValue(forKey: operation)?.index else { return }
         if sendRecords[index]?.inFlight == operation { sendRecords[index]?.inFlight = nil }
         guard failure == nil, !isHalted else { return }
         switch result {
         case .success:
+            sendRecords[index]?.failuresInRow = 0
             if checkpoint.mode == .multicast, checkpoint.unacked[index] != nil, verifyReads[index] == nil {
-                verifyReads[index] = startRead(channel: .outbound, index: index, mode: .poll)
+                verifyReads[index] = startRead(channel: .outbound, index: index, mode: .poll, now: now)
             }
         case .failure(let error) where error.code == .alreadyExists:
             fail(StreamError(.transport, "box \(index) already holds different data; refusing to write another frame there"))
         case .failure(let error) where !error.isTransient:
             fail(StreamError(.transport, "writing box \(index) failed: \(error.message)"))
         case .failure:
-            break  // The retransmission timer resends it.
+            // A transient failure says nothing about the path's round trip: resend at once the
+            // first time; if it keeps failing, the retransmission timer (with backoff) resends it.
+            if let failures = sendRecords[index]?.failuresInRow {
+                sendRecords[index]?.failuresInRow = failures + 1
+                if failures == 0 { transmit(index, now: now, counting: \.failureResends) }
+            }
         }
         advance(now: now)
     }
@@ -340,6 +359,7 @@ public struct StreamMachine: Sendable {
     /// Runs the timers that are due; call at or after ``nextDeadline``.
     public mutating func handleTimers(now: StreamTime) {
         guard failure == nil, !isHalted else { return }
+        expireOperations(now: now)
         if let due = retransmitAt, now >= due { retransmit(now: now) }
         advance(now: now)
     }
@@ -368,8 +388,13 @@ public struct StreamMachine: Sendable {
         consider(retransmitAt)
         consider(ackDeadline)
         consider(readWakeAt)
+        consider(operationDeadline)
         return deadline
     }
+
+    /// The kind of this end's frame at `index` while it awaits acknowledgement, for
+    /// measurements (which writes carry data, which only acknowledgements).
+    public func unackedFrameKind(at index: UInt64) -> FrameKind? { checkpoint.unacked[index]?.kind }
 
     /// The journal sequence of the latest change.
     public var lastSequence: UInt64 { checkpoint.sequence }
@@ -452,6 +477,7 @@ public struct StreamMachine: Sendable {
         inboundReads.removeAll()
         verifyReads.removeAll()
         gatedWrites.removeAll()
+        budgetWaiting.removeAll()
         retransmitAt = nil
         ackDeadline = nil
     }
@@ -468,8 +494,58 @@ public struct StreamMachine: Sendable {
     private mutating func advance(now: StreamTime) {
         guard failure == nil, !isHalted else { return }
         createFrames(now: now)
+        sendBudgetWaiting(now: now)
         releaseGatedWrites(now: now)
         scheduleReads(now: now)
+        sendBudgetWaiting(now: now)  // Into the room reads made.
+    }
+
+    /// Operations in flight, against ``StreamConfiguration/maxOperationsInFlight``.
+    private var operationsInFlight: Int { writeOperations.count + readOperations.count }
+
+    /// Writes leave one slot of the budget to reads, so that the stream always reads on.
+    private var writeBudget: Int {
+        configuration.maxOperationsInFlight - (checkpoint.inbound != nil ? 1 : 0)
+    }
+
+    /// Sends frames that waited for room in the budget, lowest index (oldest) first.
+    private mutating func sendBudgetWaiting(now: StreamTime) {
+        while operationsInFlight < writeBudget, let index = budgetWaiting.min() {
+            budgetWaiting.remove(index)
+            transmit(index, now: now, counting: sendRecords[index] == nil ? \.firstSends : \.timeoutResends)
+        }
+    }
+
+    /// When the oldest operation in flight reaches ``StreamConfiguration/operationTimeout``.
+    private var operationDeadline: StreamTime? {
+        var oldest: StreamTime?
+        for operation in writeOperations.values where oldest.map({ operation.started < $0 }) ?? true { oldest = operation.started }
+        for operation in readOperations.values where oldest.map({ operation.started < $0 }) ?? true { oldest = operation.started }
+        return oldest.map { $0 + configuration.operationTimeout }
+    }
+
+    /// Cancels operations in flight for ``StreamConfiguration/operationTimeout`` and issues them
+    /// again (a write resends the same ciphertext; reads are re-planned), oldest first.
+    private mutating func expireOperations(now: StreamTime) {
+        let timeout = configuration.operationTimeout
+        for operation in writeOperations.filter({ now - $0.value.started >= timeout }).keys.sorted() {
+            guard let index = writeOperations.removeValue(forKey: operation)?.index else { continue }
+            actions.append(.cancel(operation))
+            if sendRecords[index]?.inFlight == operation { sendRecords[index]?.inFlight = nil }
+            transmit(index, now: now, counting: \.deadlineResends)
+        }
+        for operation in readOperations.filter({ now - $0.value.started >= timeout }).keys.sorted() {
+            guard let record = readOperations.removeValue(forKey: operation) else { continue }
+            actions.append(.cancel(operation))
+            switch record.channel {
+            case .inbound:
+                if inboundReads[record.index] == operation { inboundReads[record.index] = nil }
+            case .outbound:
+                if verifyReads[record.index] == operation {
+                    verifyReads[record.index] = startRead(channel: .outbound, index: record.index, mode: .poll, now: now)
+                }
+            }
+        }
     }
 
     private mutating func createFrames(now: StreamTime) {
@@ -481,7 +557,7 @@ public struct StreamMachine: Sendable {
             let buffered = checkpoint.writeBufferCount
             let finDue = checkpoint.closeRequested && checkpoint.finIndex == nil
             guard buffered > 0 || finDue else { break }
-            let sack = endToEnd ? currentSackRanges() : []
+            let sack = endToEnd ? currentSackRanges(limit: Frame.maxSackRangesWithData) : []
             let take = min(buffered, Frame.dataCapacity(plaintextSize: sealer.plaintextSize, sackCount: sack.count))
             let fin = finDue && take == buffered
             let frame = makeFrame(flags: fin ? .fin : [], sack: sack, data: Array(checkpoint.writeBuffer.bytes.prefix(take)))
@@ -493,7 +569,8 @@ public struct StreamMachine: Sendable {
         if probeRequested && !createdEliciting {
             let outstandingProbes = checkpoint.unacked.values.lazy.filter { $0.kind == .ping }.count
             if outstandingProbes < Self.maxOutstandingProbes {
-                emitFrame(makeFrame(flags: .ping, sack: currentSackRanges(), data: []), kind: .ping, sealer: sealer)
+                let sack = currentSackRanges(limit: Frame.sackCapacity(plaintextSize: sealer.plaintextSize))
+                emitFrame(makeFrame(flags: .ping, sack: sack, data: []), kind: .ping, sealer: sealer)
                 createdAny = true
             }
         }
@@ -507,7 +584,8 @@ public struct StreamMachine: Sendable {
                 fail(StreamError(.protocolViolation, "the peer left \(retained) acknowledgement frames unacknowledged"))
                 return
             }
-            emitFrame(makeFrame(flags: [], sack: currentSackRanges(), data: []), kind: .ackOnly, sealer: sealer)
+            let sack = currentSackRanges(limit: Frame.sackCapacity(plaintextSize: sealer.plaintextSize))
+            emitFrame(makeFrame(flags: [], sack: sack, data: []), kind: .ackOnly, sealer: sealer)
             createdAny = true
         }
         if createdAny {
@@ -531,14 +609,15 @@ public struct StreamMachine: Sendable {
         gatedWrites.append((sequence: lastSequence, index: frame.index))
     }
 
-    /// The ranges of peer frames held above the cumulative acknowledgement, lowest first.
-    private func currentSackRanges() -> [IndexRange] {
+    /// The ranges of peer frames held above the cumulative acknowledgement, lowest first, at
+    /// most `limit` of them.
+    private func currentSackRanges(limit: Int) -> [IndexRange] {
         var ranges: [IndexRange] = []
         for index in checkpoint.pending.keys.sorted() where index >= checkpoint.nextReadIndex {
             if let last = ranges.last, last.end == index, last.count < UInt32.max {
                 ranges[ranges.count - 1].count += 1
             } else {
-                if ranges.count == Frame.maxSackRanges { break }
+                if ranges.count == limit { break }
                 ranges.append(IndexRange(start: index, count: 1))
             }
         }
@@ -551,16 +630,22 @@ public struct StreamMachine: Sendable {
         for entry in gatedWrites {
             guard entry.sequence <= durableSequence else { break }
             released += 1
-            transmit(entry.index, now: now)
+            transmit(entry.index, now: now, counting: \.firstSends)
         }
         gatedWrites.removeFirst(released)
     }
 
     /// Writes a retained frame's exact ciphertext.
-    private mutating func transmit(_ index: UInt64, now: StreamTime) {
+    private mutating func transmit(_ index: UInt64, now: StreamTime, counting reason: WritableKeyPath<StreamSendStatistics, Int>) {
         guard let frame = checkpoint.unacked[index], sendRecords[index]?.inFlight == nil else { return }
+        guard operationsInFlight < writeBudget else {
+            budgetWaiting.insert(index)
+            return
+        }
+        budgetWaiting.remove(index)
+        sendStatistics[keyPath: reason] += 1
         let operation = newOperation()
-        writeOperations[operation] = index
+        writeOperations[operation] = WriteOperation(index: index, started: now)
         actions.append(.write(operation, index: index, bytes: frame.ciphertext))
         if var record = sendRecords[index] {
             record.lastSent = now
@@ -579,7 +664,8 @@ public struct StreamMachine: Sendable {
         var oldest: StreamTime?
         for (index, frame) in checkpoint.unacked where frame.kind.elicitsAck {
             guard let record = sendRecords[index] else { continue }
-            let sent = record.inFlight == nil ? record.lastSent : now
+            // A frame in flight, or queued for the budget, is about to be sent: it cannot have timed out.
+            let sent = record.inFlight == nil && !budgetWaiting.contains(index) ? record.lastSent : now
             if oldest.map({ sent < $0 }) ?? true { oldest = sent }
         }
         guard let oldest else {
@@ -592,21 +678,31 @@ public struct StreamMachine: Sendable {
     /// The retransmission timeout fired: resend what may be lost and probe for lost acknowledgements.
     ///
     /// Only frames outstanding for a whole timeout are resent, so a window of frames sent one
-    /// after another is not resent all at once when the oldest times out.
+    /// after another is not resent all at once when the oldest times out. Data, FIN and ping
+    /// frames up to the newest one that needs an answer are resent; ack-only frames only within
+    /// a range above the frame the peer's reader last said it waits on (it may be stuck on a
+    /// lost one there; beyond, later frames carry newer acknowledgements): one read-ahead,
+    /// doubling with each expiry without progress. That bounds the resends however many
+    /// acknowledgements pile up, and still reaches a peer whose position we know only late.
     private mutating func retransmit(now: StreamTime) {
         let threshold = timer.timeout(jitter: 0).scaled(by: 0.9)
         timer.backOff()
-        let elicitingIndices = checkpoint.unacked.filter { $0.value.kind.elicitsAck }.keys
-        guard let highest = elicitingIndices.max() else {
+        guard let highest = checkpoint.unacked.lazy.filter({ $0.value.kind.elicitsAck }).map(\.key).max() else {
             retransmitAt = nil
             return
         }
-        // Ack-only frames below an outstanding eliciting frame are resent too: the peer may be
-        // waiting on any of these boxes, and its acknowledgements may be stale.
+        let waitedOn = checkpoint.peerCumulativeAck
+        // The peer's position may be stale (it may be stuck reading our lost frames): the range
+        // doubles with each expiry without progress, so a stuck peer is reached in the end.
+        let ackOnlyLimit = waitedOn &+ UInt64(configuration.readAhead) << UInt64(min(timer.backoffExponent, 20))
         var resent = false
         for index in checkpoint.unacked.keys.sorted() where index <= highest {
-            guard let record = sendRecords[index], record.inFlight == nil, now - record.lastSent >= threshold else { continue }
-            transmit(index, now: now)
+            guard let kind = checkpoint.unacked[index]?.kind,
+                  kind.elicitsAck || index < ackOnlyLimit,
+                  let record = sendRecords[index], record.inFlight == nil, !budgetWaiting.contains(index),
+                  now - record.lastSent >= threshold
+            else { continue }
+            transmit(index, now: now, counting: \.timeoutResends)
             resent = true
         }
         // A new frame the peer must acknowledge, in case only its acknowledgements were lost:
@@ -616,17 +712,20 @@ public struct StreamMachine: Sendable {
     }
 
     /// Processes acknowledgement progress: RTT samples, backoff reset, fast retransmission.
-    private mutating func acknowledged(_ indices: [UInt64], now: StreamTime) {
+    private mutating func acknowledged(_ indices: [UInt64], kinds: [UInt64: FrameKind], now: StreamTime) {
         guard !indices.isEmpty else { return }
         var progress = false
         for index in indices {
+            budgetWaiting.remove(index)
             guard let record = sendRecords.removeValue(forKey: index) else { continue }
             if let operation = record.inFlight {
                 writeOperations[operation] = nil
                 actions.append(.cancel(operation))
             }
             if record.transmissions == 1 { timer.addSample(now - record.firstSent) }
-            progress = true
+            // Only data reaching the peer is progress: acknowledged pings and acknowledgements
+            // must not reset the backoff while a data frame stays stuck.
+            if kinds[index]?.countsTowardWindow ?? false { progress = true }
         }
         for index in indices {
             if let operation = verifyReads.removeValue(forKey: index) {
@@ -649,21 +748,22 @@ public struct StreamMachine: Sendable {
         let threshold = timer.smoothedRTT.map { $0.scaled(by: 9.0 / 8.0) } ?? timer.baseTimeout
         for index in checkpoint.unacked.keys.sorted() where index < sackTop {
             guard let record = sendRecords[index], record.inFlight == nil, now - record.lastSent >= threshold else { continue }
-            transmit(index, now: now)
+            transmit(index, now: now, counting: \.sackResends)
         }
         // The peer says it waits on this box: each of its frames saying so may trigger a resend
         // (rewriting a box is idempotent; under loss this is the fastest recovery).
+        // Not more often than once per round trip: earlier copies may still be on their way.
         if let record = sendRecords[frame.cumulativeAck], record.inFlight == nil,
-           now - record.lastSent >= configuration.minRetransmitTimeout {
-            transmit(frame.cumulativeAck, now: now)
+           now - record.lastSent >= max(configuration.minRetransmitTimeout, timer.smoothedRTT ?? timer.baseTimeout) {
+            transmit(frame.cumulativeAck, now: now, counting: \.waitedOnResends)
         }
     }
 
     // MARK: - Internals: reading
 
-    private mutating func startRead(channel: StreamChannel, index: UInt64, mode: BoxReadMode) -> OperationID {
+    private mutating func startRead(channel: StreamChannel, index: UInt64, mode: BoxReadMode, now: StreamTime) -> OperationID {
         let operation = newOperation()
-        readOperations[operation] = ReadRecord(channel: channel, index: index, mode: mode)
+        readOperations[operation] = ReadRecord(channel: channel, index: index, mode: mode, started: now)
         actions.append(.read(operation, channel: channel, index: index, mode: mode))
         return operation
     }
@@ -684,6 +784,17 @@ public struct StreamMachine: Sendable {
     }
 
     private var activeWindow: Duration { max(configuration.idleAfter, timer.timeout(jitter: 0) * 2) }
+
+    /// Whether the stream is closed both ways and has lingered long enough to answer a peer
+    /// whose last acknowledgement was lost: then it reads nothing more.
+    private func hasFinishedLingering(now: StreamTime) -> Bool {
+        isInboundFinished && (checkpoint.outbound == nil || isClosed) && now >= lastActivity + configuration.closeLinger
+    }
+
+    /// Whether the peer closed its direction and every byte up to its FIN arrived.
+    private var isInboundFinished: Bool {
+        checkpoint.peerFinOffset.map { checkpoint.deliveredBytes == $0 } ?? false
+    }
 
     /// Keeps the read window full while active; polls the next index with backoff while idle.
     private mutating func scheduleReads(now: StreamTime) {
@@ -717,20 +828,30 @@ public struct StreamMachine: Sendable {
             if readWakeAt.map({ time < $0 }) ?? true { readWakeAt = time }
         }
         if active {
-            for index in first..<(first + UInt64(configuration.readAhead)) {
+            let depth = configuration.readAhead
+            // Reads take only the room writes do not want, but always one: the read the
+            // stream is blocked on. Reads ahead give way to writes, highest index first.
+            let readLimit = max(1, configuration.maxOperationsInFlight - writeOperations.count - budgetWaiting.count)
+            if readOperations.count > readLimit {
+                for index in inboundReads.keys.sorted(by: >) where index != first && readOperations.count > readLimit {
+                    if let operation = inboundReads.removeValue(forKey: index) { cancelRead(operation) }
+                }
+            }
+            for index in first..<(first + UInt64(depth)) {
+                guard readOperations.count < readLimit else { break }
                 guard checkpoint.pending[index] == nil, inboundReads[index] == nil else { continue }
                 if let retry = retryReadAt[index], retry > now {
                     wake(at: retry)
                     continue
                 }
                 retryReadAt[index] = nil
-                inboundReads[index] = startRead(channel: .inbound, index: index, mode: .wait)
+                inboundReads[index] = startRead(channel: .inbound, index: index, mode: .wait, now: now)
             }
             let idleAt = lastActivity + activeWindow
             if idleAt > now { wake(at: idleAt) }
-        } else if inboundReads.isEmpty {
+        } else if inboundReads.isEmpty, !hasFinishedLingering(now: now) {
             if now >= nextPollAt {
-                inboundReads[first] = startRead(channel: .inbound, index: first, mode: .poll)
+                inboundReads[first] = startRead(channel: .inbound, index: first, mode: .poll, now: now)
             } else {
                 wake(at: nextPollAt)
             }
@@ -744,10 +865,13 @@ public struct StreamMachine: Sendable {
         case .failure(let error) where !error.isTransient:
             fail(StreamError(.transport, "reading box \(index) failed for good: \(error.message)"))
         case .failure:
-            // A failed read says nothing about round trips: retry soon, backing off per index.
+            // A failed read says nothing about round trips: retry at once, then back off while
+            // this box keeps failing. Any read that returns a frame resets every backoff.
             let failures = readFailures[index, default: 0] + 1
             readFailures[index] = failures
-            retryReadAt[index] = now + min(configuration.minRetransmitTimeout * (1 << min(failures, 16)), configuration.maxReadRetryInterval)
+            if failures > 1 {
+                retryReadAt[index] = now + min(configuration.minRetransmitTimeout * (1 << min(failures - 2, 16)), configuration.maxReadRetryInterval)
+            }
         case .success(nil):
             if record.mode == .poll {
                 nextPollAt = now + pollInterval.scaled(by: 1 + 0.25 * random.unit())
@@ -779,9 +903,9 @@ public struct StreamMachine: Sendable {
     }
 
     private mutating func receive(_ frame: Frame, now: StreamTime) {
-        let elicits = !frame.data.isEmpty || frame.flags.contains(.ping)
-            || (frame.flags.contains(.fin) && checkpoint.peerFinOffset == nil)
-        let unackedBefore = Set(checkpoint.unacked.keys)
+        let elicits = FrameKind(received: frame, peerFinKnown: checkpoint.peerFinOffset != nil).elicitsAck
+        readFailures.removeAll()
+        let kindsBefore = checkpoint.unacked.mapValues(\.kind)
         do {
             try record(.frameReceived(frame))
         } catch {
@@ -790,7 +914,7 @@ public struct StreamMachine: Sendable {
         }
         decryptFailures[frame.index] = nil
         lastActivity = now
-        acknowledged(unackedBefore.subtracting(checkpoint.unacked.keys).sorted(), now: now)
+        acknowledged(kindsBefore.keys.filter { checkpoint.unacked[$0] == nil }.sorted(), kinds: kindsBefore, now: now)
         fastRetransmit(after: frame, now: now)
         if elicits, checkpoint.mode == .endToEnd, checkpoint.outbound != nil {
             elicitingSinceAck += 1
@@ -810,7 +934,7 @@ public struct StreamMachine: Sendable {
             return
         }
         recordOrFail(.verified(index: index))
-        acknowledged([index], now: now)
+        acknowledged([index], kinds: [index: frame.kind], now: now)
     }
 }
 
@@ -829,4 +953,33 @@ public struct StreamStatus: Sendable, Hashable {
     public var isReadFinished: Bool
     public var smoothedRTT: Duration?
     public var failure: StreamError?
+}
+
+/// Why a stream's box writes were made: where its send ticks go.
+public struct StreamSendStatistics: Sendable, Hashable {
+    /// First sends of frames (including resends after a restore).
+    public var firstSends = 0
+    /// Resends because the retransmission timer expired.
+    public var timeoutResends = 0
+    /// Resends of frames a peer's selective acknowledgement skipped.
+    public var sackResends = 0
+    /// Resends of the frame the peer's reader said it waits on.
+    public var waitedOnResends = 0
+    /// Resends at once after a transient write failure.
+    public var failureResends = 0
+    /// Resends after an operation passed its deadline.
+    public var deadlineResends = 0
+
+    /// Creates empty statistics.
+    public init() {}
+
+    /// Adds another machine's (or incarnation's) counts.
+    public mutating func add(_ other: StreamSendStatistics) {
+        firstSends += other.firstSends
+        timeoutResends += other.timeoutResends
+        sackResends += other.sackResends
+        waitedOnResends += other.waitedOnResends
+        failureResends += other.failureResends
+        deadlineResends += other.deadlineResends
+    }
 }

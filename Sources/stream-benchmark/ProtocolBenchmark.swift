@@ -1,0 +1,184 @@
+import Foundation
+import StreamEngine
+import StreamEngineTesting
+
+/// The protocol's efficiency on the deterministic simulation, in simulated time.
+///
+/// Every figure counts mixnet operations (each costs one paced send tick on Katzenpost) or
+/// simulated seconds, so it is exact and repeatable, independent of this machine.
+enum ProtocolBenchmark {
+    /// The box size of the Katzenpost testnet geometry, and the data a frame of it carries.
+    static let boxSize = 1549
+    static let dataPerBox = boxSize - 16 - 29
+    static let latency = Duration.seconds(1)
+
+    /// One configuration measured over a few seeds of a bulk one-way transfer.
+    struct BulkResult {
+        var loss: Double
+        var seconds: Double
+        var writerWritesPerBox: Double
+        var receiverReadsPerBox: Double
+        var emptyReadsPerBox: Double
+        var ackOnlyPerBox: Double
+        var failures: Int
+        var writerStatistics: StreamSendStatistics
+
+        /// Goodput in data bytes per simulated second.
+        func goodput(bytes: Int) -> Double { Double(bytes) / seconds }
+    }
+
+    /// Our settings: a window large enough not to bind, and the embedder's budget `C` per end.
+    static func ours(budget: Int) -> StreamConfiguration {
+        var configuration = StreamConfiguration()
+        configuration.sendWindow = 128
+        configuration.readAhead = 32
+        configuration.maxOperationsInFlight = budget
+        return configuration
+    }
+
+    /// The Go original's settings: window 7 and (as near as this protocol allows, since a
+    /// reader must look past a lost ack-only box) one read at a time.
+    static var goOriginal: StreamConfiguration {
+        var configuration = StreamConfiguration()
+        configuration.sendWindow = 7
+        configuration.readAhead = 2
+        return configuration
+    }
+
+    /// Runs `seeds` seeds of a one-way transfer of `bytes` at loss `loss`.
+    static func bulk(_ configuration: StreamConfiguration, loss: Double, bytes: Int, seeds: ClosedRange<UInt64>) -> BulkResult {
+        var seconds = 0.0, writes = 0, reads = 0, empty = 0, ackOnly = 0, boxes = 0, passed = 0
+        var statistics = StreamSendStatistics()
+        for seed in seeds {
+            var parameters = StreamSimulation.Parameters(seed: seed)
+            parameters.boxSize = boxSize
+            parameters.loss = loss
+            parameters.meanLatency = latency
+            parameters.listenerBytes = bytes
+            parameters.dialerBytes = 0
+            parameters.configuration = configuration
+            parameters.maxWriteChunk = 64 * 1024
+            let report = StreamSimulation.run(parameters)
+            guard report.passed, let delivered = report.deliveredAt[1] else {
+                print("  seed \(seed) at loss \(loss) failed: \(report)")
+                continue
+            }
+            passed += 1
+            seconds += Double(delivered.nanosecondsClamped) / 1e9
+            writes += report.writesBySide[0]
+            reads += report.readsBySide[1]
+            empty += report.emptyReadsBySide[1]
+            ackOnly += report.ackOnlyWritesBySide[1]
+            boxes += report.dataBoxesBySide[0]
+            statistics.add(report.sendStatisticsBySide[0])
+        }
+        let perBox = { (count: Int) in Double(count) / Double(max(boxes, 1)) }
+        return BulkResult(
+            loss: loss, seconds: seconds / Double(max(passed, 1)), writerWritesPerBox: perBox(writes),
+            receiverReadsPerBox: perBox(reads), emptyReadsPerBox: perBox(empty), ackOnlyPerBox: perBox(ackOnly),
+            failures: seeds.count - passed, writerStatistics: statistics)
+    }
+
+    static func run(csvDirectory: String?) {
+        let bytes = 1 << 20
+        let budget = 16
+        let losses = [0.0, 0.1, 0.3]
+        print("Bulk one-way transfer of 1 MiB, simulated time: box \(boxSize) B (S = \(dataPerBox) data bytes), mean latency L = 1 s, 5 seeds.")
+        print("Ours: window 128, read-ahead 32, in-flight budget C = \(budget) per end. Bound: S·C(1−p)/L.")
+        print("loss  writer writes/box (≤1.15/(1−p))  receiver reads/box (≤1.15/(1−p))  of which empty  ack-only/box (≤0.1)  goodput KiB/s  bound KiB/s  ratio (≥0.8)")
+        var csv = "loss,ours_kib_s,go_kib_s,bound_kib_s\n"
+        for loss in losses + [0.01, 0.2, 0.4] {
+            let result = bulk(ours(budget: budget), loss: loss, bytes: bytes, seeds: 1...5)
+            let go = bulk(goOriginal, loss: loss, bytes: bytes, seeds: 1...5)
+            let bound = Double(dataPerBox) * Double(budget) * (1 - loss) / 1.0
+            csv += String(format: "%.2f,%.2f,%.2f,%.2f\n", loss, result.goodput(bytes: bytes) / 1024, go.goodput(bytes: bytes) / 1024, bound / 1024)
+            guard losses.contains(loss) else { continue }
+            let limit = 1.15 / (1 - loss)
+            print(pad(String(format: "%.1f", loss), 6)
+                + pad(String(format: "%.3f (limit %.2f)", result.writerWritesPerBox, limit), 34)
+                + pad(String(format: "%.3f (limit %.2f)", result.receiverReadsPerBox, limit), 35)
+                + pad(String(format: "%.3f", result.emptyReadsPerBox), 16)
+                + pad(String(format: "%.3f", result.ackOnlyPerBox), 21)
+                + pad(String(format: "%.1f", result.goodput(bytes: bytes) / 1024), 15)
+                + pad(String(format: "%.1f", bound / 1024), 13)
+                + String(format: "%.2f", result.goodput(bytes: bytes) / bound)
+                + (result.failures > 0 ? "  (\(result.failures) seeds failed)" : ""))
+            print("      writer's writes: \(result.writerStatistics)")
+        }
+        print("\nGo original's settings (window 7, read-ahead 2) through the same harness:")
+        print("loss  goodput KiB/s  ours KiB/s  ours / Go (≥5)")
+        for line in csv.split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: ",").compactMap { Double($0) }
+            print(pad(String(format: "%.2f", fields[0]), 6) + pad(String(format: "%.1f", fields[2]), 15)
+                + pad(String(format: "%.1f", fields[1]), 12) + String(format: "%.1f", fields[1] / max(fields[2], 0.001)))
+        }
+        if let csvDirectory {
+            write(csv, to: "\(csvDirectory)/goodput-vs-loss.csv")
+        }
+
+        lowRateLatency(csvDirectory: csvDirectory)
+        idleCost()
+    }
+
+    /// One 100-byte write every 5 s at loss 0.1: app-to-app latency in units of L.
+    static func lowRateLatency(csvDirectory: String?) {
+        var latencies: [Double] = []
+        var reads = 0, writes = 0, seconds = 0.0
+        for seed in UInt64(1)...10 {
+            var parameters = StreamSimulation.Parameters(seed: seed)
+            parameters.boxSize = boxSize
+            parameters.loss = 0.1
+            parameters.meanLatency = latency
+            parameters.listenerBytes = 100 * 60
+            parameters.dialerBytes = 0
+            parameters.paceInterval = .seconds(5)
+            parameters.paceChunk = 100
+            parameters.configuration = ours(budget: 16)
+            let report = StreamSimulation.run(parameters)
+            guard report.passed else {
+                print("  low-rate seed \(seed) failed: \(report)")
+                continue
+            }
+            latencies += report.deliveryLatencies.map { Double($0.nanosecondsClamped) / Double(latency.nanosecondsClamped) }
+            reads += report.readsBySide[1]
+            writes += report.writesBySide[0]
+            seconds += Double(report.simulatedTime.nanosecondsClamped) / 1e9
+        }
+        latencies.sort()
+        func quantile(_ q: Double) -> Double { latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int(Double(latencies.count) * q))] }
+        print("\nLow rate: one 100-B write every 5 s, loss 0.1, L = 1 s, 10 seeds × 60 writes:")
+        print(String(format: "app-to-app latency p50 %.2f L, p90 %.2f L, p99 %.2f L (target p99 ≤ 3 L); receiver reads %.2f/s, writer writes %.2f/s",
+                     quantile(0.5), quantile(0.9), quantile(0.99), Double(reads) / seconds, Double(writes) / seconds))
+        if let csvDirectory {
+            write("latency_l\n" + latencies.map { String(format: "%.4f", $0) }.joined(separator: "\n") + "\n", to: "\(csvDirectory)/low-rate-latency.csv")
+        }
+    }
+
+    /// The reads an idle stream makes per hour, against the time it takes to notice new data.
+    static func idleCost() {
+        print("\nIdle stream: reads per idle hour (one end, after its last activity) and the worst time to notice new data:")
+        print("max idle poll interval  reads/hour  worst time to notice")
+        for maxPoll in [60, 300, 900] {
+            var configuration = StreamConfiguration()
+            configuration.maxIdlePollInterval = .seconds(Int64(maxPoll))
+            // Polls: min interval doubling to the max (25 % jitter ignored), over one hour after idleAfter.
+            var t = 0.0, interval = Double(configuration.minIdlePollInterval.nanosecondsClamped) / 1e9, polls = 0
+            while t < 3600 {
+                polls += 1
+                t += interval
+                interval = min(interval * 2, Double(maxPoll))
+            }
+            print(pad("\(maxPoll) s", 24) + pad("\(polls)", 12) + "\(Int(Double(maxPoll) * 1.25)) s + 1 L")
+        }
+    }
+
+    static func write(_ text: String, to path: String) {
+        do {
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+        } catch {
+            FileHandle.standardError.write(Data("stream-benchmark: cannot write \(path): \(error.localizedDescription)\n".utf8))
+        }
+    }
+
+    static func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(1, width - text.count)) }
+}

@@ -1,0 +1,33 @@
+import StreamEngine
+import StreamEngineTesting
+
+/// `stream-benchmark seeds N [--only SEED]`: runs the random simulation seeds 1...N in this
+/// (release) build, as `SimulationTests` does in debug, and prints the failures with their full
+/// diagnostics and the worst retransmission ratio, to hunt for failing seeds quickly.
+enum SeedRunner {
+    static func run(upTo count: UInt64, only: UInt64?) {
+        var failed = 0, writes = 0, distinct = 0, hung = 0
+        var worst = 0.0, worstSeed: UInt64 = 0
+        for seed in 1...max(1, count) where only.map({ $0 == seed }) ?? true {
+            let parameters = StreamSimulation.Parameters.random(seed: seed)
+            let report = StreamSimulation.run(parameters)
+            writes += report.boxWrites
+            distinct += report.distinctBoxes
+            hung += report.hungOperations
+            let dataBoxes = report.dataBoxesBySide.reduce(0, +) + 2
+            let ratio = Double(max(0, report.boxWrites - 300)) / Double(dataBoxes) * (1 - parameters.loss) * (1 - parameters.loss)
+            if ratio > worst { (worst, worstSeed) = (ratio, seed) }
+            if only != nil {
+                print("seed \(seed): loss \(parameters.loss), hang \(parameters.hang), latency \(parameters.meanLatency), window \(parameters.configuration.sendWindow), "
+                      + "read-ahead \(parameters.configuration.readAhead), bytes \(parameters.listenerBytes)/\(parameters.dialerBytes); \(report)")
+                print("  listener's writes: \(report.sendStatisticsBySide[0])\n  dialer's writes: \(report.sendStatisticsBySide[1])")
+            }
+            guard !report.passed else { continue }
+            failed += 1
+            let description = String(describing: report)
+            print("FAIL seed \(seed) (loss \(parameters.loss), hang \(parameters.hang), window \(parameters.configuration.sendWindow), read-ahead \(parameters.configuration.readAhead)): \(only == nil ? String(description.prefix(600)) : description)")
+        }
+        print("seeds 1...\(count): \(failed) failed; box writes per distinct box \(Double(writes) / Double(max(1, distinct))); "
+              + "hung operations \(hung); worst (box writes − 300) per data box × (1 − loss)² \(worst) (seed \(worstSeed))")
+    }
+}
