@@ -47,7 +47,7 @@ struct SubmissionPacer {
     /// Sequence numbers of submitted requests not yet known to have been sent, ascending.
     private var unsent: [UInt64] = []
     private var unsentHead = 0
-    /// Modelled ticks not yet spent (at most one is banked).
+    /// The fraction of the next modelled tick elapsed (below 1 after every drain).
     private var credit = 0.0
     private var lastDrain: ContinuousClock.Instant
     /// λP in ticks per second.
@@ -89,8 +89,8 @@ struct SubmissionPacer {
             credit -= 1
         }
         if unsentHead == unsent.count {
-            // Ticks with nothing of ours to send are not banked (beyond one).
-            credit = min(credit, 1)
+            // Ticks with nothing of ours to send are lost (Poisson ticks are memoryless).
+            credit = 0
         }
         compactUnsent()
     }
