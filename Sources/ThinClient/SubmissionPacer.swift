@@ -12,6 +12,7 @@ public enum SubmissionLane: Int, Sendable, Hashable, CaseIterable, Comparable {
     /// Reads the daemon retries until the box is written.
     case wait = 2
 
+    /// Whether `lhs` is served before `rhs`.
     public static func < (lhs: SubmissionLane, rhs: SubmissionLane) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
