@@ -84,4 +84,44 @@ struct DeadlineTests {
         await client.close()
         await model.stop()
     }
+
+    @Test func everyPollOfAWaitingReadUsesAFreshEnvelope() async throws {
+        let model = ModelDaemon(rtt: .milliseconds(5), dedupTTL: .seconds(10))
+        let client = try await Self.connect(model, deadline: DeadlinePolicy())
+        let channel = try await PigeonholeBoxStore(client: client).pigeonholeChannel(.writerSeed(seed(4)))
+        let reader = Task { try await channel.read(index: 0, mode: .wait) }
+        try await Task.sleep(for: .milliseconds(150))
+        await model.store(0, box(64, 4))
+        #expect(try await reader.value == box(64, 4))
+        let counters = await model.counters
+        #expect(counters.submittedHashes.count >= 3)
+        #expect(Set(counters.submittedHashes).count == counters.submittedHashes.count, "a fresh envelope every time")
+        #expect(counters.emptyReadTicks == 0, "polls are never retried by the daemon")
+        #expect(counters.cancels.isEmpty)
+        await client.close()
+        await model.stop()
+    }
+
+    @Test func theReissueStrategyLeavesAStaleEnvelopeOnSchedule() async throws {
+        // The courier answers one envelope from the replica only 6 times (5 ms apart), then from
+        // its stale cache for 10 s: a read left on it would miss a box written after 50 ms.
+        let model = ModelDaemon(rtt: .milliseconds(5), dedupTTL: .seconds(10))
+        let client = try await Self.connect(model, deadline: DeadlinePolicy())
+        var transport = PigeonholeTransportConfiguration()
+        transport.waitingReads = .reissue(every: .milliseconds(150))
+        let channel = try await PigeonholeBoxStore(client: client, configuration: transport).pigeonholeChannel(.writerSeed(seed(5)))
+        let start = ContinuousClock.now
+        let reader = Task { try await channel.read(index: 0, mode: .wait) }
+        try await Task.sleep(for: .milliseconds(60))
+        await model.store(0, box(64, 5))
+        #expect(try await reader.value == box(64, 5))
+        #expect(ContinuousClock.now - start >= .milliseconds(150), "found only by the re-issued envelope")
+        while await model.counters.cancels.isEmpty { try await Task.sleep(for: .milliseconds(5)) }
+        let counters = await model.counters
+        #expect(counters.submittedHashes.count >= 2)
+        #expect(Set(counters.submittedHashes).count == counters.submittedHashes.count)
+        #expect(counters.cancels.first == counters.submittedHashes.first, "the stale envelope was cancelled")
+        await client.close()
+        await model.stop()
+    }
 }
