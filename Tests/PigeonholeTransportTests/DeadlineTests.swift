@@ -90,7 +90,7 @@ struct DeadlineTests {
         let client = try await Self.connect(model, deadline: DeadlinePolicy())
         let channel = try await PigeonholeBoxStore(client: client).pigeonholeChannel(.writerSeed(seed(4)))
         let reader = Task { try await channel.read(index: 0, mode: .wait) }
-        try await Task.sleep(for: .milliseconds(150))
+        while await model.counters.submittedHashes.count < 3 { try await Task.sleep(for: .milliseconds(2)) }
         await model.store(0, box(64, 4))
         #expect(try await reader.value == box(64, 4))
         let counters = await model.counters
