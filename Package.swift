@@ -204,8 +204,10 @@ let package = Package(
         .testTarget(
             name: "PigeonholeTransportTests",
             dependencies: [
-                "PigeonholeTransport", "StreamEngine", "StreamEngineTesting", "ThinClient", "KpclientdSim",
+                "PigeonholeTransport", "StreamEngine", "StreamEngineTesting", "ThinClient", "KpclientdSim", "CBOR",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),

@@ -12,10 +12,18 @@ import ThinClient
 ///   `no_idempotent_box_already_exists`, so the replica's own result comes back: a box already
 ///   holding other bytes fails with ``BoxTransportError/Code-swift.struct/alreadyExists``, while
 ///   rewriting identical bytes succeeds.
-/// - Reads: `encrypt_read`, then `start_resending_encrypted_message`. ``BoxReadMode/wait`` lets
-///   the daemon retry until the box is written; ``BoxReadMode/poll`` sets
-///   `no_retry_on_box_id_not_found` and returns `nil` for an empty box. Cancelling the calling
-///   task cancels the daemon's retransmissions (by envelope hash).
+/// - Reads: `encrypt_read`, then `start_resending_encrypted_message`. ``BoxReadMode/poll`` sets
+///   `no_retry_on_box_id_not_found` and returns `nil` for an empty box. ``BoxReadMode/wait``
+///   never camps on one envelope (the courier would keep answering a stale BoxIDNotFound from
+///   its cache): it follows ``PigeonholeTransportConfiguration/waitingReads``, by default polls
+///   with a fresh `encrypt_read` each at growing intervals. Cancelling the calling task cancels
+///   the daemon's retransmissions (by envelope hash).
+/// - Every request has the thin client's deadline (a few measured round trips). When it passes
+///   the request is cancelled at the daemon and the call throws
+///   ``BoxTransportError/Code-swift.struct/timeout``; the caller re-issues it, which encrypts a
+///   fresh envelope (it may take another courier). A re-encrypted write of the same bytes is
+///   idempotent: BACAP encryption is deterministic, so the replica sees the same box and
+///   signature and answers success, not BoxAlreadyExists.
 public actor PigeonholeBoxChannel: BoxChannel {
     /// The exact number of bytes every box holds (`MaxPlaintextPayloadLength`).
     public nonisolated let payloadSize: Int
@@ -26,14 +34,12 @@ public actor PigeonholeBoxChannel: BoxChannel {
     private let writeCapability: WriteCapability?
     private let readCapability: ReadCapability
     private let configuration: PigeonholeTransportConfiguration
-    private let readGate: ReadGate
     private var indexes: BoxIndexCache
 
     init(
         client: ThinClient, payloadSize: Int, writeCapability: WriteCapability?, readCapability: ReadCapability,
-        firstIndex: MessageBoxIndex, readGate: ReadGate, configuration: PigeonholeTransportConfiguration
+        firstIndex: MessageBoxIndex, configuration: PigeonholeTransportConfiguration
     ) {
-        self.readGate = readGate
         self.client = client
         self.payloadSize = payloadSize
         self.canWrite = writeCapability != nil
@@ -75,40 +81,83 @@ public actor PigeonholeBoxChannel: BoxChannel {
 
     public func read(index: UInt64, mode: BoxReadMode) async throws -> [UInt8]? {
         let boxIndex = try await messageBoxIndex(of: index)
+        switch mode {
+        case .poll:
+            return try await readOnce(index, boxIndex, mode: .poll)
+        case .wait:
+            return try await waitForBox(index, boxIndex)
+        }
+    }
+
+    /// How one `start_resending_encrypted_message` of a read is made.
+    private enum ReadAttempt {
+        /// `no_retry_on_box_id_not_found`: `nil` for an empty box.
+        case poll
+        /// The daemon retries until the box is written, for at most `limit` (`nil`: the
+        /// client's deadline); `nil` comes back when the limit passes.
+        case daemonRetry(limit: Duration?)
+    }
+
+    /// Waits for box `number` without camping on one envelope.
+    private func waitForBox(_ number: UInt64, _ boxIndex: MessageBoxIndex) async throws -> [UInt8] {
+        switch configuration.waitingReads {
+        case .poll(let schedule):
+            var emptyAnswers = 0
+            while true {
+                if let bytes = try await readOnce(number, boxIndex, mode: .poll) { return bytes }
+                emptyAnswers += 1
+                let roundTrip = await client.smoothedRoundTrip ?? schedule.shortest
+                try await pause(schedule.pause(after: emptyAnswers, roundTrip: roundTrip), number)
+            }
+        case .reissue(let every):
+            while true {
+                if let bytes = try await readOnce(number, boxIndex, mode: .daemonRetry(limit: every)) { return bytes }
+            }
+        }
+    }
+
+    private func pause(_ interval: Duration, _ number: UInt64) async throws {
+        do {
+            try await Task.sleep(for: interval)
+        } catch {
+            throw BoxTransportError(.cancelled, "read of box \(number) was cancelled")
+        }
+    }
+
+    /// One read with a fresh `encrypt_read` (a new envelope, so no courier cache is reused).
+    private func readOnce(_ number: UInt64, _ boxIndex: MessageBoxIndex, mode: ReadAttempt) async throws -> [UInt8]? {
         let message: EncryptedMessage
         do {
             message = try await client.encryptRead(readCapability: readCapability, index: boxIndex)
         } catch {
-            throw boxTransportError(error, operation: "encrypt_read of box \(index)")
+            throw boxTransportError(error, operation: "encrypt_read of box \(number)")
         }
-        remember(index &+ 1, message.nextMessageBoxIndex)
-        if mode == .wait {
-            do {
-                try await readGate.acquire()
-            } catch {
-                throw boxTransportError(error, operation: "read of box \(index)")
-            }
+        remember(number &+ 1, message.nextMessageBoxIndex)
+        var request = ResendingRequest.read(message, readCapability: readCapability, index: boxIndex, noRetryOnBoxIDNotFound: false)
+        switch mode {
+        case .poll:
+            request.noRetryOnBoxIDNotFound = true
+        case .daemonRetry(let limit):
+            if let limit { request.deadline = .after(limit) }
         }
         let result: ResendingResult
-        defer {
-            if mode == .wait { Task { await readGate.release() } }
-        }
         do {
-            result = try await client.startResendingEncryptedMessage(
-                .read(message, readCapability: readCapability, index: boxIndex, noRetryOnBoxIDNotFound: mode == .poll)
-            )
-        } catch let error as ThinClientError where error.code == .boxIDNotFound && mode == .poll {
+            result = try await client.startResendingEncryptedMessage(request)
+        } catch let error as ThinClientError where error.code == .boxIDNotFound && request.noRetryOnBoxIDNotFound {
             return nil
+        } catch let error as ThinClientError where error.code == .timeout && !request.noRetryOnBoxIDNotFound {
+            if case .daemonRetry(.some) = mode { return nil }
+            throw boxTransportError(error, operation: "read of box \(number)")
         } catch let error as ThinClientError where error.code == .tombstone {
-            throw BoxTransportError(.deleted, "box \(index) holds a tombstone (deleted)")
+            throw BoxTransportError(.deleted, "box \(number) holds a tombstone (deleted)")
         } catch {
-            throw boxTransportError(error, operation: "read of box \(index)")
+            throw boxTransportError(error, operation: "read of box \(number)")
         }
         guard let plaintext = result.plaintext, !plaintext.isEmpty else {
-            throw BoxTransportError(.deleted, "box \(index) holds a tombstone (deleted)")
+            throw BoxTransportError(.deleted, "box \(number) holds a tombstone (deleted)")
         }
         guard plaintext.count == payloadSize else {
-            throw BoxTransportError(.invalidPayloadSize, "box \(index) holds \(plaintext.count) bytes, expected \(payloadSize)")
+            throw BoxTransportError(.invalidPayloadSize, "box \(number) holds \(plaintext.count) bytes, expected \(payloadSize)")
         }
         return plaintext
     }

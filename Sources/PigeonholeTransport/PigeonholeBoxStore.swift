@@ -13,15 +13,8 @@ public struct PigeonholeTransportConfiguration: Sendable {
     /// The most `next_message_box_index` steps one lookup may take; a guard against absurd box
     /// numbers.
     public var maxIndexSteps: UInt64 = 1 << 20
-    /// The most `.wait` reads the store keeps at kpclientd at once; `nil` means three quarters
-    /// of the client's ``ThinClientConfiguration/maxOutstandingMixnetRequests``.
-    ///
-    /// A waiting read holds a mixnet slot until its box is written; keeping this below the
-    /// client's limit leaves slots for the writes that fill those boxes. Further waiting
-    /// reads queue in the store, in order.
-    public var maxConcurrentWaitingReads: Int?
-    /// The most `.wait` reads queued in the store behind ``maxConcurrentWaitingReads``.
-    public var maxQueuedWaitingReads: Int = 1024
+    /// How ``BoxReadMode/wait`` reads wait for their box.
+    public var waitingReads: WaitingReadStrategy = .poll(PollSchedule())
     /// Where the transport logs. Capabilities and indexes are never logged.
     public var logger: Logger = Logger(label: "streamd.pigeonhole")
 
@@ -45,15 +38,7 @@ public struct PigeonholeBoxStore: BoxStore {
     public init(client: ThinClient, configuration: PigeonholeTransportConfiguration = PigeonholeTransportConfiguration()) {
         self.client = client
         self.configuration = configuration
-        let slots = client.configuration.maxOutstandingMixnetRequests
-        self.readGate = ReadGate(
-            capacity: configuration.maxConcurrentWaitingReads ?? max(1, slots * 3 / 4),
-            maxQueued: configuration.maxQueuedWaitingReads
-        )
     }
-
-    /// Admits `.wait` reads so that they never take every mixnet slot.
-    let readGate: ReadGate
 
     /// The box size: the daemon's `MaxPlaintextPayloadLength`.
     ///
@@ -92,7 +77,7 @@ public struct PigeonholeBoxStore: BoxStore {
             }
             channel = PigeonholeBoxChannel(
                 client: client, payloadSize: size, writeCapability: keys.writeCapability, readCapability: keys.readCapability,
-                firstIndex: keys.firstMessageIndex, readGate: readGate, configuration: configuration
+                firstIndex: keys.firstMessageIndex, configuration: configuration
             )
         case .readLocator(let locator):
             let readCapability: ReadCapability
@@ -103,7 +88,7 @@ public struct PigeonholeBoxStore: BoxStore {
             }
             channel = PigeonholeBoxChannel(
                 client: client, payloadSize: size, writeCapability: nil, readCapability: readCapability,
-                firstIndex: readCapability.embeddedIndex, readGate: readGate, configuration: configuration
+                firstIndex: readCapability.embeddedIndex, configuration: configuration
             )
         }
         if let indexSnapshot {

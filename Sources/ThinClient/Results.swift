@@ -51,6 +51,9 @@ public struct ResendingRequest: Sendable, Hashable {
     /// For writes: wait for the replica's own result, so that
     /// ``ThinClientError/Code-swift.struct/boxAlreadyExists`` and other replica errors surface.
     public var noIdempotentBoxAlreadyExists: Bool
+    /// When the client gives up on the request: cancels it at the daemon and throws
+    /// ``ThinClientError/Code-swift.struct/timeout``. Not sent on the wire.
+    public var deadline: OperationDeadline = .automatic
 
     /// A read of the box at `index` through `readCapability`.
     public static func read(

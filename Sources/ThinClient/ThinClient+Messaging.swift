@@ -23,18 +23,22 @@ extension ThinClient {
     {
         let surbID = randomBytes(ThinSizes.surbID)
         let frame = try prepareSendMessage(destination: destination, queueID: queueID, payload: payload, surbID: surbID)
-        try await acquireMixnetSlot()
+        try await admit(lane: .write)
         let link: Link
         do {
             link = try readyLink()
         } catch {
-            limiter.release()
+            pacer.abandonedBeforeSubmission()
+            admitWaiters()
             throw error
         }
+        resendingSequence += 1
+        let sequence = resendingSequence
+        pacer.submitted(sequence: sequence)
         let limit = timeout ?? configuration.messageReplyTimeout
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<MessageReply, any Error>) in
-                var waiter = SURBWaiter(continuation: continuation, sent: nil, holdsSlot: true)
+                var waiter = SURBWaiter(continuation: continuation, sent: nil, holdsSlot: true, sequence: sequence)
                 waiter.timer = Task { [weak self] in
                     do {
                         try await Task.sleep(for: limit)
@@ -59,10 +63,20 @@ extension ThinClient {
     ///   - payload: at most the Sphinx `UserForwardPayloadLength`.
     public func sendMessageWithoutReply(destination: [UInt8], queueID: [UInt8], payload: [UInt8]) async throws {
         let frame = try prepareSendMessage(destination: destination, queueID: queueID, payload: payload, surbID: nil)
-        try await acquireMixnetSlot()
-        defer { limiter.release() }
-        let link = try readyLink()
-        // The daemon answers nothing; the slot only spaces out the submissions.
+        try await admit(lane: .write)
+        let link: Link
+        do {
+            link = try readyLink()
+        } catch {
+            pacer.abandonedBeforeSubmission()
+            admitWaiters()
+            throw error
+        }
+        // The daemon answers nothing: the message stays in the model of its queue until a tick
+        // (or a later answer) drains it.
+        resendingSequence += 1
+        pacer.submitted(sequence: resendingSequence)
+        pacer.finished(answeredSequence: nil)
         try await link.channel.writeAndFlush(link.channel.allocator.buffer(bytes: frame))
     }
 
@@ -98,7 +112,10 @@ extension ThinClient {
     func finishSURB(_ surbID: [UInt8], _ result: Result<MessageReply, ThinClientError>) {
         guard let waiter = surbWaiters.removeValue(forKey: surbID) else { return }
         waiter.timer?.cancel()
-        if waiter.holdsSlot { limiter.release() }
+        if waiter.holdsSlot {
+            pacer.finished(answeredSequence: nil)
+            admitWaiters()
+        }
         waiter.continuation.resume(with: result.mapError { $0 as any Error })
     }
 
@@ -118,9 +135,10 @@ extension ThinClient {
         }
         waiter.sent = event
         if waiter.holdsSlot {
-            // The message left the daemon's queue; the slot is free again.
+            // The message left the daemon's queue (so did everything submitted before it).
             waiter.holdsSlot = false
-            limiter.release()
+            pacer.finished(answeredSequence: waiter.sequence)
+            admitWaiters()
         }
         surbWaiters[event.surbID] = waiter
     }

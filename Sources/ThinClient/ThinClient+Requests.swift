@@ -163,14 +163,18 @@ extension ThinClient {
     /// ``ResendingRequest/noRetryOnBoxIDNotFound`` an empty box fails at once with
     /// ``ThinClientError/Code-swift.struct/boxIDNotFound``.
     ///
-    /// The request occupies a mixnet slot until it completes. It survives reconnections (it is
-    /// replayed with the same query ID) and cancelling the calling task sends
-    /// `cancel_resending_encrypted_message` for its envelope hash.
+    /// The request is paced (writes first, then polls, then waiting reads; see
+    /// ``SubmissionLane``). It survives reconnections (it is replayed with the same query ID).
+    /// Cancelling the calling task, or its deadline passing (``ResendingRequest/deadline``,
+    /// by default ``ThinClientConfiguration/operationDeadline``), sends
+    /// `cancel_resending_encrypted_message` for its envelope hash; a passed deadline throws
+    /// ``ThinClientError/Code-swift.struct/timeout``. Re-issue such a request with a fresh
+    /// `encrypt_read`/`encrypt_write`: the new envelope may take another courier.
     ///
     /// - Throws: ``ThinClientError``. Codes 1–11 of the reply are replica outcomes
-    ///   (`boxIDNotFound`, `boxAlreadyExists`, `tombstone`, …), except 3 and 4, which kpclientd
-    ///   itself emits and which are reported as `invalidRequest` and `internalError` (see
-    ///   ``ThinClientError/alternativeCode``).
+    ///   (`boxIDNotFound`, `boxAlreadyExists`, `tombstone`, …), including 3 (`invalidSignature`)
+    ///   and 4 (`databaseFailure`), as the Go and Python clients read them; kpclientd's own
+    ///   meaning of those two numbers is in ``ThinClientError/alternativeCode``.
     public func startResendingEncryptedMessage(_ request: ResendingRequest) async throws -> ResendingResult {
         guard (request.readCapability == nil) != (request.writeCapability == nil) else {
             throw ThinClientError(.invalidArgument, "exactly one of the read and write capabilities must be given")
@@ -190,8 +194,10 @@ extension ThinClient {
             (ThinKey.Field.noRetryOnBoxIDNotFound, .bool(request.noRetryOnBoxIDNotFound)),
             (ThinKey.Field.noIdempotentBoxAlreadyExists, .bool(request.noIdempotentBoxAlreadyExists)),
         ]
+        let lane: SubmissionLane = request.writeCapability != nil ? .write : (request.noRetryOnBoxIDNotFound ? .poll : .wait)
         let reply = try await performResending(
-            ThinKey.Request.startResendingEncryptedMessage, fields, cancel: .envelope(hash: request.message.envelopeHash)
+            ThinKey.Request.startResendingEncryptedMessage, fields, cancel: .envelope(hash: request.message.envelopeHash),
+            lane: lane, deadline: resolve(request.deadline)
         )
         let code = try decode(reply) { fields throws(ThinWireError) in try fields.errorCode() }
         if let error = ThinClientError.resendingEncryptedMessage(code: code, context: "start_resending_encrypted_message") {
@@ -242,7 +248,7 @@ extension ThinClient {
         }
         let reply = try await performResending(
             ThinKey.Request.startResendingCopyCommand, fields,
-            cancel: .copyCommand(writeCapHash: Self.writeCapabilityHash(writeCapability))
+            cancel: .copyCommand(writeCapHash: Self.writeCapabilityHash(writeCapability)), lane: .write, deadline: nil
         )
         let code = try decode(reply) { fields throws(ThinWireError) in try fields.errorCode() }
         guard var error = ThinClientError.thinClient(code: code, context: "start_resending_copy_command") else { return }
@@ -319,9 +325,12 @@ extension ThinClient {
     public func createCourierEnvelopesFromMultiPayload(
         _ destinations: [CourierDestination], isStart: Bool, isLast: Bool, buffer: [UInt8]? = nil
     ) async throws -> MultiPayloadEnvelopes {
-        let total = destinations.reduce(0) { $0 + $1.payload.count }
-        guard total <= Self.maxCopyPayloadLength else {
-            throw ThinClientError(.invalidArgument, "copy payloads of \(total) bytes exceed \(Self.maxCopyPayloadLength)")
+        // kpclientd checks the limit per destination; the whole request is bounded by the 40 MiB frame cap.
+        for (position, destination) in destinations.enumerated() where destination.payload.count > Self.maxCopyPayloadLength {
+            throw ThinClientError(
+                .invalidArgument,
+                "copy payload of destination \(position) has \(destination.payload.count) bytes, more than \(Self.maxCopyPayloadLength)"
+            )
         }
         var fields: [(String, CBORValue)] = [
             (
@@ -393,7 +402,7 @@ extension ThinClient {
         }
     }
 
-    /// The largest payload the copy helpers accept: 10 MiB.
+    /// The largest payload the copy helpers accept per destination: 10 MiB (kpclientd's limit).
     public static let maxCopyPayloadLength = 10 * 1024 * 1024
 
     // MARK: - Helpers

@@ -22,9 +22,12 @@ import ThinWire
 /// ```
 ///
 /// Everything is bounded: frames by the 40 MiB cap, local requests by
-/// ``ThinClientConfiguration/maxPendingLocalRequests``, mixnet-path requests by a limiter of
-/// ``ThinClientConfiguration/maxOutstandingMixnetRequests`` slots with a bounded FIFO of waiters.
-/// Local requests never wait behind the limiter.
+/// ``ThinClientConfiguration/maxPendingLocalRequests``, mixnet-path requests by
+/// ``ThinClientConfiguration/maxOutstandingMixnetRequests`` with bounded waiters. Mixnet-path
+/// submissions are paced to the daemon's capacity (λP from the PKI document and its 16-request
+/// queue, ``ThinClientConfiguration/daemonQueueCapacity``), writes before reads; every
+/// `start_resending_encrypted_message` has a deadline of a few measured round trips
+/// (``ThinClientConfiguration/operationDeadline``). Local requests never wait behind the pacer.
 ///
 /// - Important: Call ``close()`` when done; it sends `thin_close` and stops reconnecting.
 public actor ThinClient {
@@ -78,7 +81,7 @@ public actor ThinClient {
         case local
         /// A mixnet-path `start_resending_*` request: replayed after a reconnect, cancelled on
         /// the wire when the calling task is cancelled.
-        case resending(frame: [UInt8], sequence: UInt64, cancel: CancelTarget)
+        case resending(frame: [UInt8], sequence: UInt64, cancel: CancelTarget, lane: SubmissionLane, submittedAt: ContinuousClock.Instant)
     }
 
     enum CancelTarget {
@@ -101,13 +104,16 @@ public actor ThinClient {
     var outstandingCancels: [[UInt8]: [UInt8]] = [:]
     static let maxOutstandingCancels = 1024
 
-    var limiter: MixnetLimiter
+    var pacer: SubmissionPacer
+    var pacerTimer: Task<Void, Never>?
     var nextWaiterID: UInt64 = 0
+    var roundTrips = RoundTripEstimator()
 
     struct SURBWaiter {
         let continuation: CheckedContinuation<MessageReply, any Error>
         var sent: MessageSentEvent?
         var holdsSlot: Bool
+        var sequence: UInt64
         var timer: Task<Void, Never>?
     }
 
@@ -123,8 +129,10 @@ public actor ThinClient {
         self.logger = configuration.logger
         self.group = group
         self.instanceToken = randomBytes(ThinSizes.instanceToken)
-        self.limiter = MixnetLimiter(
-            capacity: configuration.maxOutstandingMixnetRequests, maxWaiters: configuration.maxWaitingMixnetRequests
+        self.pacer = SubmissionPacer(
+            maxInFlight: configuration.maxOutstandingMixnetRequests, daemonQueueCapacity: configuration.daemonQueueCapacity,
+            maxWaiters: configuration.maxWaitingMixnetRequests, ticksPerSecond: configuration.fallbackLambdaP * 1000,
+            now: .now
         )
     }
 
@@ -179,11 +187,28 @@ public actor ThinClient {
     /// The Sphinx geometry from the last `connection_status_event`, if any.
     public var sphinxGeometry: SphinxGeometry? { daemonStatus?.sphinxGeometry }
 
-    /// The number of mixnet-path requests currently holding a limiter slot.
-    public var outstandingMixnetRequests: Int { limiter.inUse }
+    /// The number of mixnet-path requests submitted (or admitted) and not yet answered.
+    public var outstandingMixnetRequests: Int { pacer.inFlight }
 
-    /// The number of mixnet-path requests waiting for a limiter slot.
-    public var waitingMixnetRequests: Int { limiter.waiterCount }
+    /// The number of mixnet-path requests waiting for admission.
+    public var waitingMixnetRequests: Int { pacer.waiterCount }
+
+    /// The number of mixnet-path requests the client believes queued at kpclientd and not yet sent.
+    public var unsentMixnetRequests: Int {
+        pacer.drain(now: .now)
+        return pacer.unsentCount
+    }
+
+    /// The send rate the client paces to: λP in ticks per second.
+    public var sendTicksPerSecond: Double { pacer.ticksPerSecond }
+
+    /// The smoothed time from submission to reply of completed requests, if any completed.
+    public var smoothedRoundTrip: Duration? { roundTrips.smoothedDuration }
+
+    /// The deadline an automatic `start_resending_encrypted_message` gets now (`nil`: none).
+    public var currentOperationDeadline: Duration? {
+        configuration.operationDeadline?.deadline(smoothedRoundTrip: roundTrips.smoothedDuration)
+    }
 
     /// A new subscription to the client's events.
     ///
@@ -235,6 +260,7 @@ public actor ThinClient {
         }
         phase = .closed
         supervisor?.cancel()
+        pacerTimer?.cancel()
         link?.handshakeTimer?.cancel()
         let closedError = ThinClientError(.closed, "the thin client was closed")
         failEverything(closedError)
@@ -255,24 +281,26 @@ public actor ThinClient {
         logger.debug("thin client closed")
     }
 
-    /// Fails every pending request, SURB waiter and limiter waiter with `error`.
+    /// Fails every pending request, SURB waiter and pacer waiter with `error`.
     private func failEverything(_ error: ThinClientError) {
         let requests = pending
         pending = [:]
         pendingLocalCount = 0
         for entry in requests.values {
             entry.timer?.cancel()
-            if case .resending = entry.kind { limiter.release() }
+            if case .resending = entry.kind { pacer.finished(answeredSequence: nil) }
             entry.continuation.resume(throwing: error)
         }
         let waiters = surbWaiters
         surbWaiters = [:]
         for waiter in waiters.values {
             waiter.timer?.cancel()
-            if waiter.holdsSlot { limiter.release() }
+            if waiter.holdsSlot { pacer.finished(answeredSequence: nil) }
             waiter.continuation.resume(throwing: error)
         }
-        limiter.failAllWaiters(error)
+        for waiter in pacer.removeAllWaiters() {
+            waiter.resume(throwing: error)
+        }
         outstandingCancels = [:]
     }
 
@@ -390,8 +418,9 @@ public actor ThinClient {
                 // The new connection's daemon queue is empty; the reply may still come through the resumed session.
                 waiter.holdsSlot = false
                 surbWaiters[surbID] = waiter
-                limiter.release()
+                pacer.finished(answeredSequence: nil)
             }
+            admitWaiters()
             publish(.disconnected(graceful: graceful))
         } else {
             logger.debug("could not connect to kpclientd", metadata: ["reason": "\(reason)"])
@@ -464,6 +493,7 @@ public actor ThinClient {
             }
             let document = payload.flatMap { $0.isEmpty ? nil : PKIDocument(payload: $0) }
             pkiDocument = document
+            updateSendRate(document)
             publish(.newPKIDocument(document))
             if handshaking {
                 updateLink { $0.documentSeen = true }
@@ -533,14 +563,18 @@ public actor ThinClient {
             self.firstConnection = nil
             firstConnection.resume()
         }
-        // Replay in-flight start_resending_* requests byte for byte, in submission order.
+        // Replay in-flight start_resending_* requests byte for byte, in submission order. They
+        // fill the new connection's queue at the daemon, so new submissions wait behind them.
         let replays = pending.values.compactMap { entry -> (UInt64, [UInt8])? in
-            if case .resending(let frame, let sequence, _) = entry.kind { return (sequence, frame) }
+            if case .resending(let frame, let sequence, _, _, _) = entry.kind { return (sequence, frame) }
             return nil
         }.sorted { $0.0 < $1.0 }
+        pacer.resetDaemonQueue(now: .now)
+        pacer.resubmitted(sequences: replays.map(\.0))
         for (_, frame) in replays {
             write(frame, on: link)
         }
+        admitWaiters()
         for frame in outstandingCancels.values {
             write(frame, on: link)
         }
@@ -564,18 +598,28 @@ public actor ThinClient {
             return
         }
         if entry.replyKey == message.key {
-            finish(entry, .success(message))
+            if case .resending(_, _, _, let lane, let submittedAt) = entry.kind, lane != .wait,
+                (try? message.fields.errorCode()) != ThinClientErrorCode.startResendingCancelled.rawValue
+            {
+                roundTrips.add(.now - submittedAt)
+            }
+            finish(entry, .success(message), answered: true)
         } else {
             finish(entry, .failure(ThinClientError(.protocolViolation, "expected \(entry.replyKey), got \(message.key)")))
         }
     }
 
     /// Completes a request that was already removed from ``pending``.
-    private func finish(_ entry: PendingRequest, _ result: Result<ThinMessage, ThinClientError>) {
+    ///
+    /// - Parameter answered: whether the daemon answered it (proof that it was sent).
+    private func finish(_ entry: PendingRequest, _ result: Result<ThinMessage, ThinClientError>, answered: Bool = false) {
         entry.timer?.cancel()
         switch entry.kind {
-        case .local: pendingLocalCount -= 1
-        case .resending: limiter.release()
+        case .local:
+            pendingLocalCount -= 1
+        case .resending(_, let sequence, _, _, _):
+            pacer.finished(answeredSequence: answered ? sequence : nil)
+            admitWaiters()
         }
         entry.continuation.resume(with: result.mapError { $0 as any Error })
     }
@@ -653,12 +697,16 @@ public actor ThinClient {
 
     /// Sends a mixnet-path `start_resending_*` request and waits for its terminal reply.
     ///
-    /// The request holds a limiter slot until it completes; it is replayed byte for byte after a
-    /// reconnect, and cancelled on the wire if the calling task is cancelled.
-    func performResending(_ key: String, _ fields: [(String, CBORValue)], cancel: CancelTarget) async throws -> ThinFields {
+    /// The request waits for admission by the pacer in `lane`; it is replayed byte for byte
+    /// after a reconnect, and cancelled on the wire if the calling task is cancelled or
+    /// `deadline` passes (counted from submission), which fails it with
+    /// ``ThinClientError/Code-swift.struct/timeout``.
+    func performResending(
+        _ key: String, _ fields: [(String, CBORValue)], cancel: CancelTarget, lane: SubmissionLane, deadline: Duration?
+    ) async throws -> ThinFields {
         guard !Task.isCancelled else { throw ThinClientError(.cancelled, "\(key) was cancelled") }
         _ = try readyLink()
-        try await acquireMixnetSlot()
+        try await admit(lane: lane)
         let queryID = randomBytes(ThinSizes.queryID)
         let frame: [UInt8]
         let link: Link
@@ -666,17 +714,31 @@ public actor ThinClient {
             link = try readyLink()
             frame = try encodeFrame(ThinMessage(key, [(ThinKey.Field.queryID, .bytes(queryID))] + fields))
         } catch {
-            limiter.release()
+            pacer.abandonedBeforeSubmission()
+            admitWaiters()
             throw error
         }
         resendingSequence += 1
         let sequence = resendingSequence
+        pacer.submitted(sequence: sequence)
         let reply = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ThinMessage, any Error>) in
-                pending[queryID] = PendingRequest(
-                    replyKey: ThinKey.Reply.of(key), kind: .resending(frame: frame, sequence: sequence, cancel: cancel),
+                var entry = PendingRequest(
+                    replyKey: ThinKey.Reply.of(key),
+                    kind: .resending(frame: frame, sequence: sequence, cancel: cancel, lane: lane, submittedAt: .now),
                     continuation: continuation
                 )
+                if let deadline {
+                    entry.timer = Task { [weak self] in
+                        do {
+                            try await Task.sleep(for: deadline)
+                        } catch {
+                            return
+                        }
+                        await self?.deadlinePassed(queryID: queryID, after: deadline)
+                    }
+                }
+                pending[queryID] = entry
                 write(frame, on: link)
             }
         } onCancel: {
@@ -685,10 +747,32 @@ public actor ThinClient {
         return reply.fields
     }
 
+    /// The deadline of a request with `setting`, under the current round-trip estimate.
+    func resolve(_ setting: OperationDeadline) -> Duration? {
+        switch setting {
+        case .none: return nil
+        case .after(let duration): return max(duration, .zero)
+        case .automatic: return currentOperationDeadline
+        }
+    }
+
+    /// Gives up on a request whose deadline passed: cancels it at the daemon and fails it.
+    private func deadlinePassed(queryID: [UInt8], after deadline: Duration) {
+        guard let entry = pending.removeValue(forKey: queryID) else { return }
+        if case .resending(_, _, let target, _, _) = entry.kind {
+            sendCancel(for: target)
+        }
+        logger.debug("a mixnet request passed its deadline; cancelled", metadata: ["deadline": "\(deadline)"])
+        finish(
+            entry,
+            .failure(ThinClientError(.timeout, "\(entry.replyKey.dropLast(6)) got no reply within its deadline of \(deadline); cancelled"))
+        )
+    }
+
     /// Abandons a request whose task was cancelled; a `start_resending_*` is also cancelled at the daemon.
     private func cancelRequest(queryID: [UInt8]) {
         guard let entry = pending.removeValue(forKey: queryID) else { return }
-        if case .resending(_, _, let target) = entry.kind {
+        if case .resending(_, _, let target, _, _) = entry.kind {
             sendCancel(for: target)
         }
         finish(entry, .failure(ThinClientError(.cancelled, "\(entry.replyKey.dropLast(6)) was cancelled")))
@@ -721,14 +805,17 @@ public actor ThinClient {
         }
     }
 
-    /// Waits (in FIFO order, bounded) for a mixnet-path slot.
-    func acquireMixnetSlot() async throws {
-        if limiter.tryAcquire() { return }
+    /// Waits (in lane order, FIFO within a lane, bounded) for admission by the pacer.
+    func admit(lane: SubmissionLane) async throws {
+        pacer.drain(now: .now)
+        if pacer.tryAdmit(lane: lane) { return }
         let waiterID = nextWaiterID
         nextWaiterID += 1
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                if !limiter.enqueue(id: waiterID, continuation) {
+                if pacer.enqueue(id: waiterID, lane: lane, continuation) {
+                    schedulePacerTimer()
+                } else {
                     continuation.resume(
                         throwing: ThinClientError(
                             .tooManyPendingRequests,
@@ -740,17 +827,51 @@ public actor ThinClient {
         } onCancel: {
             Task { await self.cancelSlotWaiter(waiterID) }
         }
-        // The slot is ours now; give it back if the task was cancelled meanwhile.
+        // Admitted now; give the place back if the task was cancelled meanwhile.
         if Task.isCancelled {
-            limiter.release()
-            throw ThinClientError(.cancelled, "cancelled while waiting for a mixnet request slot")
+            pacer.abandonedBeforeSubmission()
+            admitWaiters()
+            throw ThinClientError(.cancelled, "cancelled while waiting to submit a mixnet request")
         }
     }
 
     private func cancelSlotWaiter(_ id: UInt64) {
-        limiter.removeWaiter(id: id)?.resume(
-            throwing: ThinClientError(.cancelled, "cancelled while waiting for a mixnet request slot")
+        pacer.removeWaiter(id: id)?.resume(
+            throwing: ThinClientError(.cancelled, "cancelled while waiting to submit a mixnet request")
         )
+    }
+
+    /// Admits every waiter there is room for, and arms the pacer's timer if some still wait
+    /// for a tick of the daemon.
+    func admitWaiters() {
+        for waiter in pacer.admitWaiters(now: .now) {
+            waiter.resume()
+        }
+        schedulePacerTimer()
+    }
+
+    private func schedulePacerTimer() {
+        guard pacerTimer == nil, let delay = pacer.timeUntilNextDrain() else { return }
+        pacerTimer = Task { [weak self] in
+            try? await Task.sleep(for: delay)
+            await self?.pacerTimerFired()
+        }
+    }
+
+    private func pacerTimerFired() {
+        pacerTimer = nil
+        if case .closed = phase { return }
+        admitWaiters()
+    }
+
+    /// Paces to the PKI document's `LambdaP` (ticks per millisecond), or the configured fallback.
+    private func updateSendRate(_ document: PKIDocument?) {
+        var lambdaP = configuration.fallbackLambdaP
+        if let value = document?.document?["LambdaP"]?.double, value.isFinite, value > 0 {
+            lambdaP = value
+        }
+        pacer.setRate(ticksPerSecond: lambdaP * 1000, now: .now)
+        admitWaiters()
     }
 }
 

@@ -138,13 +138,28 @@ public struct ThinClientConfiguration: Sendable {
     public var handshakeFrameLimit: Int = 2048
     /// How long to wait between reconnection attempts.
     public var reconnect: ReconnectPolicy = ReconnectPolicy()
-    /// How many mixnet-path requests (`send_message`, `start_resending_*`) may be outstanding.
+    /// How many mixnet-path requests (`send_message`, `start_resending_*`) may be unanswered at
+    /// once: a memory bound, not kpclientd's limit (ARQs in flight are unbounded there).
     ///
-    /// kpclientd queues at most 16 of them per connection and stops reading while its queue
-    /// is full, which would also stall local requests. Default: 16.
-    public var maxOutstandingMixnetRequests: Int = 16
-    /// How many mixnet-path requests may wait, in FIFO order, for a free slot; beyond that
-    /// requests fail at once with ``ThinClientError/Code-swift.struct/tooManyPendingRequests``.
+    /// Submissions are paced separately, see ``daemonQueueCapacity``. Default: 4096.
+    public var maxOutstandingMixnetRequests: Int = 4096
+    /// How many mixnet-path requests may be queued at kpclientd and not yet sent.
+    ///
+    /// kpclientd queues 16 requests per connection (`perClientRequestBuf`), sends one per
+    /// Poisson tick of rate λP (its own resends first) and stops reading the socket while the
+    /// queue is full, which would also stall local requests. The client models that queue, using
+    /// λP from the PKI document, and submits only while it has room. Default: 16.
+    public var daemonQueueCapacity: Int = 16
+    /// λP (send ticks per millisecond) assumed while the daemon has sent no PKI document, or
+    /// one without `LambdaP`. Default: 0.00025, the Katzenpost default (one tick every 4 s).
+    public var fallbackLambdaP: Double = 0.00025
+    /// The deadline of `start_resending_encrypted_message` requests; `nil` disables it.
+    ///
+    /// When it passes, the request is cancelled at the daemon and fails with
+    /// ``ThinClientError/Code-swift.struct/timeout``, so that the caller re-encrypts.
+    public var operationDeadline: DeadlinePolicy? = DeadlinePolicy()
+    /// How many mixnet-path requests may wait, in priority then FIFO order, for admission;
+    /// beyond that requests fail at once with ``ThinClientError/Code-swift.struct/tooManyPendingRequests``.
     public var maxWaitingMixnetRequests: Int = 1024
     /// How many local requests (everything but the mixnet path) may await their replies at once.
     public var maxPendingLocalRequests: Int = 256
@@ -173,6 +188,10 @@ public struct ThinClientConfiguration: Sendable {
         }
         try positive(handshakeFrameLimit, "handshakeFrameLimit")
         try positive(maxOutstandingMixnetRequests, "maxOutstandingMixnetRequests")
+        try positive(daemonQueueCapacity, "daemonQueueCapacity")
+        guard fallbackLambdaP.isFinite, fallbackLambdaP > 0 else {
+            throw ThinClientError(.invalidConfiguration, "fallbackLambdaP must be a positive number of ticks per millisecond")
+        }
         try positive(maxPendingLocalRequests, "maxPendingLocalRequests")
         try positive(eventBufferSize, "eventBufferSize")
         try positive(maxEventSubscribers, "maxEventSubscribers")

@@ -218,12 +218,12 @@ public struct ThinClientError: Error, Hashable, Sendable, CustomStringConvertibl
     public var daemonErrorCode: UInt8?
     /// The namespace ``daemonErrorCode`` was interpreted in.
     public var namespace: ErrorNamespace?
-    /// For codes 3 and 4 of `start_resending_encrypted_message_reply`: the replica code the
-    /// same number would mean (InvalidSignature or DatabaseFailure).
+    /// For codes 3 and 4 of `start_resending_encrypted_message_reply`: the thin-client code the
+    /// same number would mean (InvalidRequest or InternalError).
     ///
-    /// That field mixes two namespaces. kpclientd itself emits 3 and 4 there as
-    /// InvalidRequest and InternalError, so this client reports those; a replica could in
-    /// principle send the same numbers, which this property records.
+    /// That field mixes two namespaces. Like the Go and Python clients, this client reads 3
+    /// and 4 as the replica's InvalidSignature and DatabaseFailure (``code``); kpclientd itself
+    /// may emit the same numbers as InvalidRequest and InternalError, which this property records.
     public var alternativeCode: Code?
     /// For ``Code-swift.struct/copyCommandFailed``: the replica's error code, if it sent one.
     public var replicaErrorCode: UInt8?
@@ -332,22 +332,24 @@ extension ThinClientError {
 
     /// Maps the mixed-namespace `error_code` of `start_resending_encrypted_message_reply`.
     ///
-    /// Codes 1, 2 and 5–11 are replica codes. Codes 3 and 4 are emitted by kpclientd itself
-    /// (InvalidRequest, InternalError), so they are read in the thin-client namespace, with
-    /// the replica meaning kept in ``alternativeCode``. Every other code (12, 13, 22–25, 27,
-    /// 31, 32, …) is a thin-client code.
+    /// The namespace is decided in one place, ``StartResendingErrorCode``: codes 1–11 are
+    /// replica codes, as the Go and Python clients read them, so 3 is InvalidSignature and 4
+    /// DatabaseFailure. kpclientd itself can emit thin-client 3 (InvalidRequest) and 4
+    /// (InternalError) in the same field; that reading is kept in ``alternativeCode``. Codes 12
+    /// and above are thin-client codes.
     static func resendingEncryptedMessage(code raw: UInt8, context: String) -> ThinClientError? {
-        switch raw {
-        case 0:
+        let classified = StartResendingErrorCode(rawValue: raw)
+        switch classified {
+        case .success:
             return nil
-        case 3, 4:
-            var error = thinClient(code: raw, context: context)!
-            error.alternativeCode = replica(code: raw, context: context)!.code
+        case .replica(let code):
+            var error = replica(code: code.rawValue, context: context)!
+            if let alternative = classified.ambiguousThinClientMeaning {
+                error.alternativeCode = thinClient(code: alternative.rawValue, context: context)!.code
+            }
             return error
-        case 1...11:
-            return replica(code: raw, context: context)
-        default:
-            return thinClient(code: raw, context: context)
+        case .thinClient(let code):
+            return thinClient(code: code.rawValue, context: context)
         }
     }
 }

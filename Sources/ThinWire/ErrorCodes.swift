@@ -150,7 +150,8 @@ public struct ReplicaErrorCode: RawRepresentable, Hashable, Sendable, CustomStri
 
 /// The meaning of `start_resending_encrypted_message_reply.error_code`, whose namespaces collide.
 ///
-/// That one field mixes replica codes 1–11 with thin-client codes (reference §4):
+/// This is the one place that decides the namespace; `ThinClientError` derives from it. That
+/// one field mixes replica codes 1–11 with thin-client codes (reference §4):
 /// - `0` is success;
 /// - `1...11` are read as **replica** codes, as the Python and Go clients do. Beware: the daemon
 ///   itself also emits thin-client `3` (InvalidRequest) and `4` (InternalError) in this field,

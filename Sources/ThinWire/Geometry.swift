@@ -3,8 +3,9 @@ import CBOR
 /// The geometry of a Sphinx packet, as sent in `connection_status_event.sphinx_geometry`.
 ///
 /// The CBOR map uses the Go field names of `core/sphinx/geo.Geometry`: the twelve integer keys
-/// are all required (the Python client passes the map to a constructor that rejects unknown and
-/// missing keys), `NIKEName` and `KEMName` are strings that may be absent.
+/// are all required, `NIKEName` and `KEMName` are strings that may be absent. Unknown keys are
+/// ignored, as Go's CBOR decoder does, so that a newer daemon's extra fields do not break the
+/// handshake.
 public struct SphinxGeometry: Sendable, Hashable {
     /// `PacketLength`: the total length of a Sphinx packet.
     public var packetLength: Int
@@ -106,8 +107,7 @@ public struct SphinxGeometry: Sendable, Hashable {
         return .textMap(pairs)
     }
 
-    /// Parses a geometry map, requiring all twelve integer keys and rejecting unknown keys
-    /// (the Python client's rules).
+    /// Parses a geometry map, requiring all twelve integer keys and ignoring unknown keys.
     public init(cbor value: CBORValue) throws(ThinWireError) {
         let ints = try GeometryMap.parse(
             value, name: "sphinx_geometry", integerKeys: Self.integerKeys, requiredIntegers: Set(Self.integerKeys),
@@ -129,7 +129,7 @@ public struct SphinxGeometry: Sendable, Hashable {
 /// The geometry of Pigeonhole envelopes, as sent in `connection_status_event.pigeonhole_geometry`.
 ///
 /// The CBOR map uses the Go field names of `pigeonhole/geo.Geometry`. Only
-/// `MaxPlaintextPayloadLength` is mandatory when parsing; unknown keys are rejected.
+/// `MaxPlaintextPayloadLength` is mandatory when parsing; unknown keys are ignored.
 public struct PigeonholeGeometry: Sendable, Hashable {
     /// `MaxPlaintextPayloadLength` (M): the most plaintext one box holds.
     public var maxPlaintextPayloadLength: Int
@@ -216,7 +216,7 @@ public struct PigeonholeGeometry: Sendable, Hashable {
         ])
     }
 
-    /// Parses a geometry map; only `MaxPlaintextPayloadLength` is required, unknown keys are rejected.
+    /// Parses a geometry map; only `MaxPlaintextPayloadLength` is required, unknown keys are ignored.
     public init(cbor value: CBORValue) throws(ThinWireError) {
         let parsed = try GeometryMap.parse(
             value, name: "pigeonhole_geometry", integerKeys: Self.integerKeys,
@@ -254,9 +254,8 @@ private enum GeometryMap {
             } else if textKeys.contains(key) {
                 guard let s = entry.value.text else { throw ThinWireError(.invalidGeometry, "\(name).\(key) must be text") }
                 texts[key] = s
-            } else {
-                throw ThinWireError(.invalidGeometry, "\(name) has unknown key \(key)")
             }
+            // Any other key is a field of a newer daemon: ignored, as Go's decoder does.
         }
         for key in integerKeys where requiredIntegers.contains(key) && integers[key] == nil {
             throw ThinWireError(.invalidGeometry, "\(name).\(key) is missing")

@@ -107,11 +107,13 @@ struct PigeonholeChannelTests {
         await harness.stop()
     }
 
-    @Test func aWaitingReadCompletesWhenTheBoxIsWrittenAndCanBeCancelled() async throws {
-        let harness = try await PigeonholeHarness.start { $0.meanLatency = .milliseconds(2) }
+    @Test func aWaitingReadLeftToTheDaemonCompletesWhenTheBoxIsWrittenAndCanBeCancelled() async throws {
+        var transport = PigeonholeTransportConfiguration()
+        transport.waitingReads = .reissue(every: .seconds(30))
+        let harness = try await PigeonholeHarness.start(configureSim: { $0.meanLatency = .milliseconds(2) }, transport: transport)
         let writer = try await harness.store.channel(.writerSeed(seed(6)))
         let otherClient = try await harness.secondClient()
-        let reader = try await PigeonholeBoxStore(client: otherClient).channel(
+        let reader = try await PigeonholeBoxStore(client: otherClient, configuration: transport).channel(
             .readLocator(try await harness.store.readLocator(forWriterSeed: seed(6)))
         )
         let size = writer.payloadSize
@@ -130,20 +132,42 @@ struct PigeonholeChannelTests {
         await harness.stop()
     }
 
-    @Test func waitingReadsNeverTakeEveryMixnetSlot() async throws {
-        let harness = try await PigeonholeHarness.start(configureClient: { $0.maxOutstandingMixnetRequests = 4 })
+    @Test func aPollingWaitingReadCompletesWhenTheBoxIsWrittenAndCanBeCancelled() async throws {
+        let harness = try await PigeonholeHarness.start { $0.meanLatency = .milliseconds(2) }
+        let writer = try await harness.store.channel(.writerSeed(seed(8)))
+        let size = writer.payloadSize
+        let waiting = Task { try await writer.read(index: 0, mode: .wait) }
+        try await Task.sleep(for: .milliseconds(100))
+        // The read polls: nothing waits at the daemon between polls.
+        #expect(await harness.sim.statistics().blockedReads == 0)
+        try await writer.write(index: 0, bytes: box(size, 8))
+        #expect(try await waiting.value == box(size, 8))
+        let cancelled = Task { try await writer.read(index: 1, mode: .wait) }
+        try await Task.sleep(for: .milliseconds(50))
+        cancelled.cancel()
+        await expectBoxError(.cancelled) { _ = try await cancelled.value }
+        while await harness.sim.statistics().inFlightOperations > 0 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(await harness.client.outstandingMixnetRequests == 0)
+        await harness.stop()
+    }
+
+    @Test func waitingReadsNeverStarveWrites() async throws {
+        var transport = PigeonholeTransportConfiguration()
+        transport.waitingReads = .reissue(every: .seconds(30))
+        let harness = try await PigeonholeHarness.start(configureClient: { $0.daemonQueueCapacity = 3 }, transport: transport)
         let channel = try await harness.store.channel(.writerSeed(seed(10)))
         let size = channel.payloadSize
-        // Six waiting reads: three reach the daemon (3/4 of the slots), three queue in the store.
+        // Six waiting reads: three fill the daemon's queue (as the client models it), three wait.
         let reads = (0..<6).map { n in Task { try await channel.read(index: UInt64(n), mode: .wait) } }
-        while await harness.store.readGate.queued < 3 { try await Task.sleep(for: .milliseconds(5)) }
-        while await harness.sim.statistics().blockedReads < 3 { try await Task.sleep(for: .milliseconds(5)) }
-        #expect(await harness.client.outstandingMixnetRequests == 3)
-        #expect(await harness.store.readGate.active == 3)
-        // Writes still find a slot, and fill the boxes the reads wait for.
+        while await harness.client.outstandingMixnetRequests + harness.client.waitingMixnetRequests < 6 {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        // The model drains one per tick of λP (1/s here): at most one more got through meanwhile.
+        #expect(await harness.client.unsentMixnetRequests <= 3)
+        #expect(await harness.client.waitingMixnetRequests >= 2)
+        // Writes go before the waiting reads, and fill the boxes they wait for.
         for n in 0..<6 { try await channel.write(index: UInt64(n), bytes: box(size, UInt8(n))) }
         for (n, read) in reads.enumerated() { #expect(try await read.value == box(size, UInt8(n))) }
-        while await harness.store.readGate.active > 0 { try await Task.sleep(for: .milliseconds(5)) }
         #expect(await harness.client.outstandingMixnetRequests == 0)
         await harness.stop()
     }

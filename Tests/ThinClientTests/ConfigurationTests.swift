@@ -33,7 +33,10 @@ struct ConfigurationTests {
     @Test func configurationFromTOMLKeepsDefaults() throws {
         let configuration = try ThinClientConfiguration(thinClientTOML: "[Dial.Unix]\nAddress = \"@kp\"\n")
         #expect(configuration.dial == .abstract(name: "kp"))
-        #expect(configuration.maxOutstandingMixnetRequests == 16)
+        #expect(configuration.maxOutstandingMixnetRequests == 4096)
+        #expect(configuration.daemonQueueCapacity == 16)
+        #expect(configuration.fallbackLambdaP == 0.00025)
+        #expect(configuration.operationDeadline == DeadlinePolicy())
         #expect(configuration.handshakeTimeout >= .seconds(30))
         #expect(configuration.reconnect.initialDelay == .seconds(1))
         #expect(configuration.reconnect.maximumDelay == .seconds(60))

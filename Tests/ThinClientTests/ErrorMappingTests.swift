@@ -44,12 +44,23 @@ struct ErrorMappingTests {
         #expect(map(10)?.code == .boxAlreadyExists)
         #expect(map(11)?.code == .tombstone)
         #expect(map(6)?.code == .storageFull)
-        // 3 and 4 are what kpclientd itself emits: InvalidRequest / InternalError, with the replica reading kept.
-        #expect(map(3)?.code == .invalidRequest)
-        #expect(map(3)?.namespace == .thinClient)
-        #expect(map(3)?.alternativeCode == .invalidSignature)
-        #expect(map(4)?.code == .internalError)
-        #expect(map(4)?.alternativeCode == .databaseFailure)
+        // 3 and 4 read as replica codes, as Go and Python read them; kpclientd's own meaning is the alternative.
+        #expect(map(3)?.code == .invalidSignature)
+        #expect(map(3)?.namespace == .replica)
+        #expect(map(3)?.alternativeCode == .invalidRequest)
+        #expect(map(4)?.code == .databaseFailure)
+        #expect(map(4)?.namespace == .replica)
+        #expect(map(4)?.alternativeCode == .internalError)
+        #expect(map(4)?.isTransient == true)
+        #expect(map(2)?.alternativeCode == nil)
+        // The one classifier agrees.
+        for raw in UInt8(0)...40 {
+            switch StartResendingErrorCode(rawValue: raw) {
+            case .success: #expect(map(raw) == nil)
+            case .replica: #expect(map(raw)?.namespace == .replica)
+            case .thinClient: #expect(map(raw)?.namespace == .thinClient)
+            }
+        }
         // Unambiguous thin-client codes.
         #expect(map(12)?.code == .courierCacheCorruption)
         #expect(map(13)?.code == .courierPropagationError)
@@ -91,67 +102,86 @@ struct ErrorMappingTests {
     }
 }
 
-@Suite("mixnet request limiter")
-struct MixnetLimiterTests {
-    /// Drives a ``MixnetLimiter`` from an actor, like ``ThinClient`` does.
-    actor Harness {
-        var limiter: MixnetLimiter
-        var order: [Int] = []
-        init(capacity: Int, maxWaiters: Int) { limiter = MixnetLimiter(capacity: capacity, maxWaiters: maxWaiters) }
+@Suite("submission pacer")
+struct SubmissionPacerTests {
+    static let t0 = ContinuousClock.now
 
-        func acquire(_ tag: Int) async throws {
-            if limiter.tryAcquire() {
-                order.append(tag)
-                return
-            }
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                if !limiter.enqueue(id: UInt64(tag), continuation) {
-                    continuation.resume(throwing: ThinClientError(.tooManyPendingRequests, "full"))
+    @Test func theDaemonQueueBoundAndItsModelledTicks() {
+        var pacer = SubmissionPacer(maxInFlight: 100, daemonQueueCapacity: 2, maxWaiters: 8, ticksPerSecond: 10, now: Self.t0)
+        var admitted = pacer.tryAdmit(lane: .wait)
+        #expect(admitted)
+        pacer.submitted(sequence: 1)
+        admitted = pacer.tryAdmit(lane: .wait)
+        #expect(admitted)
+        pacer.submitted(sequence: 2)
+        admitted = pacer.tryAdmit(lane: .write)
+        #expect(!admitted, "the daemon's queue is full")
+        // A tick (100 ms at 10/s) sends the oldest.
+        pacer.drain(now: Self.t0 + .milliseconds(105))
+        #expect(pacer.unsentCount == 1)
+        admitted = pacer.tryAdmit(lane: .write)
+        #expect(admitted)
+        pacer.submitted(sequence: 3)
+        // An answer to 3 proves 2 was sent as well (FIFO).
+        pacer.finished(answeredSequence: 3)
+        #expect(pacer.unsentCount == 0)
+        #expect(pacer.inFlight == 2)
+        // Abandoned requests stay in the model until a tick or a later answer.
+        pacer.finished(answeredSequence: nil)
+        pacer.finished(answeredSequence: nil)
+        #expect(pacer.inFlight == 0)
+        // Idle ticks are not banked.
+        pacer.drain(now: Self.t0 + .seconds(10))
+        for n in 4...5 {
+            admitted = pacer.tryAdmit(lane: .wait)
+            #expect(admitted)
+            pacer.submitted(sequence: UInt64(n))
+        }
+        pacer.drain(now: Self.t0 + .seconds(10) + .milliseconds(1))
+        #expect(pacer.unsentCount == 2)
+    }
+
+    @Test func lanesAreServedInPriorityOrderAndTheMemoryBoundHolds() async throws {
+        actor Box {
+            var pacer = SubmissionPacer(maxInFlight: 3, daemonQueueCapacity: 16, maxWaiters: 3, ticksPerSecond: 1, now: .now)
+            var order: [String] = []
+            func admit(_ name: String, _ lane: SubmissionLane) async throws {
+                if pacer.tryAdmit(lane: lane) {
+                    order.append(name)
+                    return
                 }
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                    if !pacer.enqueue(id: UInt64(order.count + pacer.waiterCount + 100), lane: lane, continuation) {
+                        continuation.resume(throwing: ThinClientError(.tooManyPendingRequests, "full"))
+                    }
+                }
+                order.append(name)
             }
-            order.append(tag)
+            func submit(_ sequence: UInt64) { pacer.submitted(sequence: sequence) }
+            func finish(_ sequence: UInt64) {
+                pacer.finished(answeredSequence: sequence)
+                for waiter in pacer.admitWaiters(now: .now) { waiter.resume() }
+            }
+            func waiting() -> Int { pacer.waiterCount }
         }
-
-        func release() { limiter.release() }
-        func waiting() -> Int { limiter.waiterCount }
-        func inUse() -> Int { limiter.inUse }
-        func cancel(_ tag: Int) -> Bool {
-            guard let continuation = limiter.removeWaiter(id: UInt64(tag)) else { return false }
-            continuation.resume(throwing: CancellationError())
-            return true
+        let box = Box()
+        for (n, name) in ["r1", "r2", "r3"].enumerated() {
+            try await box.admit(name, .wait)
+            await box.submit(UInt64(n + 1))
         }
-    }
-
-    @Test func fifoHandOffAndBoundedWaiters() async throws {
-        let harness = Harness(capacity: 2, maxWaiters: 2)
-        try await harness.acquire(1)
-        try await harness.acquire(2)
-        let third = Task { try await harness.acquire(3) }
-        while await harness.waiting() < 1 { await Task.yield() }
-        let fourth = Task { try await harness.acquire(4) }
-        while await harness.waiting() < 2 { await Task.yield() }
-        // The FIFO is full: the next request fails at once.
-        await #expect(throws: ThinClientError.self) { try await harness.acquire(5) }
-        await harness.release()
-        try await third.value
-        await harness.release()
-        try await fourth.value
-        #expect(await harness.order == [1, 2, 3, 4])
-        #expect(await harness.inUse() == 2)
-        await harness.release()
-        await harness.release()
-        #expect(await harness.inUse() == 0)
-    }
-
-    @Test func cancelledWaiterLeavesTheQueue() async throws {
-        let harness = Harness(capacity: 1, maxWaiters: 4)
-        try await harness.acquire(1)
-        let second = Task { try await harness.acquire(2) }
-        while await harness.waiting() < 1 { await Task.yield() }
-        #expect(await harness.cancel(2))
-        await #expect(throws: CancellationError.self) { try await second.value }
-        #expect(await harness.waiting() == 0)
-        await harness.release()
-        #expect(await harness.inUse() == 0)
+        let read = Task { try await box.admit("r4", .wait) }
+        while await box.waiting() < 1 { await Task.yield() }
+        let poll = Task { try await box.admit("p1", .poll) }
+        while await box.waiting() < 2 { await Task.yield() }
+        let write = Task { try await box.admit("w1", .write) }
+        while await box.waiting() < 3 { await Task.yield() }
+        await #expect(throws: ThinClientError.self) { try await box.admit("w2", .write) }
+        await box.finish(1)
+        try await write.value
+        await box.finish(2)
+        try await poll.value
+        await box.finish(3)
+        try await read.value
+        #expect(await box.order == ["r1", "r2", "r3", "w1", "p1", "r4"])
     }
 }

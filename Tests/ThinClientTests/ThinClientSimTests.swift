@@ -280,7 +280,7 @@ struct ThinClientSimTests {
             _ = try await client.startResendingEncryptedMessage(.write(message, writeCapability: stranger.writeCapability))
         } throws: { error in
             let error = error as? ThinClientError
-            return error?.code == .invalidRequest && error?.namespace == .thinClient && error?.alternativeCode == .invalidSignature
+            return error?.code == .invalidSignature && error?.namespace == .replica && error?.alternativeCode == .invalidRequest
         }
         // Too many operations in flight: the daemon answers 4 (InternalError).
         let blocking = try await client.encryptRead(readCapability: keys.readCapability, index: keys.firstMessageIndex)
@@ -291,7 +291,7 @@ struct ThinClientSimTests {
             _ = try await client.startResendingEncryptedMessage(.read(extra, readCapability: keys.readCapability, index: keys.firstMessageIndex))
         } throws: { error in
             let error = error as? ThinClientError
-            return error?.code == .internalError && error?.alternativeCode == .databaseFailure && error?.isTransient == true
+            return error?.code == .databaseFailure && error?.alternativeCode == .internalError && error?.isTransient == true
         }
         blocked.cancel()
         _ = await blocked.result

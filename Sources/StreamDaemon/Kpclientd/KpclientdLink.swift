@@ -75,11 +75,11 @@ actor KpclientdLink {
         var configuration = ThinClientConfiguration(dial: dial)
         configuration.logger = logger
         configuration.handshakeTimeout = .seconds(30)
-        // The daemon's scheduler is the one budget: the client and the transport only enforce it.
+        // The daemon's scheduler is the one budget: the client bounds memory by it and paces
+        // submissions to kpclientd (λP, its 16-request queue, writes first).
         configuration.maxOutstandingMixnetRequests = scheduler.maxInFlight
         configuration.maxWaitingMixnetRequests = scheduler.maxInFlight
         var transport = PigeonholeTransportConfiguration()
-        transport.maxConcurrentWaitingReads = scheduler.maxInFlightReads
         transport.logger = logger
         var delay = Duration.milliseconds(200)
         while !closing, !Task.isCancelled {
