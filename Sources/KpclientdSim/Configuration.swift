@@ -57,12 +57,15 @@ public struct KpclientdSimConfiguration: Sendable {
     public var listen: SimListenAddress = .tcp(host: "127.0.0.1", port: 64331)
     /// The mean of the exponential latency of each mixnet round trip (default zero).
     public var meanLatency: Duration = .zero
-    /// Mixnet send ticks per second (Poisson, shared round-robin across connections, resends
-    /// first): λP × 1000. `nil` (the default) releases requests at once and uses the simple model
-    /// (no ticks for resends, reads of empty boxes wake when the box is written). Set, it turns
-    /// on the network model: every packet, follow-up poll and retransmission costs a tick, and
-    /// couriers answer from their dedup cache.
+    /// Mixnet send ticks per second (Poisson, shared round-robin across connections): λP × 1000,
+    /// published as `LambdaP` in the PKI document. `nil` (the default) releases requests at once.
+    /// Without ``networkModel`` only the first send of each request waits for a tick.
     public var rate: Double?
+    /// Whether the network model is on (when ``rate`` is set): every packet, follow-up poll,
+    /// retry of a read of an empty box and retransmission costs a tick, resends go first, and
+    /// couriers answer from their dedup cache. Off (the default), a read of an empty box simply
+    /// waits for the write. The profiles and `--send-rate`/`--lambda-p` turn it on.
+    public var networkModel = false
     /// The probability that a write is acknowledged by the courier but never stored.
     public var writeLossProbability: Double = 0
     /// When set, every client connection is dropped (without `shutdown_event`) this often.
@@ -140,7 +143,7 @@ public struct KpclientdSimConfiguration: Sendable {
     public var lambdaP: Double { rate.map { $0 / 1000 } ?? 1.0 }
 
     /// Whether the network model (ticks for every packet, courier dedup cache) is on.
-    public var isPaced: Bool { rate != nil }
+    public var isPaced: Bool { networkModel && rate != nil }
 
     /// Parses a duration such as `50ms`, `1s`, `1.5s`, `2m`, `1h`, `7d`, `250us` or `0`.
     public static func parseDuration(_ text: String) throws(SimConfigurationError) -> Duration {

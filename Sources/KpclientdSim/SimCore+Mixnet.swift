@@ -109,7 +109,7 @@ extension SimCore {
         )
         let serial = op.serial
         let courier = op.courier
-        let paced = rate != nil
+        let paced = configuration.networkModel && rate != nil
         op.task = Task { [weak self] in
             guard let self else { return }
             let outcome: (code: UInt8, plaintext: [UInt8]?)?

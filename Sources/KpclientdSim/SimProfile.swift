@@ -33,21 +33,32 @@ public enum KpclientdSimProfile: String, Sendable, CaseIterable, CustomStringCon
     public var description: String { rawValue }
 
     /// Sets the profile's values on `configuration` (other settings are kept).
-    public func apply(to configuration: inout KpclientdSimConfiguration) {
-        configuration.rate = lambdaP * 1000
-        configuration.roundTripSlop = .seconds(20)
-        configuration.dedupCacheTTL = .seconds(300)
+    ///
+    /// - Parameter speedup: runs the profile's clock this many times faster: the send rate is
+    ///   multiplied by it and every duration of the profile (round trip, retransmission slop,
+    ///   dedup cache TTL, redispatch grace, resend backoff, box lifetime) divided by it, so
+    ///   counts of ticks, retransmissions and stale answers stay those of the real profile while
+    ///   a test runs `speedup` times faster. Courier churn is not part of a profile: scale
+    ///   ``KpclientdSimConfiguration/courierChurnInterval`` yourself.
+    public func apply(to configuration: inout KpclientdSimConfiguration, speedup: Double = 1) {
+        let k = speedup > 0 && speedup.isFinite ? speedup : 1
+        func scaled(_ d: Duration) -> Duration { .nanoseconds(Int64((d.seconds / k * 1e9).rounded())) }
+        configuration.rate = lambdaP * 1000 * k
+        configuration.networkModel = true
+        configuration.roundTripSlop = scaled(.seconds(20))
+        configuration.dedupCacheTTL = scaled(.seconds(300))
         configuration.maxRedispatchAttempts = 5
-        configuration.redispatchGrace = .seconds(30)
+        configuration.redispatchGrace = scaled(.seconds(30))
+        configuration.resendQueueFullBackoff = max(scaled(.milliseconds(100)), .microseconds(100))
         configuration.resendQueueCapacity = 8
         configuration.mixnetQueueCapacity = 16
-        configuration.boxTTL = .seconds(7 * 86_400)
+        configuration.boxTTL = scaled(.seconds(7 * 86_400))
         switch self {
         case .mainnet:
-            configuration.meanLatency = .seconds(2)
+            configuration.meanLatency = scaled(.seconds(2))
             configuration.courierCount = 3
         case .testnet:
-            configuration.meanLatency = .seconds(1)
+            configuration.meanLatency = scaled(.seconds(1))
             configuration.courierCount = 2
         }
     }

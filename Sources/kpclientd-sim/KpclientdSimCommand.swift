@@ -45,13 +45,19 @@ struct KpclientdSimCommand: AsyncParsableCommand {
     @Option(help: "Realistic network parameters: mainnet (λP 0.00025/ms, the realistic one) or testnet (λP 0.001/ms). Unset: unpaced.")
     var profile: String?
 
+    @Option(help: "Run the profile's clock this many times faster (send rate × N, its durations ÷ N); ticks, retransmissions and stale answers per operation stay the same.")
+    var speedup: Double?
+
     @Option(help: "Mean of the exponential latency of each mixnet round trip, e.g. 50ms, 1s (default 0, or the profile's).")
     var latency: String?
 
-    @Option(name: [.customLong("rate"), .customLong("send-rate")], help: "Send ticks per second, λP × 1000 (Poisson, round-robin across connections); turns on the network model. Unset: release at once.")
+    @Option(help: "Mixnet-path releases per second (Poisson, round-robin across connections) without the network model: only first sends wait for a tick. Unset: release at once.")
     var rate: Double?
 
-    @Option(name: .customLong("lambda-p"), help: "λP in sends per millisecond, as in the PKI document (0.00025 mainnet, 0.001 testnet); same as --send-rate λP×1000.")
+    @Option(name: .customLong("send-rate"), help: "Send ticks per second, λP × 1000, with the network model (every packet, poll and retransmission costs a tick).")
+    var sendRate: Double?
+
+    @Option(name: .customLong("lambda-p"), help: "λP in sends per millisecond, as in the PKI document (0.00025 mainnet, 0.001 testnet), with the network model; same as --send-rate λP×1000.")
     var lambdaP: Double?
 
     @Option(name: .customLong("round-trip-slop"), help: "Paced model: how long past the mean round trip an unanswered ARQ packet is retransmitted (default 20s).")
@@ -118,13 +124,28 @@ struct KpclientdSimCommand: AsyncParsableCommand {
             guard let named = KpclientdSimProfile(rawValue: profile) else {
                 throw SimConfigurationError("unknown profile \(profile) (want mainnet or testnet)")
             }
-            named.apply(to: &configuration)
+            if let speedup, !(speedup > 0 && speedup.isFinite) { throw SimConfigurationError("speedup must be positive") }
+            named.apply(to: &configuration, speedup: speedup ?? 1)
+        } else if speedup != nil {
+            throw SimConfigurationError("--speedup needs --profile")
         }
         configuration.listen = try SimListenAddress(parsing: listen)
         if let latency { configuration.meanLatency = try KpclientdSimConfiguration.parseDuration(latency) }
-        if rate != nil && lambdaP != nil { throw SimConfigurationError("give --send-rate or --lambda-p, not both") }
-        if let rate { configuration.rate = rate }
-        if let lambdaP { configuration.rate = lambdaP * 1000 }
+        guard [rate, sendRate, lambdaP].compactMap({ $0 }).count <= 1 else {
+            throw SimConfigurationError("give one of --rate, --send-rate or --lambda-p, not both")
+        }
+        if let rate {
+            configuration.rate = rate
+            configuration.networkModel = false
+        }
+        if let sendRate {
+            configuration.rate = sendRate
+            configuration.networkModel = true
+        }
+        if let lambdaP {
+            configuration.rate = lambdaP * 1000
+            configuration.networkModel = true
+        }
         if let roundTripSlop { configuration.roundTripSlop = try KpclientdSimConfiguration.parseDuration(roundTripSlop) }
         if let dedupCacheTTL { configuration.dedupCacheTTL = try KpclientdSimConfiguration.parseDuration(dedupCacheTTL) }
         if let maxRedispatch { configuration.maxRedispatchAttempts = maxRedispatch }

@@ -13,6 +13,7 @@ struct NetworkModelTests {
     static func paced(rate: Double = 100) -> KpclientdSimConfiguration {
         var configuration = TestSupport.configuration()
         configuration.rate = rate
+        configuration.networkModel = true
         configuration.roundTripSlop = .milliseconds(150)
         configuration.dedupCacheTTL = .milliseconds(1500)
         configuration.redispatchGrace = .milliseconds(200)
@@ -44,6 +45,10 @@ struct NetworkModelTests {
         var mainnet = TestSupport.configuration()
         KpclientdSimProfile.mainnet.apply(to: &mainnet)
         #expect(Self.close(mainnet.lambdaP, 0.00025) && mainnet.courierCount == 3 && mainnet.boxTTL == .seconds(7 * 86_400))
+        var fast = TestSupport.configuration()
+        KpclientdSimProfile.testnet.apply(to: &fast, speedup: 20)
+        #expect(fast.rate == 20 && fast.meanLatency == .milliseconds(50) && fast.roundTripSlop == .seconds(1))
+        #expect(fast.dedupCacheTTL == .seconds(15) && fast.redispatchGrace == .milliseconds(1500) && fast.isPaced)
         try await TestSupport.withSimulator(configuration) { sim in
             let client = try RawClient(sim.listenAddress)
             let document = try Self.decodeDocument(try await client.handshake().document)
@@ -113,13 +118,13 @@ struct NetworkModelTests {
             let envelope = try await own.encryptWrite(client, own.first, [7])
             let before = await sim.statistics()
             let writeID = try await client.submit(ThinKey.Request.startResendingEncryptedMessage, own.arqFields(envelope, write: true, index: nil))
-            try await Task.sleep(for: .milliseconds(300))
+            try await Task.sleep(for: .seconds(1))
             let after = await sim.statistics()
             let ticks = after.sendTicks - before.sendTicks
             let onReads = after.ticksOnEmptyBoxReads - before.ticksOnEmptyBoxReads
             // The write waits for a tick on which no resend is queued, which happens only when
             // a tick comes within microseconds of the previous one.
-            #expect(ticks >= 20 && Double(onReads) >= 0.8 * Double(ticks), "\(onReads) of \(ticks) ticks went to the read")
+            #expect(ticks >= 10 && Double(onReads) >= 0.8 * Double(ticks), "\(onReads) of \(ticks) ticks went to the read")
             // Once the box is written (from the other connection), the read ends and the write goes.
             #expect(try await stream.write(writer, stream.first, Array("late".utf8)) == 0)
             let readReply = try await client.waitFor(ThinKey.Reply.startResendingEncryptedMessage, queryID: readID)
@@ -177,7 +182,9 @@ struct NetworkModelTests {
     }
 
     @Test func aReadStartedBeforeTheWriteSeesItOnlyWhenTheCourierCacheExpires() async throws {
-        try await TestSupport.withSimulator(Self.paced(rate: 100)) { sim in
+        var configuration = Self.paced(rate: 100)
+        configuration.dedupCacheTTL = .seconds(4)  // generous, so that a loaded machine still writes within it
+        try await TestSupport.withSimulator(configuration) { sim in
             let reader = try await Self.client(sim)
             let writer = try await Self.client(sim)
             let stream = try await Stream(writer)
@@ -187,11 +194,11 @@ struct NetworkModelTests {
             try await TestSupport.eventually("the courier to use up its refreshes") { await sim.statistics().courierRedispatches >= 5 }
             #expect(try await stream.write(writer, stream.first, Array("now".utf8)) == 0)
             let written = ContinuousClock.now
-            #expect(written - started < .milliseconds(1200), "the write itself took too long to test the cache")
+            #expect(written - started < .milliseconds(3500), "the write itself took too long to test the cache")
             let reply = try await reader.waitFor(ThinKey.Reply.startResendingEncryptedMessage, queryID: readID, timeout: .seconds(10))
             let seen = ContinuousClock.now
             #expect(try reply.fields.optionalBytes(ThinKey.Field.plaintext) == Array("now".utf8))
-            #expect(seen - started >= .milliseconds(1400), "seen after \(seen - started), before the 1.5 s cache TTL")
+            #expect(seen - started >= .seconds(4), "seen after \(seen - started), before the 4 s cache TTL")
             let stats = await sim.statistics()
             #expect(stats.courierRedispatches == 5)
             #expect(stats.staleCacheAnswers > 10)
@@ -282,13 +289,13 @@ struct NetworkModelTests {
 
     @Test func expiredBoxesReadAsBoxIDNotFoundAndCanBeWrittenAgain() async throws {
         var configuration = TestSupport.configuration()
-        configuration.boxTTL = .milliseconds(300)
+        configuration.boxTTL = .seconds(2)
         try await TestSupport.withSimulator(configuration) { sim in
             let client = try await Self.client(sim)
             let stream = try await Stream(client)
             #expect(try await stream.write(client, stream.first, Array("old".utf8), noIdempotent: true) == 0)
             #expect(try await stream.read(client, stream.first).plaintext == Array("old".utf8))
-            try await Task.sleep(for: .milliseconds(400))
+            try await Task.sleep(for: .milliseconds(2100))
             #expect(try await stream.read(client, stream.first).code == ReplicaErrorCode.boxIDNotFound.rawValue)
             #expect(await sim.statistics().expiredBoxReads == 1)
             #expect(try await stream.write(client, stream.first, Array("new".utf8), noIdempotent: true) == 0)
@@ -316,6 +323,8 @@ struct NetworkModelTests {
         let bad = try await ProductProcess.run("kpclientd-sim", ["--profile", "devnet"], timeout: .seconds(20))
         #expect(bad.status != 0 && bad.stderr.contains("want mainnet or testnet"))
         let both = try await ProductProcess.run("kpclientd-sim", ["--send-rate", "1", "--lambda-p", "0.001"], timeout: .seconds(20))
+        let parsed = try await ProductProcess.run("kpclientd-sim", ["--profile", "testnet", "--courier-churn", "6/h", "--box-ttl", "7d", "--couriers", "0"], timeout: .seconds(20))
+        #expect(parsed.status != 0 && parsed.stderr.contains("courier count"))
         #expect(both.status != 0 && both.stderr.contains("not both"))
     }
 }
