@@ -60,12 +60,30 @@ extension SimCore {
         departedCouriers.insert(gone.serial)
         departedCourierHashes[gone.serial] = gone.identityHash
         courierCaches[gone.serial] = nil
+        model.courierDepartures += 1
+        if departedCouriers.count > Self.maxRememberedDepartures { forgetUnusedDepartures() }
         couriers.append(SimCourier(serial: nextCourierSerial, identityKey: random.bytes(32)))
         nextCourierSerial += 1
         logger.info("a courier left the network", metadata: ["courier": "\(gone.serial)", "replacement": "\(nextCourierSerial - 1)"])
         let event = pkiDocumentEvent(epoch: currentEpoch)
         for connection in connections.values { send(event, to: connection) }
         return gone.serial
+    }
+
+    /// How many departed couriers are remembered before those no operation is bound to are forgotten.
+    static let maxRememberedDepartures = 256
+
+    /// Forgets departed couriers that no operation is bound to (keeps churn's memory bounded).
+    private func forgetUnusedDepartures() {
+        var bound: Set<Int> = []
+        for session in sessions.values {
+            for op in session.arq.values { bound.insert(op.courier) }
+            for op in session.copies.values { bound.insert(op.courier) }
+        }
+        for serial in departedCouriers where !bound.contains(serial) {
+            departedCouriers.remove(serial)
+            departedCourierHashes[serial] = nil
+        }
     }
 
     /// Makes couriers leave at Poisson times with the configured mean interval.

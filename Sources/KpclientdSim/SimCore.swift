@@ -741,7 +741,7 @@ actor SimCore {
                 total + session.arq.values.filter { departedCouriers.contains($0.courier) }.count
                     + session.copies.values.filter { departedCouriers.contains($0.courier) }.count
             },
-            courierDepartures: departedCouriers.count,
+            courierDepartures: model.courierDepartures,
             resendQueueOverflows: model.resendQueueOverflows,
             requestQueueFullStalls: model.requestQueueFullStalls,
             queuedResends: sessions.values.reduce(0) { $0 + $1.resendWaiters.count },
@@ -763,6 +763,7 @@ struct ModelCounters {
     var staleCacheAnswers = 0
     var courierRedispatches = 0
     var duplicatedReplays = 0
+    var courierDepartures = 0
 }
 
 /// A snapshot of the simulator's counters, for tests and diagnostics.

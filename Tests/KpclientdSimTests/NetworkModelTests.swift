@@ -255,6 +255,14 @@ struct NetworkModelTests {
             }
             #expect(couriers.count == 2)
         }
+        // Fast churn: hundreds of departures (the memory of them is pruned), and the simulator still answers.
+        configuration.courierChurnInterval = .milliseconds(1)
+        try await TestSupport.withSimulator(configuration) { sim in
+            try await TestSupport.eventually("many couriers to leave") { await sim.statistics().courierDepartures > 300 }
+            let client = try await Self.client(sim)
+            _ = try await Stream(client)
+            #expect(await sim.statistics().arqsOnDepartedCouriers == 0)
+        }
     }
 
     @Test func aReplayAfterResumeStartsASecondARQAndCancelReachesOnlyTheNewest() async throws {
