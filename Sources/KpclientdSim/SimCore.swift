@@ -796,8 +796,9 @@ public struct KpclientdSimStatistics: Sendable, Hashable {
     public var refusedConnections: Int = 0
     /// Connections closed for a handshake or frame timeout, or for exceeding the inbound budget.
     public var guardClosedConnections: Int = 0
-    /// Send ticks used since start (paced model only): first sends, follow-up polls, retries of
-    /// reads of empty boxes and retransmissions.
+    /// Send ticks used since start (whenever a rate is set). With the network model: first
+    /// sends, follow-up polls, retries of reads of empty boxes and retransmissions; without it,
+    /// first sends only.
     public var sendTicks: Int = 0
     /// The part of ``sendTicks`` spent sending reads of boxes that were empty (or expired) at the time.
     public var ticksOnEmptyBoxReads: Int = 0
