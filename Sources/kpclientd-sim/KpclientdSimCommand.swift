@@ -30,7 +30,7 @@ struct KpclientdSimCommand: AsyncParsableCommand {
             round trip plus 20 s) costs a tick; ticks are shared round-robin across connections with \
             resends first (16 queued requests and 8 resend slots per connection); couriers answer \
             from a dedup cache refreshed at most 5 times per envelope and kept 5 min; boxes expire \
-            after 7 days. Flags given after a profile override its values.
+            after 7 days. Other flags override the profile's values.
 
             The --state file holds every box's plaintext and the envelope key in the clear: anyone \
             who can read it reads all stored messages. It is written with mode 0600; keep it in a \
