@@ -198,7 +198,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KpclientdSimTests",
-            dependencies: ["KpclientdSim", "ThinWire", "CBOR"],
+            dependencies: ["KpclientdSim", "ThinWire", "ThinClient", "CBOR"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -27,10 +27,38 @@ struct BoxStore: Sendable {
     let maxPlaintextLength: Int
     /// Incremented on every change, so persistence can tell when to save.
     private(set) var generation: UInt64 = 0
+    /// How long a box lives (`nil`: for ever); an expired box reads as BoxIDNotFound and may be
+    /// written again, as after the replicas drop its bucket.
+    let ttl: Duration?
+    /// When each box was written (kept only with a TTL; boxes loaded from a state file count
+    /// as written at load time).
+    private var writtenAt: [[UInt8]: ContinuousClock.Instant] = [:]
+    /// Reads that found an expired box.
+    private(set) var expiredReads = 0
 
-    init(capacity: Int, maxPlaintextLength: Int) {
+    init(capacity: Int, maxPlaintextLength: Int, ttl: Duration? = nil) {
         self.capacity = capacity
         self.maxPlaintextLength = maxPlaintextLength
+        self.ttl = ttl
+    }
+
+    /// Removes box `boxID` if it has expired; returns whether it did.
+    private mutating func expire(_ boxID: [UInt8], now: ContinuousClock.Instant) -> Bool {
+        guard let ttl, let written = writtenAt[boxID], now - written >= ttl else { return false }
+        boxes[boxID] = nil
+        writtenAt[boxID] = nil
+        generation &+= 1
+        return true
+    }
+
+    /// Removes every expired box (when the store is full).
+    private mutating func expireAll(now: ContinuousClock.Instant) {
+        guard let ttl else { return }
+        for (id, written) in writtenAt where now - written >= ttl {
+            boxes[id] = nil
+            writtenAt[id] = nil
+            generation &+= 1
+        }
     }
 
     var count: Int { boxes.count }
@@ -45,23 +73,39 @@ struct BoxStore: Sendable {
 
     /// Stores `box` under `boxID` with write-once / tombstone semantics (no signature check).
     mutating func write(boxID: [UInt8], box: StoredBox) -> ReplicaErrorCode {
+        let now = ContinuousClock.now
+        _ = expire(boxID, now: now)
         if let existing = boxes[boxID] {
             if box.isTombstone {
-                if !existing.isTombstone { boxes[boxID] = box; generation &+= 1 }
+                if !existing.isTombstone {
+                    boxes[boxID] = box
+                    generation &+= 1
+                    if ttl != nil { writtenAt[boxID] = now }
+                }
                 return .success
             }
             return existing == box ? .success : .boxAlreadyExists
         }
+        if boxes.count >= capacity { expireAll(now: now) }
         guard boxes.count < capacity else { return .storageFull }
         boxes[boxID] = box
+        if ttl != nil { writtenAt[boxID] = now }
         generation &+= 1
         return .success
+    }
+
+    /// Whether box `boxID` holds data or a tombstone now (without counting an expired read).
+    func holds(boxID: [UInt8]) -> Bool {
+        guard boxes[boxID] != nil else { return false }
+        guard let ttl, let written = writtenAt[boxID] else { return true }
+        return ContinuousClock.now - written < ttl
     }
 
     /// Reads a box.
     ///
     /// - Returns: the plaintext and `.success`, or `nil` and BoxIDNotFound or Tombstone.
-    func read(boxID: [UInt8]) -> (plaintext: [UInt8]?, code: ReplicaErrorCode) {
+    mutating func read(boxID: [UInt8]) -> (plaintext: [UInt8]?, code: ReplicaErrorCode) {
+        if expire(boxID, now: .now) { expiredReads += 1 }
         guard let box = boxes[boxID] else { return (nil, .boxIDNotFound) }
         return box.isTombstone ? (nil, .tombstone) : (box.plaintext, .success)
     }
@@ -69,6 +113,10 @@ struct BoxStore: Sendable {
     /// Replaces the contents wholesale (used when loading a state file).
     mutating func load(_ loaded: [[UInt8]: StoredBox]) {
         boxes = loaded
+        if ttl != nil {
+            let now = ContinuousClock.now
+            writtenAt = loaded.mapValues { _ in now }
+        }
         generation &+= 1
     }
 }

@@ -57,8 +57,15 @@ public struct KpclientdSimConfiguration: Sendable {
     public var listen: SimListenAddress = .tcp(host: "127.0.0.1", port: 64331)
     /// The mean of the exponential latency of each mixnet round trip (default zero).
     public var meanLatency: Duration = .zero
-    /// Mixnet-path releases per second (Poisson, round-robin across connections); `nil` releases at once.
+    /// Mixnet send ticks per second (Poisson, shared round-robin across connections): λP × 1000,
+    /// published as `LambdaP` in the PKI document. `nil` (the default) releases requests at once.
+    /// Without ``networkModel`` only the first send of each request waits for a tick.
     public var rate: Double?
+    /// Whether the network model is on (when ``rate`` is set): every packet, follow-up poll,
+    /// retry of a read of an empty box and retransmission costs a tick, resends go first, and
+    /// couriers answer from their dedup cache. Off (the default), a read of an empty box simply
+    /// waits for the write. The profiles and `--send-rate`/`--lambda-p` turn it on.
+    public var networkModel = false
     /// The probability that a write is acknowledged by the courier but never stored.
     public var writeLossProbability: Double = 0
     /// When set, every client connection is dropped (without `shutdown_event`) this often.
@@ -76,8 +83,33 @@ public struct KpclientdSimConfiguration: Sendable {
     /// Whether frames carry every response key with nulls, as the Go daemon's do (default), or one key.
     public var goStyleResponses: Bool = true
 
-    /// The per-connection mixnet-path queue (16 in the real daemon).
+    /// The per-connection mixnet-path queue of requests not yet sent (16, `perClientRequestBuf`,
+    /// in the real daemon). While it is full the connection is not read from.
     public var mixnetQueueCapacity: Int = 16
+    /// The per-connection queue of ARQ resends waiting for a send tick (8, `perClientResendBuf`,
+    /// in the real daemon). While it is full a resend is re-armed after ``resendQueueFullBackoff``.
+    public var resendQueueCapacity: Int = 8
+    /// How long a resend that found the resend queue full waits before trying again (100 ms).
+    public var resendQueueFullBackoff: Duration = .milliseconds(100)
+    /// The slop the daemon adds to the expected round trip before it retransmits an ARQ packet
+    /// that got no reply (`RoundTripTimeSlop`, 20 s). Scale it down in tests.
+    public var roundTripSlop: Duration = .seconds(20)
+    /// How long a courier keeps an envelope's cached replica answer (`DedupCacheTTL`, 5 min).
+    public var dedupCacheTTL: Duration = .seconds(300)
+    /// How often a courier refreshes a cached error answer for one envelope, at the client's
+    /// polls (`maxRedispatchAttempts`, 5).
+    public var maxRedispatchAttempts: Int = 5
+    /// How old a cache entry without any replica answer must be before a poll re-dispatches it
+    /// (`redispatchGrace`, 30 s).
+    public var redispatchGrace: Duration = .seconds(30)
+    /// How many couriers the PKI document lists (each ARQ picks one at random and keeps it).
+    public var courierCount: Int = 1
+    /// The mean interval between courier departures (Poisson); `nil`: couriers never leave.
+    /// A departed courier is replaced by a fresh one, and the ARQs bound to it never complete.
+    public var courierChurnInterval: Duration?
+    /// How long a stored box lives; `nil` (the default): for ever. The real replicas keep two
+    /// 7-day buckets, so a box lives between 7 and 14 days; the named profiles use 7 days.
+    public var boxTTL: Duration?
     /// The most boxes the store holds (beyond: StorageFull).
     public var maxBoxes: Int = 100_000
     /// The most unfinished ARQ and copy operations per session (beyond: InternalError).
@@ -105,9 +137,17 @@ public struct KpclientdSimConfiguration: Sendable {
     /// A configuration with the defaults.
     public init() {}
 
-    /// Parses a duration such as `50ms`, `1s`, `1.5s`, `2m`, `1h`, `250us` or `0`.
+    /// λP, the send ticks per millisecond published in the PKI document (`LambdaP`): the rate
+    /// divided by 1000, or 1.0 when unpaced (no real network is that fast; a client pacing
+    /// itself to it is effectively unpaced).
+    public var lambdaP: Double { rate.map { $0 / 1000 } ?? 1.0 }
+
+    /// Whether the network model (ticks for every packet, courier dedup cache) is on.
+    public var isPaced: Bool { networkModel && rate != nil }
+
+    /// Parses a duration such as `50ms`, `1s`, `1.5s`, `2m`, `1h`, `7d`, `250us` or `0`.
     public static func parseDuration(_ text: String) throws(SimConfigurationError) -> Duration {
-        let units: [(String, Double)] = [("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600)]
+        let units: [(String, Double)] = [("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
         let trimmed = text.trimmingWhitespace
         if trimmed == "0" { return .zero }
         for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
@@ -132,6 +172,14 @@ public struct KpclientdSimConfiguration: Sendable {
         guard handshakeTimeout > .zero, frameTimeout > .zero else { throw SimConfigurationError("timeouts must be positive") }
         guard maxBufferedInboundBytes >= 1 else { throw SimConfigurationError("bounds must be positive") }
         if let disconnectEvery, disconnectEvery <= .zero { throw SimConfigurationError("disconnect interval must be positive") }
+        guard resendQueueCapacity >= 1, courierCount >= 1, courierCount <= 64, maxRedispatchAttempts >= 0 else {
+            throw SimConfigurationError("resend queue and courier count must be positive (at most 64 couriers)")
+        }
+        guard roundTripSlop >= .zero, dedupCacheTTL > .zero, redispatchGrace >= .zero, resendQueueFullBackoff > .zero else {
+            throw SimConfigurationError("round-trip slop, dedup cache TTL, redispatch grace and backoff must not be negative")
+        }
+        if let courierChurnInterval, courierChurnInterval <= .zero { throw SimConfigurationError("courier churn interval must be positive") }
+        if let boxTTL, boxTTL <= .zero { throw SimConfigurationError("box TTL must be positive") }
         guard mixnetQueueCapacity >= 1, maxBoxes >= 1, maxOperationsPerSession >= 1, maxConnections >= 1, maxSessions >= 1 else {
             throw SimConfigurationError("bounds must be positive")
         }

@@ -24,7 +24,11 @@ import ThinWire
 /// Behaviour follows the reference notes: the ordered handshake, session tokens with a grace
 /// period, one Pigeonhole box store shared by every connection, the ARQ and copy semantics, a
 /// per-connection mixnet queue of 16 released by a Poisson scheduler, and backpressure (a
-/// connection whose queue is full is not read from). Against a client exhausting it, connections
+/// connection whose queue is full is not read from). With a send rate (for example from
+/// ``KpclientdSimProfile``) the network model is on: every packet costs a send tick, resends
+/// first, reads of empty boxes retry on ticks against the couriers' dedup caches, unanswered
+/// packets are retransmitted after the round trip plus the slop, and couriers may leave
+/// (``departCourier()``), hanging the operations bound to them. Against a client exhausting it, connections
 /// are bounded, handshakes and incomplete frames time out, and incomplete frames of all
 /// connections share one byte budget (see ``KpclientdSimConfiguration``).
 public final class KpclientdSimulator: Sendable {
@@ -195,7 +199,18 @@ public final class KpclientdSimulator: Sendable {
         await core.setRate(rate)
     }
 
-    /// A snapshot of the simulator's counters.
+    /// Makes one courier, chosen at random, leave the network now, as `--courier-churn` does:
+    /// a fresh courier takes its place in a new PKI document pushed to every client, and the
+    /// ARQ and copy operations bound to the departed one never complete (until cancelled).
+    ///
+    /// - Returns: whether a courier left (not once shutdown has begun).
+    @discardableResult
+    public func departCourier() async -> Bool {
+        await core.departCourier() != nil
+    }
+
+    /// A snapshot of the simulator's counters (connections, queues, and the network model's
+    /// ticks, retransmissions, hung operations and overflows).
     public func statistics() async -> KpclientdSimStatistics {
         var statistics = await core.statistics()
         statistics.bufferedInboundBytes = budget.bytesInUse

@@ -54,24 +54,34 @@ struct SimPKI: Sendable {
         ]))
     }
 
-    /// The signature-stripped PKI document of `epoch`, CBOR-encoded (`new_pki_document_event.payload`).
-    func document(epoch: UInt64) -> [UInt8] {
-        WireCBOR.encode(documentValue(epoch: epoch))
+    /// The signature-stripped PKI document of `epoch`, CBOR-encoded (`new_pki_document_event.payload`),
+    /// listing the couriers present and publishing `lambdaP` (sends per millisecond).
+    func document(epoch: UInt64, couriers: [SimCourier], lambdaP: Double) -> [UInt8] {
+        WireCBOR.encode(documentValue(epoch: epoch, couriers: couriers, lambdaP: lambdaP))
     }
 
-    func documentValue(epoch: UInt64) -> CBORValue {
+    func documentValue(epoch: UInt64, couriers: [SimCourier], lambdaP: Double) -> CBORValue {
         let noServices = CBORValue.null
+        let courierService = CBORValue.textMap([("endpoint", .text(Self.courierEndpoint))])
         let mixes: [CBORValue] = mixIdentityKeys.enumerated().map { i, key in
             .bytes(descriptor(name: "mix\(i + 1)", identityKey: key, epoch: epoch, port: 30_010 + i, gateway: false, service: false, kaetzchen: noServices))
         }
         let gateway = CBORValue.bytes(descriptor(name: "gateway1", identityKey: gatewayIdentityKey, epoch: epoch, port: 30_001, gateway: true, service: false, kaetzchen: noServices))
-        let service = CBORValue.bytes(descriptor(
+        // The first service node runs echo, and the first courier until that courier leaves;
+        // every other courier is a service node of its own.
+        var firstServices: [(String, CBORValue)] = [("echo", .textMap([("endpoint", .text(Self.echoEndpoint))]))]
+        if couriers.contains(where: { $0.identityKey == serviceIdentityKey }) { firstServices.append(("courier", courierService)) }
+        var services: [CBORValue] = [.bytes(descriptor(
             name: "servicenode1", identityKey: serviceIdentityKey, epoch: epoch, port: 30_002, gateway: false, service: true,
-            kaetzchen: .textMap([
-                ("echo", .textMap([("endpoint", .text(Self.echoEndpoint))])),
-                ("courier", .textMap([("endpoint", .text(Self.courierEndpoint))])),
-            ])
-        ))
+            kaetzchen: .textMap(firstServices)
+        ))]
+        for courier in couriers where courier.identityKey != serviceIdentityKey {
+            services.append(.bytes(descriptor(
+                name: "servicenode\(courier.serial + 1)", identityKey: courier.identityKey, epoch: epoch,
+                port: 30_100 + courier.serial % 800, gateway: false, service: true,
+                kaetzchen: .textMap([("courier", courierService)])
+            )))
+        }
         let replicas: [CBORValue] = replicaIdentityKeys.enumerated().map { i, key in
             .bytes(WireCBOR.encode(.textMap([
                 ("Name", .text("replica\(i + 1)")),
@@ -88,23 +98,15 @@ struct SimPKI: Sendable {
         return .textMap([
             ("Epoch", .unsigned(epoch)),
             ("GenesisEpoch", .unsigned(genesisEpoch)),
-            ("SendRatePerMinute", .unsigned(0)),
             ("Mu", .float(0.005)),
-            ("MuMaxDelay", .unsigned(1000)),
-            ("LambdaP", .float(0.001)),
-            ("LambdaPMaxDelay", .unsigned(1000)),
+            ("LambdaP", .float(lambdaP)),
             ("LambdaL", .float(0.0005)),
-            ("LambdaLMaxDelay", .unsigned(1000)),
-            ("LambdaD", .float(0.0005)),
-            ("LambdaDMaxDelay", .unsigned(1000)),
             ("LambdaM", .float(0.0005)),
             ("LambdaG", .float(0.0)),
             ("LambdaR", .float(0.0005)),
-            ("LambdaMMaxDelay", .unsigned(1000)),
-            ("LambdaGMaxDelay", .unsigned(1000)),
             ("Topology", .array(mixes.map { .array([$0]) })),
             ("GatewayNodes", .array([gateway])),
-            ("ServiceNodes", .array([service])),
+            ("ServiceNodes", .array(services)),
             ("StorageReplicas", .array(replicas)),
             ("SharedRandomCommit", .map([CBORMapEntry(.bytes(commitKey), .bytes(SimCrypto.blake2b(srv + Array("commit".utf8))))])),
             ("SharedRandomReveal", .map([CBORMapEntry(.bytes(commitKey), .bytes(SimCrypto.blake2b(srv + Array("reveal".utf8))))])),
@@ -118,13 +120,13 @@ struct SimPKI: Sendable {
 
     /// The `get_pki_document_reply.payload`: a certificate-shaped map wrapping the document with
     /// an (empty-signature) signature map, standing in for the real `cert.Certificate`.
-    func signedDocument(epoch: UInt64) -> [UInt8] {
+    func signedDocument(epoch: UInt64, couriers: [SimCourier], lambdaP: Double) -> [UInt8] {
         WireCBOR.encode(.textMap([
             ("Version", .unsigned(0)),
             ("Type", .text("kpclientd-sim-document")),
             ("Expiration", .unsigned(epoch + 3)),
             ("KeyType", .text("Ed25519")),
-            ("Certified", .bytes(document(epoch: epoch))),
+            ("Certified", .bytes(document(epoch: epoch, couriers: couriers, lambdaP: lambdaP))),
             ("Signatures", .map([CBORMapEntry(.bytes(SimCrypto.blake2b(authorityIdentityKey)), .bytes([UInt8](repeating: 0, count: 64)))])),
         ]))
     }
@@ -146,4 +148,15 @@ struct SimPKI: Sendable {
         let digits = Array("0123456789abcdef")
         return String(bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0xF)]] })
     }
+}
+
+/// One courier of the simulated network. ARQs pick one at random and keep it for their whole
+/// life (`arqDoResend`: "Reuse the same courier for retries").
+struct SimCourier: Sendable {
+    /// A number unique for the simulator's life (also names its service node).
+    let serial: Int
+    /// The service node's identity key.
+    let identityKey: [UInt8]
+    /// BLAKE2b-256 of the identity key: the `courier_identity_hash` in replies.
+    var identityHash: [UInt8] { SimCrypto.blake2b(identityKey) }
 }

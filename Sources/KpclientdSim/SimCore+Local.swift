@@ -31,7 +31,7 @@ extension SimCore {
             guard epoch <= currentEpoch, epoch + 4 >= currentEpoch else {
                 return reply(key, q, [(ThinKey.Field.payload, .null), (ThinKey.Field.epoch, .unsigned(epoch))], .serviceUnavailable)
             }
-            return reply(key, q, [(ThinKey.Field.payload, .bytes(pki.signedDocument(epoch: epoch))), (ThinKey.Field.epoch, .unsigned(epoch))], .success)
+            return reply(key, q, [(ThinKey.Field.payload, .bytes(pki.signedDocument(epoch: epoch, couriers: couriers, lambdaP: publishedLambdaP))), (ThinKey.Field.epoch, .unsigned(epoch))], .success)
 
         case ThinKey.Request.getDirectoryAuthorities:
             return reply(key, try f.queryID(), [(ThinKey.Field.authorities, pki.authorities)], .success)
@@ -83,9 +83,12 @@ extension SimCore {
         case ThinKey.Request.cancelResendingEncryptedMessage:
             let q = try f.queryID()
             guard let hash = try f.fixed(ThinKey.Field.envelopeHash, ThinSizes.hash) else { return reply(key, q, [], .invalidRequest) }
-            if let session = sessions[appID], let op = session.arq.removeValue(forKey: hash) {
+            // Only the newest ARQ of the hash is reachable (an older duplicate keeps running).
+            if let session = sessions[appID], let serial = session.arqByHash.removeValue(forKey: hash),
+                let op = session.arq.removeValue(forKey: serial)
+            {
                 op.task?.cancel()
-                send(arqReply(queryID: op.queryID, code: ThinClientErrorCode.startResendingCancelled.rawValue, plaintext: nil), toSession: appID)
+                send(arqReply(queryID: op.queryID, code: ThinClientErrorCode.startResendingCancelled.rawValue, plaintext: nil, courier: op.courier), toSession: appID)
             }
             return reply(key, q, [], .success)
 

@@ -51,12 +51,12 @@ extension SimCore {
 
     // MARK: ARQ
 
-    func arqReply(queryID: [UInt8], code: UInt8, plaintext: [UInt8]?) -> ThinMessage {
+    func arqReply(queryID: [UInt8], code: UInt8, plaintext: [UInt8]?, courier: Int? = nil) -> ThinMessage {
         ThinMessage(ThinKey.Reply.startResendingEncryptedMessage, [
             (ThinKey.Field.queryID, .bytes(queryID)),
             (ThinKey.Field.plaintext, plaintext.map(CBORValue.bytes) ?? .null),
             (ThinKey.Field.errorCode, .unsigned(UInt64(code))),
-            (ThinKey.Field.courierIdentityHash, .bytes(pki.serviceIdentityHash)),
+            (ThinKey.Field.courierIdentityHash, .bytes(courierIdentityHash(courier))),
             (ThinKey.Field.courierQueueID, .bytes(Array(SimPKI.courierEndpoint.utf8))),
         ])
     }
@@ -89,39 +89,59 @@ extension SimCore {
             send(arqReply(queryID: q, code: ThinClientErrorCode.invalidRequest.rawValue, plaintext: nil), toSession: appID)
             return
         }
-        if let existing = session.arq[hash] {
-            existing.queryID = q  // a replay: join the operation in flight
-            joinedReplays += 1
-            return
+        // The daemon does not de-duplicate (`arqSend`): a replay after a resumed session starts a
+        // second ARQ, and a cancel reaches only the newest.
+        if session.arqByHash[hash] != nil || session.arq.values.contains(where: { $0.hash == hash }) {
+            model.duplicatedReplays += 1
         }
         guard session.operationCount < configuration.maxOperationsPerSession else {
             send(arqReply(queryID: q, code: ThinClientErrorCode.internalError.rawValue, plaintext: nil), toSession: appID)
             return
         }
         let op = Operation(serial: makeSerial(), queryID: q)
-        session.arq[hash] = op
+        op.hash = hash
+        op.courier = pickCourier()
+        session.arq[op.serial] = op
+        session.arqByHash[hash] = op.serial
         let request = ARQRequest(
             queryID: q, readCap: readCap, writeCap: writeCap, index: index, ciphertext: ciphertext, hash: hash,
             noRetry: noRetry, noIdempotent: noIdempotent
         )
         let serial = op.serial
+        let courier = op.courier
+        let paced = configuration.networkModel && rate != nil
         op.task = Task { [weak self] in
             guard let self else { return }
-            guard let outcome = try? await self.runARQ(request) else { return }
-            await self.finishARQ(appID: appID, hash: hash, serial: serial, code: outcome.code, plaintext: outcome.plaintext)
+            let outcome: (code: UInt8, plaintext: [UInt8]?)?
+            if paced {
+                outcome = try? await self.runPacedARQ(request, appID: appID, courier: courier)
+            } else {
+                outcome = try? await self.runARQ(request, courier: courier)
+            }
+            guard let outcome else { return }
+            await self.finishARQ(appID: appID, serial: serial, code: outcome.code, plaintext: outcome.plaintext)
         }
     }
 
-    /// Runs one ARQ operation to its terminal outcome; throws `CancellationError` when cancelled.
-    private func runARQ(_ request: ARQRequest) async throws -> (code: UInt8, plaintext: [UInt8]?) {
+    /// Suspends until cancelled: an operation bound to a courier that has left never completes.
+    func hangOnDepartedCourier() async throws {
+        while true {
+            if shuttingDown { throw CancellationError() }
+            try await Task.sleep(for: .seconds(3600))
+        }
+    }
+
+    /// Runs one ARQ operation to its terminal outcome in the simple (unpaced) model; throws
+    /// `CancellationError` when cancelled.
+    private func runARQ(_ request: ARQRequest, courier: Int) async throws -> (code: UInt8, plaintext: [UInt8]?) {
         try await sleepLatency()  // to the courier and its ACK
+        if departedCouriers.contains(courier) { try await hangOnDepartedCourier() }
         guard let envelope = sealer.open(request.ciphertext) else {
             return (ThinClientErrorCode.courierInvalidEnvelope.rawValue, nil)
         }
-        if let writeCap = request.writeCap {
-            guard envelope.kind == .write, envelope.publicKey == Array(writeCap[CapabilityLayout.writeCapPublicKey]) else {
-                return (ThinClientErrorCode.invalidRequest.rawValue, nil)
-            }
+        if request.writeCap != nil {
+            // The daemon does not check the write cap against the envelope: the replica judges
+            // the envelope (its signature) alone.
             if !request.noIdempotent {
                 // Success at the courier's ACK; the replica's outcome is never seen.
                 if random.unit() >= configuration.writeLossProbability { _ = storeApply(envelope) }
@@ -170,15 +190,18 @@ extension SimCore {
                 }
                 try await waitForBox(boxID)
                 try await sleepLatency()  // the retry's round trip
+                if departedCouriers.contains(courier) { try await hangOnDepartedCourier() }
             }
         }
     }
 
-    private func finishARQ(appID: [UInt8], hash: [UInt8], serial: UInt64, code: UInt8, plaintext: [UInt8]?) {
-        guard let session = sessions[appID], let op = session.arq[hash], op.serial == serial else { return }
-        session.arq[hash] = nil
+    func finishARQ(appID: [UInt8], serial: UInt64, code: UInt8, plaintext: [UInt8]?) {
+        guard let session = sessions[appID], let op = session.arq.removeValue(forKey: serial) else { return }
+        // As the daemon's arqEnvelopeHashMap: finishing any ARQ of a hash forgets the hash, so an
+        // older duplicate finishing first leaves the newer one out of a cancel's reach.
+        session.arqByHash[op.hash] = nil
         // Replies arriving while the client is away are dropped; the client replays on reconnect.
-        send(arqReply(queryID: op.queryID, code: code, plaintext: plaintext), toSession: appID)
+        send(arqReply(queryID: op.queryID, code: code, plaintext: plaintext, courier: op.courier), toSession: appID)
     }
 
     // MARK: Copy commands
@@ -197,7 +220,7 @@ extension SimCore {
         let f = GoFields(fields)
         let q = try f.queryID()
         let writeCap = try f.capability(ThinKey.Field.writeCap, ThinSizes.writeCap)
-        _ = try f.fixed(ThinKey.Field.courierIdentityHash, ThinSizes.hash)
+        let pinned = try f.fixed(ThinKey.Field.courierIdentityHash, ThinSizes.hash)
         _ = try f.blob(ThinKey.Field.courierQueueID)
         guard let session = sessions[appID] else { return }
         guard let writeCap else {
@@ -215,11 +238,14 @@ extension SimCore {
             return
         }
         let op = Operation(serial: makeSerial(), queryID: q)
+        op.hash = hash
+        op.courier = pinned.flatMap(courierSerial(identityHash:)) ?? pickCourier()
         session.copies[hash] = op
         let serial = op.serial
+        let courier = op.courier
         op.task = Task { [weak self] in
             guard let self else { return }
-            guard let outcome = try? await self.runCopy(writeCap: writeCap) else { return }
+            guard let outcome = try? await self.runCopy(writeCap: writeCap, courier: courier) else { return }
             await self.finishCopy(appID: appID, hash: hash, serial: serial, outcome: outcome)
         }
     }
@@ -233,8 +259,9 @@ extension SimCore {
     /// The courier's copy: read the temporary stream up to the Final element, write every
     /// envelope in order (aborting at the first failure, without rollback), then tombstone the
     /// temporary boxes (best effort).
-    private func runCopy(writeCap: [UInt8]) async throws -> CopyOutcome {
+    private func runCopy(writeCap: [UInt8], courier: Int) async throws -> CopyOutcome {
         try await sleepLatency()
+        if departedCouriers.contains(courier) { try await hangOnDepartedCourier() }
         let publicKey = Array(writeCap[CapabilityLayout.writeCapPublicKey])
         var index = Array(writeCap[CapabilityLayout.writeCapIndex])
         var tempIndexes: [[UInt8]] = []

@@ -63,10 +63,20 @@ actor SimCore {
         let serial: UInt64
         var queryID: [UInt8]
         var task: Task<Void, Never>?
+        /// The envelope hash (ARQ) or write-cap hash (copy).
+        var hash: [UInt8] = []
+        /// The serial of the courier the operation is bound to for its whole life.
+        var courier: Int = 0
         init(serial: UInt64, queryID: [UInt8]) {
             self.serial = serial
             self.queryID = queryID
         }
+    }
+
+    /// An ARQ resend waiting in a session's resend queue for a send tick.
+    struct TickWaiter {
+        let serial: UInt64
+        let continuation: CheckedContinuation<Void, any Error>
     }
 
     final class Session {
@@ -74,8 +84,14 @@ actor SimCore {
         var token: [UInt8]?
         var connectionID: ConnectionID?
         var graceTask: Task<Void, Never>?
-        var arq: [[UInt8]: Operation] = [:]
+        /// Every ARQ in flight, by serial: a replay makes a second one for the same envelope.
+        var arq: [UInt64: Operation] = [:]
+        /// The ARQ a cancel reaches for each envelope hash (the newest; cleared when any ARQ
+        /// of that hash finishes, as the daemon's `arqEnvelopeHashMap` is).
+        var arqByHash: [[UInt8]: UInt64] = [:]
         var copies: [[UInt8]: Operation] = [:]
+        /// ARQ resends waiting for a send tick (at most `resendQueueCapacity`).
+        var resendWaiters: [TickWaiter] = []
         var legacyQueue: [[UInt8]] = []
         var detachedAt: ContinuousClock.Instant?
         init(appID: [UInt8], connectionID: ConnectionID) {
@@ -100,6 +116,18 @@ actor SimCore {
     let sealer: EnvelopeSealer
     let pki: SimPKI
     let responseKeys: [String]
+
+    /// The couriers present in the PKI document.
+    var couriers: [SimCourier] = []
+    /// Serials of couriers that have left.
+    var departedCouriers: Set<Int> = []
+    /// The identity hashes of departed couriers (replies of their hung operations name them).
+    var departedCourierHashes: [Int: [UInt8]] = [:]
+    var nextCourierSerial = 0
+    /// Each courier's dedup cache, by courier serial and envelope hash.
+    var courierCaches: [Int: [[UInt8]: CourierCacheEntry]] = [:]
+    /// Counters of the network model (see ``KpclientdSimStatistics``).
+    var model = ModelCounters()
 
     var random: SimRandom
     var store: BoxStore
@@ -147,8 +175,12 @@ actor SimCore {
         let now = UInt64(max(0, time(nil)))
         currentEpoch = SimPKI.epoch(unixSeconds: now)
         pki = SimPKI(random: &random, sphinx: pair.sphinx, genesisEpoch: currentEpoch)
+        var couriers = [SimCourier(serial: 0, identityKey: pki.serviceIdentityKey)]
+        for serial in 1..<configuration.courierCount { couriers.append(SimCourier(serial: serial, identityKey: random.bytes(32))) }
+        self.couriers = couriers
+        nextCourierSerial = configuration.courierCount
         self.random = random
-        var store = BoxStore(capacity: configuration.maxBoxes, maxPlaintextLength: configuration.maxPlaintextPayloadLength)
+        var store = BoxStore(capacity: configuration.maxBoxes, maxPlaintextLength: configuration.maxPlaintextPayloadLength, ttl: configuration.boxTTL)
         if let loaded { store.load(loaded.boxes) }
         self.store = store
         savedGeneration = store.generation
@@ -162,6 +194,9 @@ actor SimCore {
     func startBackgroundLoops() {
         spawn { core in await core.schedulerLoop() }
         spawn { core in await core.epochLoop() }
+        if configuration.courierChurnInterval != nil {
+            spawn { core in await core.churnLoop() }
+        }
         if let interval = configuration.disconnectEvery {
             spawn { core in
                 while !Task.isCancelled {
@@ -292,7 +327,7 @@ actor SimCore {
     }
 
     func pkiDocumentEvent(epoch: UInt64) -> ThinMessage {
-        ThinMessage(ThinKey.Event.newPKIDocument, [(ThinKey.Field.payload, .bytes(pki.document(epoch: epoch)))])
+        ThinMessage(ThinKey.Event.newPKIDocument, [(ThinKey.Field.payload, .bytes(pki.document(epoch: epoch, couriers: couriers, lambdaP: publishedLambdaP)))])
     }
 
     /// Closes a connection from the simulator's side (its frames already queued are still written).
@@ -339,7 +374,11 @@ actor SimCore {
         for op in session.arq.values { op.task?.cancel() }
         for op in session.copies.values { op.task?.cancel() }
         session.arq.removeAll()
+        session.arqByHash.removeAll()
         session.copies.removeAll()
+        let waiters = session.resendWaiters
+        session.resendWaiters.removeAll()
+        for waiter in waiters { waiter.continuation.resume(throwing: CancellationError()) }
         session.legacyQueue.removeAll()
         if let token = session.token, tokens[token] == session.appID { tokens[token] = nil }
         sessions[session.appID] = nil
@@ -380,6 +419,9 @@ actor SimCore {
             session.graceTask?.cancel()
             for op in session.arq.values { op.task?.cancel() }
             for op in session.copies.values { op.task?.cancel() }
+            let waiters = session.resendWaiters
+            session.resendWaiters.removeAll()
+            for waiter in waiters { waiter.continuation.resume(throwing: CancellationError()) }
         }
         for task in backgroundTasks.values { task.cancel() }
         backgroundTasks.removeAll()
@@ -453,6 +495,7 @@ actor SimCore {
                 connection.sink.send(frame)
             }
             send(sessionTokenReply(appID: existingAppID, resumed: true), to: connection)
+            if !existing.resendWaiters.isEmpty { wakeScheduler() }
             logger.debug("session resumed", metadata: ["connection": "\(connection.id)", "flushed": "\(queued.count)"])
         } else {
             if let old = current.token, old != token, tokens[old] == currentAppID { tokens[old] = nil }
@@ -476,6 +519,7 @@ actor SimCore {
 
     private func enqueue(_ message: ThinMessage, on connection: Connection) async {
         while connection.queue.count >= configuration.mixnetQueueCapacity && !connection.closed {
+            if !connection.isReaderBlocked { model.requestQueueFullStalls += 1 }
             connection.isReaderBlocked = true
             await withCheckedContinuation { connection.spaceWaiter = $0 }
             connection.isReaderBlocked = false
@@ -504,13 +548,33 @@ actor SimCore {
         rate = newRate
         if newRate == nil {
             for connection in connections.values.sorted(by: { $0.id < $1.id }) { releaseQueued(connection) }
+            for session in sessions.values {
+                let waiters = session.resendWaiters
+                session.resendWaiters.removeAll()
+                for waiter in waiters { waiter.continuation.resume() }
+            }
         }
+        wakeScheduler()
+        let event = pkiDocumentEvent(epoch: currentEpoch)  // LambdaP changed
+        for connection in connections.values { send(event, to: connection) }
+    }
+
+    func wakeScheduler() {
         schedulerWake?.resume()
         schedulerWake = nil
     }
 
+    /// λP as published in the PKI document.
+    var publishedLambdaP: Double { rate.map { $0 / 1000 } ?? 1.0 }
+
+    /// Resends waiting in the resend queue of the session `connection` serves.
+    private func resendWaiterCount(_ connection: Connection) -> Int {
+        guard let appID = connection.appID, let session = sessions[appID], session.connectionID == connection.id else { return 0 }
+        return session.resendWaiters.count
+    }
+
     private func nextQueuedConnection() -> Connection? {
-        let ordered = connections.values.filter { !$0.queue.isEmpty && !$0.closed }.sorted { $0.id < $1.id }
+        let ordered = connections.values.filter { ($0.queue.count + resendWaiterCount($0)) > 0 && !$0.closed }.sorted { $0.id < $1.id }
         guard !ordered.isEmpty else { return nil }
         if let last = lastServed, let next = ordered.first(where: { $0.id > last }) { return next }
         return ordered.first
@@ -530,6 +594,13 @@ actor SimCore {
             do { try await Task.sleep(for: .nanoseconds(Int64(min(delay, 86_400) * 1e9))) } catch { return }
             guard self.rate != nil, let connection = nextQueuedConnection() else { continue }
             lastServed = connection.id
+            model.sendTicks += 1
+            // Resends first, then requests not yet sent.
+            if let appID = connection.appID, let session = sessions[appID], !session.resendWaiters.isEmpty {
+                let waiter = session.resendWaiters.removeFirst()
+                waiter.continuation.resume()
+                continue
+            }
             let message = connection.queue.removeFirst()
             connection.spaceWaiter?.resume()
             connection.spaceWaiter = nil
@@ -662,9 +733,37 @@ actor SimCore {
             joinedReplays: joinedReplays,
             queuedLegacyReplies: sessions.values.reduce(0) { $0 + $1.legacyQueue.count },
             refusedConnections: refusedConnections,
-            guardClosedConnections: guardClosedConnections
+            guardClosedConnections: guardClosedConnections,
+            sendTicks: model.sendTicks,
+            ticksOnEmptyBoxReads: model.ticksOnEmptyBoxReads,
+            arqRetransmissions: model.arqRetransmissions,
+            arqsOnDepartedCouriers: sessions.values.reduce(0) { total, session in
+                total + session.arq.values.filter { departedCouriers.contains($0.courier) }.count
+                    + session.copies.values.filter { departedCouriers.contains($0.courier) }.count
+            },
+            courierDepartures: model.courierDepartures,
+            resendQueueOverflows: model.resendQueueOverflows,
+            requestQueueFullStalls: model.requestQueueFullStalls,
+            queuedResends: sessions.values.reduce(0) { $0 + $1.resendWaiters.count },
+            staleCacheAnswers: model.staleCacheAnswers,
+            courierRedispatches: model.courierRedispatches,
+            duplicatedReplays: model.duplicatedReplays,
+            expiredBoxReads: store.expiredReads
         )
     }
+}
+
+/// Counters of the network model, kept by ``SimCore``.
+struct ModelCounters {
+    var sendTicks = 0
+    var ticksOnEmptyBoxReads = 0
+    var arqRetransmissions = 0
+    var resendQueueOverflows = 0
+    var requestQueueFullStalls = 0
+    var staleCacheAnswers = 0
+    var courierRedispatches = 0
+    var duplicatedReplays = 0
+    var courierDepartures = 0
 }
 
 /// A snapshot of the simulator's counters, for tests and diagnostics.
@@ -685,7 +784,8 @@ public struct KpclientdSimStatistics: Sendable, Hashable {
     public var blockedReaders: Int
     /// Frames received since start.
     public var framesReceived: Int
-    /// Replayed `start_resending_*` requests that joined an operation already in flight.
+    /// Replayed `start_resending_copy_command` requests that joined a copy already in flight
+    /// (the courier de-duplicates copies by write cap).
     public var joinedReplays: Int
     /// Legacy replies queued for clients that are away.
     public var queuedLegacyReplies: Int
@@ -696,6 +796,32 @@ public struct KpclientdSimStatistics: Sendable, Hashable {
     public var refusedConnections: Int = 0
     /// Connections closed for a handshake or frame timeout, or for exceeding the inbound budget.
     public var guardClosedConnections: Int = 0
+    /// Send ticks used since start (whenever a rate is set). With the network model: first
+    /// sends, follow-up polls, retries of reads of empty boxes and retransmissions; without it,
+    /// first sends only.
+    public var sendTicks: Int = 0
+    /// The part of ``sendTicks`` spent sending reads of boxes that were empty (or expired) at the time.
+    public var ticksOnEmptyBoxReads: Int = 0
+    /// ARQ packets resent because no reply came within the round trip plus the slop.
+    public var arqRetransmissions: Int = 0
+    /// ARQ and copy operations in flight bound to a courier that has left (they never complete).
+    public var arqsOnDepartedCouriers: Int = 0
+    /// Couriers that have left since start.
+    public var courierDepartures: Int = 0
+    /// Resends that found their connection's resend queue full and were re-armed.
+    public var resendQueueOverflows: Int = 0
+    /// Times a connection's request queue filled up and its reader stopped.
+    public var requestQueueFullStalls: Int = 0
+    /// Resends waiting for a send tick now.
+    public var queuedResends: Int = 0
+    /// Courier answers of BoxIDNotFound from the dedup cache while the box held data.
+    public var staleCacheAnswers: Int = 0
+    /// Cache refreshes (re-dispatches to the replicas) that couriers made at client polls.
+    public var courierRedispatches: Int = 0
+    /// Replayed `start_resending_encrypted_message` requests that started a second ARQ.
+    public var duplicatedReplays: Int = 0
+    /// Reads that found a box expired (see ``KpclientdSimConfiguration/boxTTL``).
+    public var expiredBoxReads: Int = 0
 }
 
 /// Go-like field decoding: what the daemon's CBOR decoder accepts, and what makes it drop a frame.
