@@ -21,18 +21,24 @@ struct StreamBenchmark {
         OVERVIEW: Measure the stream protocol: goodput on the deterministic simulation (simulated
         time) and CPU cost per box against libsodium alone (wall clock). Takes about a minute.
 
-        USAGE: stream-benchmark [--help] [--version]
+        USAGE: stream-benchmark [--cpu] [--help] [--version]
 
         OPTIONS:
+          --cpu          Run only the CPU part (StreamMachine pair and Stream pair against libsodium).
           -h, --help     Show this help and exit.
           --version      Show the version and exit.
         """
 
-    /// Handles the command line: `--help` and `--version` print and exit; anything else is an
-    /// error (the benchmark takes no arguments), so asking for help never starts a long run.
-    static func parseArguments(_ arguments: [String]) {
-        guard let first = arguments.first else { return }
+    /// Handles the command line: `--help` and `--version` print and exit; `--cpu` returns true
+    /// (run only the CPU part); anything else is an error, so asking for help never starts a long run.
+    static func parseArguments(_ arguments: [String]) -> Bool {
+        guard let first = arguments.first, arguments.count == 1 else {
+            if arguments.count > 1 { usageError(arguments[1]) }
+            return false
+        }
         switch first {
+        case "--cpu":
+            return true
         case "-h", "--help", "help":
             print(usage)
             exit(0)
@@ -40,14 +46,23 @@ struct StreamBenchmark {
             print(version)
             exit(0)
         default:
-            FileHandle.standardError.write(Data("stream-benchmark: unknown argument \(first)\n\n\(usage)\n".utf8))
-            exit(64)
+            usageError(first)
         }
     }
 
-    static func main() {
-        parseArguments(Array(CommandLine.arguments.dropFirst()))
+    /// Prints a usage error for `argument` and exits with status 64.
+    static func usageError(_ argument: String) -> Never {
+        FileHandle.standardError.write(Data("stream-benchmark: unknown argument \(argument)\n\n\(usage)\n".utf8))
+        exit(64)
+    }
+
+    static func main() async {
+        let cpuOnly = parseArguments(Array(CommandLine.arguments.dropFirst()))
         let megabyte = 1 << 20
+        if cpuOnly {
+            await CPUBenchmark.run(boxSize: 1549, machineBytes: 64 * megabyte, streamBytes: 16 * megabyte, runs: 3)
+            return
+        }
         var configuration = StreamConfiguration()
         configuration.sendWindow = 16
         configuration.readAhead = 18
@@ -113,29 +128,7 @@ struct StreamBenchmark {
                   + pad(String(format: "%.1f", capacity), 16) + String(format: "%.2f", goodput / capacity))
         }
 
-        // CPU cost per box on the wall clock, against libsodium sealing alone (same run).
-        let clock = ContinuousClock()
-        let key = SecureRandom.bytes(32)
-        let nonce = SecureRandom.bytes(24)
-        let plaintext = SecureRandom.bytes(boxSize - 16)
-        let sealCount = 20_000
-        let sealStart = clock.now
-        var sink = 0
-        for _ in 0..<sealCount { sink &+= Int(SecretBox.seal(plaintext, key: key, nonce: nonce)[0]) }
-        let sealPerBox = Double((clock.now - sealStart).nanosecondsClamped) / Double(sealCount)
-        var parameters = StreamSimulation.Parameters(seed: 99)
-        parameters.boxSize = boxSize
-        parameters.listenerBytes = 4 * megabyte
-        parameters.dialerBytes = 4 * megabyte
-        parameters.configuration = configuration
-        parameters.meanLatency = .milliseconds(50)
-        parameters.maxWriteChunk = 64 * 1024
-        let simulationStart = clock.now
-        let report = StreamSimulation.run(parameters)
-        let simulationNanos = Double((clock.now - simulationStart).nanosecondsClamped)
-        let perBox = simulationNanos / Double(report.boxWrites)
-        print("\nCPU per box written (both ends, whole simulation incl. checkpoint CBOR round trips): \(Int(perBox)) ns;"
-              + " libsodium seal alone: \(Int(sealPerBox)) ns; ratio \(String(format: "%.1f", perBox / sealPerBox))x (sink \(sink & 1))")
+        await CPUBenchmark.run(boxSize: boxSize, machineBytes: 64 * megabyte, streamBytes: 16 * megabyte, runs: 3)
     }
 
     static func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(1, width - text.count)) }
