@@ -103,6 +103,8 @@ public final class InMemoryBoxStore: BoxStore {
     }
 
     private func delay() async throws {
+        // No hop to the state actor when there is no latency to sample.
+        guard configuration.meanLatency != .zero else { return }
         let latency = await state.sampleLatency()
         if latency > .zero { try await Task.sleep(for: latency) }
     }
@@ -117,6 +119,13 @@ public final class InMemoryBoxStore: BoxStore {
         var boxes: [BoxKey: [UInt8]] = [:]
         var waiters: [BoxKey: [UInt64: CheckedContinuation<[UInt8]?, any Error>]] = [:]
         var nextWaiter: UInt64 = 0
+        /// Waiting reads in the order they started, which is also the order of their
+        /// deadlines (every read waits the same `waitTimeout`); answered ones are skipped.
+        var deadlines: [(deadline: ContinuousClock.Instant, key: BoxKey, id: UInt64)] = []
+        /// The first entry of `deadlines` still to look at.
+        var deadlinesHead = 0
+        /// The one task that answers timed-out reads, while any read waits.
+        var sweeper: Task<Void, Never>?
         var random: SplitMix64
         var statistics = Statistics()
 
@@ -155,22 +164,65 @@ public final class InMemoryBoxStore: BoxStore {
             guard mode == .wait else { return nil }
             let id = nextWaiter
             nextWaiter += 1
-            let timeout = configuration.waitTimeout
-            let timer = Task { [weak self] in
-                try? await Task.sleep(for: timeout)
-                await self?.resumeWaiter(key, id, with: .success(nil))
-            }
-            defer { timer.cancel() }
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { continuation in
                     if Task.isCancelled {
                         continuation.resume(throwing: CancellationError())
                     } else {
                         waiters[key, default: [:]][id] = continuation
+                        dropAnsweredDeadlines()
+                        deadlines.append((ContinuousClock.now + configuration.waitTimeout, key, id))
+                        startSweeper()
                     }
                 }
             } onCancel: {
                 Task { await self.resumeWaiter(key, id, with: .failure(CancellationError())) }
+            }
+        }
+
+        /// Starts the sweeper unless it runs: it sleeps until the oldest waiting read's
+        /// deadline, answers every read past its deadline with "not yet written", and ends
+        /// once no read waits (so an idle store holds no task).
+        private func startSweeper() {
+            guard sweeper == nil else { return }
+            sweeper = Task { [weak self] in
+                while let deadline = await self?.sweep() {
+                    try? await Task.sleep(until: deadline, tolerance: .milliseconds(1), clock: .continuous)
+                }
+            }
+        }
+
+        /// Times out the reads past their deadline; returns the next deadline, or `nil` (and
+        /// forgets the sweeper) when no read waits any more.
+        private func sweep() -> ContinuousClock.Instant? {
+            let now = ContinuousClock.now
+            dropAnsweredDeadlines()
+            while deadlinesHead < deadlines.count, deadlines[deadlinesHead].deadline <= now {
+                let first = deadlines[deadlinesHead]
+                deadlinesHead += 1
+                resumeWaiter(first.key, first.id, with: .success(nil))
+                dropAnsweredDeadlines()
+            }
+            guard deadlinesHead < deadlines.count else {
+                sweeper = nil
+                return nil
+            }
+            return deadlines[deadlinesHead].deadline
+        }
+
+        /// Skips the oldest entries of reads already answered, and compacts the queue once
+        /// half of it is skipped, so answered entries do not pile up before the oldest waiting one.
+        private func dropAnsweredDeadlines() {
+            while deadlinesHead < deadlines.count,
+                  waiters[deadlines[deadlinesHead].key]?[deadlines[deadlinesHead].id] == nil {
+                deadlinesHead += 1
+            }
+            if deadlinesHead == deadlines.count {
+                deadlines.removeAll(keepingCapacity: true)
+                deadlinesHead = 0
+            } else if deadlinesHead > 64, deadlinesHead * 2 > deadlines.count {
+                deadlines.removeFirst(deadlinesHead)
+                deadlinesHead = 0
             }
         }
 
