@@ -32,6 +32,9 @@ public actor Stream {
     private let origin: ContinuousClock.Instant
 
     private var operations: [OperationID: Task<Void, Never>] = [:]
+    /// The machine's next deadline, re-armed in place whenever it moves.
+    private let timer = ReArmableTimer()
+    /// The one task that runs the machine's timers when ``timer`` fires.
     private var timerTask: Task<Void, Never>?
     private var timerDeadline: StreamTime?
     private var persisting = false
@@ -97,6 +100,12 @@ public actor Stream {
         self.machine = machine
         self.persistence = persistence
         origin = clock.now
+        timerTask = Task { [weak self, ticks = timer.ticks] in
+            for await _ in ticks {
+                guard let self else { return }
+                await self.timerFired()
+            }
+        }
         step()
     }
 
@@ -105,19 +114,33 @@ public actor Stream {
     /// Writes all of `bytes`, returning once the stream has accepted them durably.
     ///
     /// Waits while the send buffer is full. It does not wait for the peer; see ``sync()``.
+    ///
+    /// - Throws: ``PartialWriteError`` if it stops (cancelled, or the stream failed, closed or
+    ///   halted) after the stream accepted some of the bytes: its
+    ///   ``PartialWriteError/acceptedCount`` says how many, from the start of `bytes`. Any other
+    ///   error means that none of `bytes` was accepted.
     public func write(_ bytes: [UInt8]) async throws {
-        var remaining = bytes[...]
+        var accepted = 0
         var mustBeDurable: UInt64 = 0
-        while !remaining.isEmpty {
-            let (accepted, sequence) = try machine.appWrite(Array(remaining), now: now)
-            remaining = remaining.dropFirst(accepted)
-            mustBeDurable = sequence
-            step()
-            if !remaining.isEmpty {
-                try await waitUntil { $0.machine.writeCapacity > 0 }
+        do {
+            while accepted < bytes.count {
+                // Offer only what fits (at least one byte, so that a closed or failed stream
+                // throws), so each byte is copied once however many rounds the write takes.
+                let end = min(bytes.count, accepted + max(1, machine.writeCapacity))
+                let offered = accepted == 0 && end == bytes.count ? bytes : Array(bytes[accepted..<end])
+                let (taken, sequence) = try machine.appWrite(offered, now: now)
+                accepted += taken
+                mustBeDurable = sequence
+                step()
+                if accepted < bytes.count {
+                    try await waitUntil { $0.machine.writeCapacity > 0 }
+                }
             }
+            try await waitUntil { $0.machine.durableSequence >= mustBeDurable }
+        } catch {
+            guard accepted > 0 else { throw error }
+            throw PartialWriteError(acceptedCount: accepted, of: bytes.count, underlying: error)
         }
-        try await waitUntil { $0.machine.durableSequence >= mustBeDurable }
     }
 
     /// Reads the next bytes, waiting until some arrive, and consumes them at once.
@@ -222,8 +245,6 @@ public actor Stream {
     public func halt() {
         machine.halt()
         step()
-        timerTask?.cancel()
-        timerTask = nil
     }
 
     /// The complete durable state, for a snapshot.
@@ -326,27 +347,20 @@ public actor Stream {
         step()
     }
 
+    /// Re-arms the one timer at the machine's deadline, if it moved.
     private func scheduleTimer() {
         let deadline = machine.nextDeadline
         guard deadline != timerDeadline else { return }
-        timerTask?.cancel()
         timerDeadline = deadline
         guard let deadline else {
-            timerTask = nil
+            timer.disarm()
             return
         }
-        let instant = origin.advanced(by: .nanoseconds(deadline.nanoseconds))
-        timerTask = Task { [weak self, clock] in
-            do {
-                try await clock.sleep(until: instant, tolerance: .milliseconds(1))
-            } catch {
-                return
-            }
-            await self?.timerFired()
-        }
+        timer.arm(in: deadline.nanoseconds &- now.nanoseconds)
     }
 
     private func timerFired() {
+        // A tick may predate a re-arming to a later deadline: the machine then has nothing due.
         timerDeadline = nil
         machine.handleTimers(now: now)
         step()
@@ -378,6 +392,7 @@ public actor Stream {
     }
 
     deinit {
+        timer.cancel()
         timerTask?.cancel()
         for task in operations.values { task.cancel() }
     }
