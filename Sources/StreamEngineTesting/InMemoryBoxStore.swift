@@ -66,10 +66,10 @@ public final class InMemoryBoxStore: BoxStore {
         switch credential {
         case .writerSeed(let seed):
             guard seed.count == 32 else { throw BoxTransportError(.permissionDenied, "a writer seed is 32 bytes") }
-            return Channel(store: self, namespace: Self.locator(seed), canWrite: true)
+            return Channel(store: self, namespace: await state.namespace(Self.locator(seed)), canWrite: true)
         case .readLocator(let locator):
             guard locator.count == 32 else { throw BoxTransportError(.permissionDenied, "unknown read locator format") }
-            return Channel(store: self, namespace: locator, canWrite: false)
+            return Channel(store: self, namespace: await state.namespace(locator), canWrite: false)
         }
     }
 
@@ -82,7 +82,8 @@ public final class InMemoryBoxStore: BoxStore {
 
     private struct Channel: BoxChannel {
         let store: InMemoryBoxStore
-        let namespace: [UInt8]
+        /// The store's number for the channel's locator.
+        let namespace: Int
         let canWrite: Bool
 
         var payloadSize: Int { store.configuration.payloadSize }
@@ -110,13 +111,16 @@ public final class InMemoryBoxStore: BoxStore {
     }
 
     struct BoxKey: Hashable {
-        var namespace: [UInt8]
+        /// The store's number for a channel locator (cheaper to hash than the locator).
+        var namespace: Int
         var index: UInt64
     }
 
     private actor State {
         let configuration: Configuration
         var boxes: [BoxKey: [UInt8]] = [:]
+        /// The number of every channel locator seen, in order of first use.
+        var namespaces: [[UInt8]: Int] = [:]
         var waiters: [BoxKey: [UInt64: CheckedContinuation<[UInt8]?, any Error>]] = [:]
         var nextWaiter: UInt64 = 0
         /// Waiting reads in the order they started, which is also the order of their
@@ -136,6 +140,14 @@ public final class InMemoryBoxStore: BoxStore {
 
         func sampleLatency() -> Duration {
             configuration.meanLatency == .zero ? .zero : configuration.meanLatency.exponentialSample(&random)
+        }
+
+        /// The number of the channel with read locator `locator`.
+        func namespace(_ locator: [UInt8]) -> Int {
+            if let number = namespaces[locator] { return number }
+            let number = namespaces.count
+            namespaces[locator] = number
+            return number
         }
 
         func write(_ key: BoxKey, _ bytes: [UInt8]) throws {

@@ -21,17 +21,22 @@ enum CPUBenchmark {
 
     static let clock = ContinuousClock()
 
-    /// Runs both subjects `runs` times and prints each ratio and the median.
-    static func run(boxSize: Int, machineBytes: Int, streamBytes: Int, runs: Int) async {
+    /// Which subjects to run.
+    enum Subjects: String {
+        case both, machine, stream
+    }
+
+    /// Runs the subjects `runs` times each and prints each ratio and the median.
+    static func run(boxSize: Int, machineBytes: Int, streamBytes: Int, runs: Int, subjects: Subjects = .both) async {
         print("\nCPU against libsodium secretbox seal+open of as many boxes, same run (1x = libsodium alone); box \(boxSize) B")
         var machineRatios: [Double] = []
-        for _ in 0..<runs {
+        for _ in 0..<(subjects == .stream ? 0 : runs) {
             let result = machinePair(boxSize: boxSize, bytes: machineBytes)
             machineRatios.append(result.ratio)
             print("  StreamMachine pair, \(machineBytes >> 20) MiB: \(format(result.seconds)) s, \(result.boxWrites) box writes, libsodium \(format(result.sodiumSeconds)) s, ratio \(String(format: "%.2f", result.ratio))x")
         }
         var streamRatios: [Double] = []
-        for _ in 0..<runs {
+        for _ in 0..<(subjects == .machine ? 0 : runs) {
             let result = await streamPair(boxSize: boxSize, bytes: streamBytes)
             streamRatios.append(result.ratio)
             print("  Stream pair over InMemoryBoxStore, \(streamBytes >> 20) MiB: \(format(result.seconds)) s, \(result.boxWrites) box writes, libsodium \(format(result.sodiumSeconds)) s, ratio \(String(format: "%.2f", result.ratio))x")

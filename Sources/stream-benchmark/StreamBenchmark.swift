@@ -21,24 +21,30 @@ struct StreamBenchmark {
         OVERVIEW: Measure the stream protocol: goodput on the deterministic simulation (simulated
         time) and CPU cost per box against libsodium alone (wall clock). Takes about a minute.
 
-        USAGE: stream-benchmark [--cpu] [--help] [--version]
+        USAGE: stream-benchmark [--cpu[=machine|stream]] [--help] [--version]
 
         OPTIONS:
-          --cpu          Run only the CPU part (StreamMachine pair and Stream pair against libsodium).
+          --cpu          Run only the CPU part (StreamMachine pair and Stream pair against libsodium);
+                         --cpu=machine or --cpu=stream runs one of the two (for profiling).
           -h, --help     Show this help and exit.
           --version      Show the version and exit.
         """
 
-    /// Handles the command line: `--help` and `--version` print and exit; `--cpu` returns true
-    /// (run only the CPU part); anything else is an error, so asking for help never starts a long run.
-    static func parseArguments(_ arguments: [String]) -> Bool {
+    /// Handles the command line: `--help` and `--version` print and exit; `--cpu[=machine|stream]`
+    /// returns the CPU subjects to run alone; anything else is an error, so asking for help never
+    /// starts a long run. Returns `nil` for the whole benchmark.
+    static func parseArguments(_ arguments: [String]) -> CPUBenchmark.Subjects? {
         guard let first = arguments.first, arguments.count == 1 else {
             if arguments.count > 1 { usageError(arguments[1]) }
-            return false
+            return nil
         }
         switch first {
         case "--cpu":
-            return true
+            return .both
+        case "--cpu=machine":
+            return .machine
+        case "--cpu=stream":
+            return .stream
         case "-h", "--help", "help":
             print(usage)
             exit(0)
@@ -59,8 +65,8 @@ struct StreamBenchmark {
     static func main() async {
         let cpuOnly = parseArguments(Array(CommandLine.arguments.dropFirst()))
         let megabyte = 1 << 20
-        if cpuOnly {
-            await CPUBenchmark.run(boxSize: 1549, machineBytes: 64 * megabyte, streamBytes: 16 * megabyte, runs: 3)
+        if let cpuOnly {
+            await CPUBenchmark.run(boxSize: 1549, machineBytes: 64 * megabyte, streamBytes: 16 * megabyte, runs: 3, subjects: cpuOnly)
             return
         }
         var configuration = StreamConfiguration()

@@ -2,8 +2,8 @@ import Dispatch
 
 /// A one-shot timer that is re-armed in place, for a ``Stream``'s machine deadline.
 ///
-/// Moving the deadline reprograms one dispatch timer source (`dispatch_source_set_timer`);
-/// nothing is created or cancelled. Each expiry yields to ``ticks``, which one long-lived
+/// Arming reprograms one dispatch timer source (`dispatch_source_set_timer`); nothing is
+/// created or cancelled. Each expiry yields to ``ticks``, which one long-lived
 /// task of the stream consumes; ticks that pile up while it is busy coalesce into one.
 final class ReArmableTimer: @unchecked Sendable {
     // @unchecked: the dispatch source is thread-safe (its setters may be called from any
@@ -25,11 +25,6 @@ final class ReArmableTimer: @unchecked Sendable {
     func arm(in nanoseconds: Int64) {
         let delay = DispatchTimeInterval.nanoseconds(Int(clamping: max(0, nanoseconds)))
         source.schedule(deadline: .now() + delay, leeway: .milliseconds(1))
-    }
-
-    /// Stops the timer from firing until it is armed again.
-    func disarm() {
-        source.schedule(deadline: .distantFuture)
     }
 
     /// Stops the timer for good and ends ``ticks``.

@@ -36,7 +36,8 @@ public actor Stream {
     private let timer = ReArmableTimer()
     /// The one task that runs the machine's timers when ``timer`` fires.
     private var timerTask: Task<Void, Never>?
-    private var timerDeadline: StreamTime?
+    /// When ``timer`` is armed to fire, if it is.
+    private var timerArmedAt: StreamTime?
     private var persisting = false
     private var persistenceFailure: StreamError?
     private var waiters: [CheckedContinuation<Void, Never>] = []
@@ -347,22 +348,21 @@ public actor Stream {
         step()
     }
 
-    /// Re-arms the one timer at the machine's deadline, if it moved.
+    /// Re-arms the one timer if the machine's deadline moved earlier than it is armed for.
+    ///
+    /// A deadline that moves later (as the retransmission timer does on every ack) or goes
+    /// away leaves the timer armed: it fires early, finds nothing due, and is re-armed then.
+    /// That is one wake-up per armed deadline instead of reprogramming the timer per change.
     private func scheduleTimer() {
-        let deadline = machine.nextDeadline
-        guard deadline != timerDeadline else { return }
-        timerDeadline = deadline
-        guard let deadline else {
-            timer.disarm()
-            return
-        }
+        guard let deadline = machine.nextDeadline else { return }
+        if let armed = timerArmedAt, armed <= deadline { return }
+        timerArmedAt = deadline
         timer.arm(in: deadline.nanoseconds &- now.nanoseconds)
     }
 
     private func timerFired() {
-        // A tick may predate a re-arming to a later deadline: the machine then has nothing due.
-        timerDeadline = nil
-        machine.handleTimers(now: now)
+        timerArmedAt = nil
+        machine.handleTimers(now: now)  // Does nothing if the deadline moved later.
         step()
     }
 
