@@ -40,7 +40,15 @@ public actor Stream {
     private var timerArmedAt: StreamTime?
     private var persisting = false
     private var persistenceFailure: StreamError?
-    private var waiters: [CheckedContinuation<Void, Never>] = []
+    /// Suspended callers, each with the condition it waits for.
+    private var waiters: [Waiter] = []
+
+    /// A suspended caller of ``waitUntil(allowFailure:_:)``.
+    private struct Waiter {
+        /// What the caller waits for; it is woken once this holds or the stream stops.
+        var condition: (isolated Stream) -> Bool
+        var continuation: CheckedContinuation<Void, Never>
+    }
 
     // MARK: - Opening
 
@@ -267,9 +275,26 @@ public actor Stream {
         }
         if persistence != nil { persistJournal() }
         scheduleTimer()
-        let current = waiters
-        waiters.removeAll()
-        for waiter in current { waiter.resume() }
+        wakeReadyWaiters()
+    }
+
+    /// Resumes the waiters whose condition now holds, or all of them if the stream stopped;
+    /// the others stay suspended, so a change that helps nobody costs no task switch.
+    private func wakeReadyWaiters() {
+        guard !waiters.isEmpty else { return }
+        if persistenceFailure != nil || machine.failure != nil || machine.isHalted {
+            wakeAll()
+            return
+        }
+        var index = 0
+        while index < waiters.count {
+            if waiters[index].condition(self) {
+                waiters.swapAt(index, waiters.count - 1)
+                waiters.removeLast().continuation.resume()
+            } else {
+                index += 1
+            }
+        }
     }
 
     private func perform(_ action: StreamAction) {
@@ -366,11 +391,12 @@ public actor Stream {
         step()
     }
 
-    /// Suspends until `condition` holds, re-checking after every state change.
+    /// Suspends until `condition` holds, re-checking it after every state change (inside the
+    /// actor, so no wake-up is lost) and resuming only once it holds or the stream stops.
     ///
     /// Throws the stream's failure, ``StreamError/Code-swift.struct/halted``, or
     /// `CancellationError` if the calling task is cancelled.
-    private func waitUntil(allowFailure: Bool = false, _ condition: (isolated Stream) -> Bool) async throws {
+    private func waitUntil(allowFailure: Bool = false, _ condition: @escaping (isolated Stream) -> Bool) async throws {
         while true {
             if allowFailure, condition(self) { return }
             if let failure = persistenceFailure ?? machine.failure { throw failure }
@@ -378,7 +404,7 @@ public actor Stream {
             if condition(self) { return }
             try Task.checkCancellation()
             await withTaskCancellationHandler {
-                await withCheckedContinuation { waiters.append($0) }
+                await withCheckedContinuation { waiters.append(Waiter(condition: condition, continuation: $0)) }
             } onCancel: {
                 Task { [weak self] in await self?.wakeAll() }
             }
@@ -388,7 +414,7 @@ public actor Stream {
     private func wakeAll() {
         let current = waiters
         waiters.removeAll()
-        for waiter in current { waiter.resume() }
+        for waiter in current { waiter.continuation.resume() }
     }
 
     deinit {
