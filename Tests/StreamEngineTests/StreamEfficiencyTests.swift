@@ -86,6 +86,24 @@ import Testing
         #expect(clock.now - again >= .milliseconds(200))
     }
 
+    /// Cancelling a waiting read ends it at once with `CancellationError`, long before its
+    /// timeout, and the store still answers later reads of that box.
+    @Test(.timeLimit(.minutes(1)))
+    func cancelledWaitingReadEndsAtOnce() async throws {
+        let store = store(boxSize: 256, waitTimeout: .seconds(30))
+        let channel = try await store.channel(.writerSeed(Array(repeating: 8, count: 32)))
+        let read = Task { try await channel.read(index: 3, mode: .wait) }
+        try await Task.sleep(for: .milliseconds(50))
+        let clock = ContinuousClock()
+        let start = clock.now
+        read.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await read.value }
+        #expect(clock.now - start < .seconds(5))
+        let box = Array(repeating: UInt8(9), count: 256)
+        try await channel.write(index: 3, bytes: box)
+        #expect(try await channel.read(index: 3, mode: .wait) == box)
+    }
+
     /// A message far larger than a box, sent in one write and read in many chunks, and many
     /// small messages back to back: the resumable scanner finds every boundary.
     @Test(.timeLimit(.minutes(1)))
