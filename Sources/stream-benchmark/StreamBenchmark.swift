@@ -66,7 +66,7 @@ struct StreamBenchmark {
         let cpuOnly = parseArguments(Array(CommandLine.arguments.dropFirst()))
         let megabyte = 1 << 20
         if let cpuOnly {
-            await CPUBenchmark.run(boxSize: 1549, machineBytes: 64 * megabyte, streamBytes: 16 * megabyte, runs: 3, subjects: cpuOnly)
+            await CPUBenchmark.run(boxSize: 1549, machineBytes: 64 * megabyte, streamBytes: 64 * megabyte, runs: 3, subjects: cpuOnly)
             return
         }
         var configuration = StreamConfiguration()
@@ -134,7 +134,7 @@ struct StreamBenchmark {
                   + pad(String(format: "%.1f", capacity), 16) + String(format: "%.2f", goodput / capacity))
         }
 
-        await CPUBenchmark.run(boxSize: boxSize, machineBytes: 64 * megabyte, streamBytes: 16 * megabyte, runs: 3)
+        await CPUBenchmark.run(boxSize: boxSize, machineBytes: 64 * megabyte, streamBytes: 64 * megabyte, runs: 3)
     }
 
     static func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(1, width - text.count)) }
