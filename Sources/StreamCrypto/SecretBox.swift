@@ -20,19 +20,23 @@ public enum SecretBox {
     ///
     /// - Precondition: `key` is 32 bytes and `nonce` 24 bytes.
     public static func seal(_ plaintext: [UInt8], key: [UInt8], nonce: [UInt8]) -> [UInt8] {
+        key.withUnsafeBytes { key in nonce.withUnsafeBytes { nonce in seal(plaintext, key: key, nonce: nonce) } }
+    }
+
+    /// Encrypts and authenticates `plaintext` with a key and nonce held in raw memory (for
+    /// keys derived into a temporary buffer that is zeroed after use).
+    ///
+    /// - Precondition: `key` is 32 bytes and `nonce` 24 bytes.
+    public static func seal(_ plaintext: [UInt8], key: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer) -> [UInt8] {
         precondition(key.count == keyLength, "secretbox key must be 32 bytes")
         precondition(nonce.count == nonceLength, "secretbox nonce must be 24 bytes")
         Sodium.initialize()
         let boxLength = macLength + plaintext.count
         return [UInt8](unsafeUninitializedCapacity: boxLength) { box, initialized in
             let status = plaintext.withUnsafeBufferPointer { message in
-                key.withUnsafeBufferPointer { key in
-                    nonce.withUnsafeBufferPointer { nonce in
-                        crypto_secretbox_easy(
-                            box.baseAddress!, message.baseAddress, UInt64(message.count),
-                            nonce.baseAddress!, key.baseAddress!)
-                    }
-                }
+                crypto_secretbox_easy(
+                    box.baseAddress!, message.baseAddress, UInt64(message.count),
+                    nonce.baseAddress!.assumingMemoryBound(to: UInt8.self), key.baseAddress!.assumingMemoryBound(to: UInt8.self))
             }
             precondition(status == 0, "crypto_secretbox_easy failed")
             initialized = boxLength
@@ -45,6 +49,15 @@ public enum SecretBox {
     ///   authentication (wrong key or nonce, or altered bytes). Never traps on `box`'s length.
     /// - Precondition: `key` is 32 bytes and `nonce` 24 bytes.
     public static func open(_ box: [UInt8], key: [UInt8], nonce: [UInt8]) -> [UInt8]? {
+        key.withUnsafeBytes { key in nonce.withUnsafeBytes { nonce in open(box, key: key, nonce: nonce) } }
+    }
+
+    /// Verifies and decrypts `box` with a key and nonce held in raw memory.
+    ///
+    /// - Returns: the plaintext, or `nil` if the box is shorter than the tag or fails
+    ///   authentication. Never traps on `box`'s length.
+    /// - Precondition: `key` is 32 bytes and `nonce` 24 bytes.
+    public static func open(_ box: [UInt8], key: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer) -> [UInt8]? {
         precondition(key.count == keyLength, "secretbox key must be 32 bytes")
         precondition(nonce.count == nonceLength, "secretbox nonce must be 24 bytes")
         guard box.count >= macLength else { return nil }
@@ -54,13 +67,9 @@ public enum SecretBox {
         // One spare byte keeps the output pointer valid when the plaintext is empty.
         let plaintext = [UInt8](unsafeUninitializedCapacity: max(plaintextLength, 1)) { output, initialized in
             let status = box.withUnsafeBufferPointer { box in
-                key.withUnsafeBufferPointer { key in
-                    nonce.withUnsafeBufferPointer { nonce in
-                        crypto_secretbox_open_easy(
-                            output.baseAddress, box.baseAddress!, UInt64(box.count),
-                            nonce.baseAddress!, key.baseAddress!)
-                    }
-                }
+                crypto_secretbox_open_easy(
+                    output.baseAddress, box.baseAddress!, UInt64(box.count),
+                    nonce.baseAddress!.assumingMemoryBound(to: UInt8.self), key.baseAddress!.assumingMemoryBound(to: UInt8.self))
             }
             authentic = status == 0
             initialized = authentic ? plaintextLength : 0

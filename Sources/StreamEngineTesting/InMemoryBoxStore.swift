@@ -5,6 +5,7 @@ import Darwin
 #endif
 import StreamCrypto
 import StreamEngine
+import Synchronization
 
 /// An in-memory ``BoxStore`` with Pigeonhole's semantics and knobs for loss and latency.
 ///
@@ -52,12 +53,14 @@ public final class InMemoryBoxStore: BoxStore {
     }
 
     let configuration: Configuration
-    private let state: State
+    /// Everything mutable, behind one lock: operations never hop to another executor, and a
+    /// write answers the reads waiting on its box in the writer's own task.
+    private let state: Mutex<State>
 
     /// Creates an empty store.
     public init(configuration: Configuration = .init()) {
         self.configuration = configuration
-        state = State(configuration: configuration)
+        state = Mutex(State(configuration: configuration))
     }
 
     public func payloadSize() async throws -> Int { configuration.payloadSize }
@@ -66,23 +69,25 @@ public final class InMemoryBoxStore: BoxStore {
         switch credential {
         case .writerSeed(let seed):
             guard seed.count == 32 else { throw BoxTransportError(.permissionDenied, "a writer seed is 32 bytes") }
-            return Channel(store: self, namespace: Self.locator(seed), canWrite: true)
+            let locator = Self.locator(seed)
+            return Channel(store: self, namespace: state.withLock { $0.namespace(locator) }, canWrite: true)
         case .readLocator(let locator):
             guard locator.count == 32 else { throw BoxTransportError(.permissionDenied, "unknown read locator format") }
-            return Channel(store: self, namespace: locator, canWrite: false)
+            return Channel(store: self, namespace: state.withLock { $0.namespace(locator) }, canWrite: false)
         }
     }
 
     public func readLocator(forWriterSeed seed: [UInt8]) async throws -> [UInt8] { Self.locator(seed) }
 
     /// The store's counters.
-    public func statistics() async -> Statistics { await state.statistics }
+    public func statistics() async -> Statistics { state.withLock { $0.statistics } }
 
     static func locator(_ seed: [UInt8]) -> [UInt8] { SHA256.hash(Array("streamd in-memory box store".utf8) + seed) }
 
     private struct Channel: BoxChannel {
         let store: InMemoryBoxStore
-        let namespace: [UInt8]
+        /// The store's number for the channel's locator.
+        let namespace: Int
         let canWrite: Bool
 
         var payloadSize: Int { store.configuration.payloadSize }
@@ -93,30 +98,108 @@ public final class InMemoryBoxStore: BoxStore {
                 throw BoxTransportError(.invalidPayloadSize, "a box holds exactly \(payloadSize) bytes, not \(bytes.count)")
             }
             try await store.delay()
-            try await store.state.write(BoxKey(namespace: namespace, index: index), bytes)
+            try store.write(BoxKey(namespace: namespace, index: index), bytes)
         }
 
         func read(index: UInt64, mode: BoxReadMode) async throws -> [UInt8]? {
             try await store.delay()
-            return try await store.state.read(BoxKey(namespace: namespace, index: index), mode: mode)
+            return try await store.read(BoxKey(namespace: namespace, index: index), mode: mode)
         }
     }
 
     private func delay() async throws {
-        let latency = await state.sampleLatency()
+        guard configuration.meanLatency != .zero else { return }
+        let latency = state.withLock { $0.configuration.meanLatency.exponentialSample(&$0.random) }
         if latency > .zero { try await Task.sleep(for: latency) }
     }
 
+    private func write(_ key: BoxKey, _ bytes: [UInt8]) throws {
+        let answered = try state.withLock { (state: inout State) throws(BoxTransportError) in try state.write(key, bytes) }
+        for waiter in answered { waiter.resume(returning: bytes) }
+    }
+
+    private func read(_ key: BoxKey, mode: BoxReadMode) async throws -> [UInt8]? {
+        // Fast path: the box is there, the read is lost or polls, with no suspension.
+        let first = try state.withLock { (state: inout State) throws(BoxTransportError) -> State.Lookup in
+            try state.lookUp(key, mode: mode)
+        }
+        guard case .wait(let id) = first else {
+            if case .found(let bytes) = first { return bytes }
+            return nil
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                // Register under the lock, looking again: the box may have been written since.
+                let (found, startSweeper) = state.withLock { state -> ([UInt8]??, Bool) in
+                    if let bytes = state.boxes[key] { return (.some(bytes), false) }
+                    if Task.isCancelled { return (.some(nil), false) }
+                    return (nil, state.park(continuation, key: key, id: id))
+                }
+                if let found {
+                    if let bytes = found {
+                        continuation.resume(returning: bytes)
+                    } else {
+                        continuation.resume(throwing: CancellationError())
+                    }
+                } else if startSweeper {
+                    self.startSweeper()
+                }
+            }
+        } onCancel: {
+            state.withLock { $0.unpark(key: key, id: id) }?.resume(throwing: CancellationError())
+        }
+    }
+
+    /// Starts the sweeper: it sleeps until the oldest waiting read's deadline, answers every
+    /// read past its deadline with "not yet written", and ends once no read waits (so an idle
+    /// store holds no task). At most one runs per store.
+    private func startSweeper() {
+        Task { [weak self] in
+            while let deadline = self?.sweep() {
+                try? await Task.sleep(until: deadline, tolerance: .milliseconds(1), clock: .continuous)
+            }
+        }
+    }
+
+    /// Times out the reads past their deadline; returns the next deadline, or `nil` when no
+    /// read waits any more (the sweeper then ends).
+    private func sweep() -> ContinuousClock.Instant? {
+        let (expired, next) = state.withLock { $0.expire(now: .now) }
+        for waiter in expired { waiter.resume(returning: nil) }
+        return next
+    }
+
     struct BoxKey: Hashable {
-        var namespace: [UInt8]
+        /// The store's number for a channel locator (cheaper to hash than the locator).
+        var namespace: Int
         var index: UInt64
     }
 
-    private actor State {
+    private typealias Waiter = CheckedContinuation<[UInt8]?, any Error>
+
+    /// The store's mutable state; every method runs under the store's lock.
+    private struct State {
+        /// What a read finds without waiting.
+        enum Lookup {
+            /// The box's bytes, or `nil` for a poll of an empty box.
+            case found([UInt8]?)
+            /// The box is empty and the read waits, as waiter `id`.
+            case wait(id: UInt64)
+        }
+
         let configuration: Configuration
         var boxes: [BoxKey: [UInt8]] = [:]
-        var waiters: [BoxKey: [UInt64: CheckedContinuation<[UInt8]?, any Error>]] = [:]
+        /// The number of every channel locator seen, in order of first use.
+        var namespaces: [[UInt8]: Int] = [:]
+        var waiters: [BoxKey: [UInt64: Waiter]] = [:]
         var nextWaiter: UInt64 = 0
+        /// Waiting reads in the order they started, which is also the order of their
+        /// deadlines (every read waits the same `waitTimeout`); answered ones are skipped.
+        var deadlines: [(deadline: ContinuousClock.Instant, key: BoxKey, id: UInt64)] = []
+        /// The first entry of `deadlines` still to look at.
+        var deadlinesHead = 0
+        /// Whether the sweeper task runs.
+        var sweeping = false
         var random: SplitMix64
         var statistics = Statistics()
 
@@ -125,59 +208,94 @@ public final class InMemoryBoxStore: BoxStore {
             random = SplitMix64(seed: configuration.seed)
         }
 
-        func sampleLatency() -> Duration {
-            configuration.meanLatency == .zero ? .zero : configuration.meanLatency.exponentialSample(&random)
+        /// The number of the channel with read locator `locator`.
+        mutating func namespace(_ locator: [UInt8]) -> Int {
+            if let number = namespaces[locator] { return number }
+            let number = namespaces.count
+            namespaces[locator] = number
+            return number
         }
 
-        func write(_ key: BoxKey, _ bytes: [UInt8]) throws {
+        /// Stores a box; returns the reads waiting on it, to be answered outside the lock.
+        mutating func write(_ key: BoxKey, _ bytes: [UInt8]) throws(BoxTransportError) -> [Waiter] {
             statistics.writes += 1
             if let existing = boxes[key] {
                 guard existing == bytes else {
                     statistics.conflictingWrites += 1
                     throw BoxTransportError(.alreadyExists, "box \(key.index) already holds different data")
                 }
-                return
+                return []
             }
             if random.unit() < configuration.writeLoss {
                 statistics.lostWrites += 1
-                return
+                return []
             }
             guard boxes.count < configuration.maxBoxes else { throw BoxTransportError(.unavailable, "the store is full") }
             boxes[key] = bytes
             statistics.boxes = boxes.count
-            for waiter in waiters.removeValue(forKey: key)?.values ?? [:].values { waiter.resume(returning: bytes) }
+            guard let waiting = waiters.removeValue(forKey: key) else { return [] }
+            return Array(waiting.values)
         }
 
-        func read(_ key: BoxKey, mode: BoxReadMode) async throws -> [UInt8]? {
+        /// Counts a read and answers it if it need not wait.
+        mutating func lookUp(_ key: BoxKey, mode: BoxReadMode) throws(BoxTransportError) -> Lookup {
             statistics.reads += 1
             if random.unit() < configuration.readLoss { throw BoxTransportError(.timeout, "the read was lost") }
-            if let bytes = boxes[key] { return bytes }
-            guard mode == .wait else { return nil }
-            let id = nextWaiter
+            if let bytes = boxes[key] { return .found(bytes) }
+            guard mode == .wait else { return .found(nil) }
             nextWaiter += 1
-            let timeout = configuration.waitTimeout
-            let timer = Task { [weak self] in
-                try? await Task.sleep(for: timeout)
-                await self?.resumeWaiter(key, id, with: .success(nil))
-            }
-            defer { timer.cancel() }
-            return try await withTaskCancellationHandler {
-                try await withCheckedThrowingContinuation { continuation in
-                    if Task.isCancelled {
-                        continuation.resume(throwing: CancellationError())
-                    } else {
-                        waiters[key, default: [:]][id] = continuation
-                    }
-                }
-            } onCancel: {
-                Task { await self.resumeWaiter(key, id, with: .failure(CancellationError())) }
-            }
+            return .wait(id: nextWaiter)
         }
 
-        func resumeWaiter(_ key: BoxKey, _ id: UInt64, with result: Result<[UInt8]?, any Error>) {
-            guard let continuation = waiters[key]?.removeValue(forKey: id) else { return }
+        /// Parks a waiting read with its deadline; returns whether the sweeper must start.
+        mutating func park(_ waiter: Waiter, key: BoxKey, id: UInt64) -> Bool {
+            waiters[key, default: [:]][id] = waiter
+            dropAnsweredDeadlines()
+            deadlines.append((ContinuousClock.now + configuration.waitTimeout, key, id))
+            guard !sweeping else { return false }
+            sweeping = true
+            return true
+        }
+
+        /// Removes a parked read (cancelled); returns it unless it was answered already.
+        mutating func unpark(key: BoxKey, id: UInt64) -> Waiter? {
+            guard let waiter = waiters[key]?.removeValue(forKey: id) else { return nil }
             if waiters[key]?.isEmpty == true { waiters[key] = nil }
-            continuation.resume(with: result)
+            return waiter
+        }
+
+        /// Removes the reads past their deadline; returns them and the next deadline, or
+        /// `nil` (and stops sweeping) when no read waits.
+        mutating func expire(now: ContinuousClock.Instant) -> (expired: [Waiter], next: ContinuousClock.Instant?) {
+            var expired: [Waiter] = []
+            dropAnsweredDeadlines()
+            while deadlinesHead < deadlines.count, deadlines[deadlinesHead].deadline <= now {
+                let first = deadlines[deadlinesHead]
+                deadlinesHead += 1
+                if let waiter = unpark(key: first.key, id: first.id) { expired.append(waiter) }
+                dropAnsweredDeadlines()
+            }
+            guard deadlinesHead < deadlines.count else {
+                sweeping = false
+                return (expired, nil)
+            }
+            return (expired, deadlines[deadlinesHead].deadline)
+        }
+
+        /// Skips the oldest entries of reads already answered, and compacts the queue once
+        /// half of it is skipped, so answered entries do not pile up before the oldest waiting one.
+        private mutating func dropAnsweredDeadlines() {
+            while deadlinesHead < deadlines.count,
+                  waiters[deadlines[deadlinesHead].key]?[deadlines[deadlinesHead].id] == nil {
+                deadlinesHead += 1
+            }
+            if deadlinesHead == deadlines.count {
+                deadlines.removeAll(keepingCapacity: true)
+                deadlinesHead = 0
+            } else if deadlinesHead > 64, deadlinesHead * 2 > deadlines.count {
+                deadlines.removeFirst(deadlinesHead)
+                deadlinesHead = 0
+            }
         }
     }
 }

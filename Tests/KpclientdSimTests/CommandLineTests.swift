@@ -40,7 +40,7 @@ struct CommandLineTests {
         #expect(!help.stdout.contains("Goodput"))
         let version = try await ProductProcess.run("stream-benchmark", ["--version"], timeout: .seconds(10))
         #expect(version.status == 0)
-        #expect(version.stdout.contains("stream-benchmark 0.1.0"))
+        #expect(version.stdout.contains("stream-benchmark 0.2.0"))
         let bad = try await ProductProcess.run("stream-benchmark", ["--bogus"], timeout: .seconds(10))
         #expect(bad.status == 64)
     }

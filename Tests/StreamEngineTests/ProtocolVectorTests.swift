@@ -22,12 +22,14 @@ import Testing
         #expect(hex(dialer.signingSeed) == "03c904036054ff7f7b08755ac94a3c746c7698887122ab88b877026596d92a30")
     }
 
+    /// One `crypto_kdf_derive_from_key` (BLAKE2b) per frame; the values were computed
+    /// independently with Python's `hashlib.blake2b` (see docs/PROTOCOL.md §7).
     @Test func frameKeysAndNonces() {
         let base = StreamKeySchedule.direction(secret: vectorSecret, from: .listener).frameKeyBase
         let expected: [(UInt64, String, String)] = [
-            (0, "7b7c069346b6a86656c92f4a24d4621f03519deb2f492af308abb4db8c14e25a", "a0ab57bf23e112fd33ed020c37cddf8d1e4dffa956f72b2c"),
-            (1, "19f746d1d6c5b8ca341eb117fc5d58e8dbaf5897b8e2bcc3d57f1ed17fbe692b", "74c973e2d9b7af1f46f128044b064b08e1b1a933904c2c30"),
-            (1 << 40, "d28211938646d40d7f2ebecee41e6dc033109257d33e9373ac29f62b43229be9", "5e1ebbd3b34a14dcf6e215d41faddf5ea97042543abe280e"),
+            (0, "ad2731340be18529ca31a245fe3539dedd4b5e397dfad300938740d9c70cec91", "c525a3a627aa8c11ce7a64d0ee7e799c8cf2fa966331e110"),
+            (1, "66ea1dce9b6963484d4c7e18b263cda0c73b55215c68bb77bb6dd2c82517e309", "ffc9f7c657bf88f2238b616d4e9d967a916120ea649089ef"),
+            (1 << 40, "c468afebc211c63caed354848ae168b8d08795cf6968f91758bc8838837d9861", "b6496b53fee20edcf9db5190adb78e8b0dc5f260513bcddb"),
         ]
         for (index, key, nonce) in expected {
             let derived = StreamKeySchedule.frameKeyAndNonce(frameKeyBase: base, index: index)
@@ -47,7 +49,7 @@ import Testing
         let keys = try StreamAddress(.endToEnd(secret: vectorSecret)).keys(as: .listener)
         let box = FrameSealer(outbound: keys.outbound!, boxSize: 256).seal(frame)
         #expect(box.count == 256)
-        #expect(hex(SHA256.hash(box)) == "b571655cf720632bd20ec043a611c705ead7be3e046e67365b8fd328ff268314")
+        #expect(hex(SHA256.hash(box)) == "339770af3c8f939af2166b456cd2d3670c806331573c103321138af6efbc611e")
         let reader = try StreamAddress(.endToEnd(secret: vectorSecret)).keys(as: .dialer)
         #expect(try FrameSealer(inbound: reader.inbound!, boxSize: 256).open(box, index: 5) == frame)
     }

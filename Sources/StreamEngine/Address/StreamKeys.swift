@@ -40,8 +40,9 @@ public struct InboundKeys: Sendable, Hashable {
     public var verifyKey: [UInt8]?
 }
 
-/// The key schedule: from a 32-byte stream secret to per-direction keys, and from a frame
-/// key base to each frame's key and nonce. See `docs/PROTOCOL.md` §2.
+/// The key schedule: from a 32-byte stream secret to per-direction keys (HKDF-SHA256), and from
+/// a frame key base to each frame's key and nonce (one BLAKE2b `crypto_kdf` call). See
+/// `docs/PROTOCOL.md` §2.
 public enum StreamKeySchedule {
     static let extractSalt = Array("streamd/v1 stream secret".utf8)
 
@@ -66,11 +67,30 @@ public enum StreamKeySchedule {
         return Direction(frameKeyBase: expand("frame key"), boxSeed: expand("box seed"), signingSeed: expand("signing seed"))
     }
 
-    /// Derives frame `index`'s secretbox key (32 bytes) and nonce (24 bytes).
+    /// The `crypto_kdf` context of frame keys: 8 ASCII bytes, `"sd1frame"`.
+    static let frameContext = Array("sd1frame".utf8)
+    /// The bytes derived per frame: the secretbox key followed by the nonce.
+    static let frameKeyAndNonceLength = SecretBox.keyLength + SecretBox.nonceLength
+
+    /// Derives frame `index`'s secretbox key (32 bytes) and nonce (24 bytes): one BLAKE2b call,
+    /// `crypto_kdf_derive_from_key(56, index, "sd1frame", frameKeyBase)`, split 32 + 24.
+    ///
+    /// The sealer uses ``withFrameKeyAndNonce(frameKeyBase:index:_:)``, which keeps them off the heap.
     public static func frameKeyAndNonce(frameKeyBase: [UInt8], index: UInt64) -> (key: [UInt8], nonce: [UInt8]) {
-        var info = Array("streamd/v1 frame".utf8)
-        withUnsafeBytes(of: index.bigEndian) { info.append(contentsOf: $0) }
-        let okm = HKDF.expand(pseudoRandomKey: frameKeyBase, info: info, outputLength: 56)
-        return (Array(okm[0..<32]), Array(okm[32..<56]))
+        withFrameKeyAndNonce(frameKeyBase: frameKeyBase, index: index) { (Array($0), Array($1)) }
+    }
+
+    /// Derives frame `index`'s key and nonce into a temporary buffer, calls `body` with them,
+    /// and zeroes the buffer before returning.
+    public static func withFrameKeyAndNonce<R>(
+        frameKeyBase: [UInt8], index: UInt64,
+        _ body: (_ key: UnsafeRawBufferPointer, _ nonce: UnsafeRawBufferPointer) throws -> R
+    ) rethrows -> R {
+        try SubkeyDerivation.withSubkey(
+            length: frameKeyAndNonceLength, id: index, context: frameContext, masterKey: frameKeyBase
+        ) { okm in
+            try body(UnsafeRawBufferPointer(rebasing: okm[..<SecretBox.keyLength]),
+                     UnsafeRawBufferPointer(rebasing: okm[SecretBox.keyLength...]))
+        }
     }
 }

@@ -36,9 +36,10 @@ struct FrameSealer: Sendable {
 
     /// Seals `frame` into a box of exactly ``boxSize`` bytes.
     func seal(_ frame: Frame) -> [UInt8] {
-        var (key, nonce) = StreamKeySchedule.frameKeyAndNonce(frameKeyBase: frameKeyBase, index: frame.index)
-        defer { secureZero(&key) }
-        var box = SecretBox.seal(frame.encode(plaintextSize: plaintextSize), key: key, nonce: nonce)
+        let plaintext = frame.encode(plaintextSize: plaintextSize)
+        var box = StreamKeySchedule.withFrameKeyAndNonce(frameKeyBase: frameKeyBase, index: frame.index) {
+            SecretBox.seal(plaintext, key: $0, nonce: $1)
+        }
         if let signingSecretKey {
             box += Ed25519.sign(Self.signedMessage(index: frame.index, sealed: box), secretKey: signingSecretKey)
         }
@@ -62,9 +63,10 @@ struct FrameSealer: Sendable {
                 throw StreamError(.frameDecrypt, "box \(index) is not signed by the stream's writer")
             }
         }
-        var (key, nonce) = StreamKeySchedule.frameKeyAndNonce(frameKeyBase: frameKeyBase, index: index)
-        defer { secureZero(&key) }
-        guard let plaintext = SecretBox.open(sealed, key: key, nonce: nonce) else {
+        let opened = StreamKeySchedule.withFrameKeyAndNonce(frameKeyBase: frameKeyBase, index: index) {
+            SecretBox.open(sealed, key: $0, nonce: $1)
+        }
+        guard let plaintext = opened else {
             throw StreamError(.frameDecrypt, "box \(index) failed to authenticate")
         }
         let frame = try Frame.decode(plaintext)

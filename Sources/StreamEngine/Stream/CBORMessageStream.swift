@@ -6,13 +6,20 @@ import CBOR
 /// bytes read past one value are kept for the next, so nothing is lost between values. A value
 /// larger than ``maxMessageSize`` or malformed CBOR is a
 /// ``StreamError/Code-swift.struct/protocolViolation``.
+///
+/// Receiving is resumable: a value that arrives in many chunks is scanned once, head by head,
+/// and decoded once, when its last byte is there, so its cost is linear in its size.
 public actor CBORMessageStream {
     /// The underlying byte stream.
     public let stream: Stream
     /// The largest encoded value accepted.
     public let maxMessageSize: Int
     private let limits: CBORDecoder.Limits
+    /// Received bytes; the next value starts at `head`.
     private var buffer: [UInt8] = []
+    private var head = 0
+    /// How far the next value has been scanned.
+    private var scanner = CBORItemScanner()
 
     /// Wraps a stream.
     public init(_ stream: Stream, maxMessageSize: Int = 1 << 20, limits: CBORDecoder.Limits = .init()) {
@@ -22,6 +29,9 @@ public actor CBORMessageStream {
     }
 
     /// Sends one value; returns once the stream has accepted it durably.
+    ///
+    /// - Throws: ``PartialWriteError`` if the stream accepted only part of the value (the
+    ///   peer then sees a truncated message: close the stream), or the stream's error.
     public func send(_ value: CBORValue) async throws {
         let bytes = value.encoded()
         guard bytes.count <= maxMessageSize else {
@@ -35,24 +45,55 @@ public actor CBORMessageStream {
     /// - Returns: the value, or `nil` if the peer closed the stream between values.
     public func receive() async throws -> CBORValue? {
         while true {
-            if !buffer.isEmpty {
-                do {
-                    let (value, consumed) = try CBORDecoder.decodePrefix(buffer, limits: limits)
-                    buffer.removeFirst(consumed)
+            if head < buffer.count {
+                switch scanner.scan(buffer[head...], limit: maxMessageSize, maxDepth: limits.maxDepth) {
+                case .complete(let length):
+                    let value: CBORValue
+                    do {
+                        value = try CBORDecoder.decode(buffer[head..<head + length], limits: limits)
+                    } catch {
+                        throw StreamError(.protocolViolation, "malformed CBOR message: \(error.message)")
+                    }
+                    head += length
+                    scanner = CBORItemScanner()
+                    if head == buffer.count {
+                        buffer.removeAll(keepingCapacity: true)
+                        head = 0
+                    }
                     return value
-                } catch where error.isTruncation && buffer.count < maxMessageSize {
-                    // Wait for more bytes.
-                } catch where error.isTruncation {
+                case .incomplete:
+                    break
+                case .tooLarge:
                     throw StreamError(.protocolViolation, "a message exceeds the \(maxMessageSize)-byte limit")
-                } catch {
-                    throw StreamError(.protocolViolation, "malformed CBOR message: \(error.message)")
+                case .malformed:
+                    throw malformed()
                 }
             }
-            guard let chunk = try await stream.read(maxLength: max(1, maxMessageSize - buffer.count)) else {
-                if buffer.isEmpty { return nil }
+            let unread = buffer.count - head
+            guard unread < maxMessageSize else {
+                throw StreamError(.protocolViolation, "a message exceeds the \(maxMessageSize)-byte limit")
+            }
+            guard let chunk = try await stream.read(maxLength: maxMessageSize - unread) else {
+                if unread == 0 { return nil }
                 throw StreamError(.protocolViolation, "the stream ended inside a message")
+            }
+            if head > 0 {
+                // Drop the values already returned: at most once per value, and only the
+                // unread rest (less than one message) moves.
+                buffer.removeFirst(head)
+                head = 0
             }
             buffer += chunk
         }
+    }
+
+    /// The error for bytes the scanner rejects, with the decoder's explanation.
+    private func malformed() -> StreamError {
+        do {
+            _ = try CBORDecoder.decodePrefix(buffer[head...], limits: limits)
+        } catch {
+            return StreamError(.protocolViolation, "malformed CBOR message: \(error.message)")
+        }
+        return StreamError(.protocolViolation, "malformed CBOR message")
     }
 }

@@ -32,11 +32,23 @@ public actor Stream {
     private let origin: ContinuousClock.Instant
 
     private var operations: [OperationID: Task<Void, Never>] = [:]
+    /// The machine's next deadline, re-armed in place whenever it moves.
+    private let timer = ReArmableTimer()
+    /// The one task that runs the machine's timers when ``timer`` fires.
     private var timerTask: Task<Void, Never>?
-    private var timerDeadline: StreamTime?
+    /// When ``timer`` is armed to fire, if it is.
+    private var timerArmedAt: StreamTime?
     private var persisting = false
     private var persistenceFailure: StreamError?
-    private var waiters: [CheckedContinuation<Void, Never>] = []
+    /// Suspended callers, each with the condition it waits for.
+    private var waiters: [Waiter] = []
+
+    /// A suspended caller of ``waitUntil(allowFailure:_:)``.
+    private struct Waiter {
+        /// What the caller waits for; it is woken once this holds or the stream stops.
+        var condition: (isolated Stream) -> Bool
+        var continuation: CheckedContinuation<Void, Never>
+    }
 
     // MARK: - Opening
 
@@ -97,6 +109,12 @@ public actor Stream {
         self.machine = machine
         self.persistence = persistence
         origin = clock.now
+        timerTask = Task { [weak self, ticks = timer.ticks] in
+            for await _ in ticks {
+                guard let self else { return }
+                await self.timerFired()
+            }
+        }
         step()
     }
 
@@ -105,19 +123,33 @@ public actor Stream {
     /// Writes all of `bytes`, returning once the stream has accepted them durably.
     ///
     /// Waits while the send buffer is full. It does not wait for the peer; see ``sync()``.
+    ///
+    /// - Throws: ``PartialWriteError`` if it stops (cancelled, or the stream failed, closed or
+    ///   halted) after the stream accepted some of the bytes: its
+    ///   ``PartialWriteError/acceptedCount`` says how many, from the start of `bytes`. Any other
+    ///   error means that none of `bytes` was accepted.
     public func write(_ bytes: [UInt8]) async throws {
-        var remaining = bytes[...]
+        var accepted = 0
         var mustBeDurable: UInt64 = 0
-        while !remaining.isEmpty {
-            let (accepted, sequence) = try machine.appWrite(Array(remaining), now: now)
-            remaining = remaining.dropFirst(accepted)
-            mustBeDurable = sequence
-            step()
-            if !remaining.isEmpty {
-                try await waitUntil { $0.machine.writeCapacity > 0 }
+        do {
+            while accepted < bytes.count {
+                // Offer only what fits (at least one byte, so that a closed or failed stream
+                // throws), so each byte is copied once however many rounds the write takes.
+                let end = min(bytes.count, accepted + max(1, machine.writeCapacity))
+                let offered = accepted == 0 && end == bytes.count ? bytes : Array(bytes[accepted..<end])
+                let (taken, sequence) = try machine.appWrite(offered, now: now)
+                accepted += taken
+                mustBeDurable = sequence
+                step()
+                if accepted < bytes.count {
+                    try await waitUntil { $0.machine.writeCapacity > 0 }
+                }
             }
+            try await waitUntil { $0.machine.durableSequence >= mustBeDurable }
+        } catch {
+            guard accepted > 0 else { throw error }
+            throw PartialWriteError(acceptedCount: accepted, of: bytes.count, underlying: error)
         }
-        try await waitUntil { $0.machine.durableSequence >= mustBeDurable }
     }
 
     /// Reads the next bytes, waiting until some arrive, and consumes them at once.
@@ -222,8 +254,6 @@ public actor Stream {
     public func halt() {
         machine.halt()
         step()
-        timerTask?.cancel()
-        timerTask = nil
     }
 
     /// The complete durable state, for a snapshot.
@@ -245,9 +275,26 @@ public actor Stream {
         }
         if persistence != nil { persistJournal() }
         scheduleTimer()
-        let current = waiters
-        waiters.removeAll()
-        for waiter in current { waiter.resume() }
+        wakeReadyWaiters()
+    }
+
+    /// Resumes the waiters whose condition now holds, or all of them if the stream stopped;
+    /// the others stay suspended, so a change that helps nobody costs no task switch.
+    private func wakeReadyWaiters() {
+        guard !waiters.isEmpty else { return }
+        if persistenceFailure != nil || machine.failure != nil || machine.isHalted {
+            wakeAll()
+            return
+        }
+        var index = 0
+        while index < waiters.count {
+            if waiters[index].condition(self) {
+                waiters.swapAt(index, waiters.count - 1)
+                waiters.removeLast().continuation.resume()
+            } else {
+                index += 1
+            }
+        }
     }
 
     private func perform(_ action: StreamAction) {
@@ -326,37 +373,30 @@ public actor Stream {
         step()
     }
 
+    /// Re-arms the one timer if the machine's deadline moved earlier than it is armed for.
+    ///
+    /// A deadline that moves later (as the retransmission timer does on every ack) or goes
+    /// away leaves the timer armed: it fires early, finds nothing due, and is re-armed then.
+    /// That is one wake-up per armed deadline instead of reprogramming the timer per change.
     private func scheduleTimer() {
-        let deadline = machine.nextDeadline
-        guard deadline != timerDeadline else { return }
-        timerTask?.cancel()
-        timerDeadline = deadline
-        guard let deadline else {
-            timerTask = nil
-            return
-        }
-        let instant = origin.advanced(by: .nanoseconds(deadline.nanoseconds))
-        timerTask = Task { [weak self, clock] in
-            do {
-                try await clock.sleep(until: instant, tolerance: .milliseconds(1))
-            } catch {
-                return
-            }
-            await self?.timerFired()
-        }
+        guard let deadline = machine.nextDeadline else { return }
+        if let armed = timerArmedAt, armed <= deadline { return }
+        timerArmedAt = deadline
+        timer.arm(in: deadline.nanoseconds &- now.nanoseconds)
     }
 
     private func timerFired() {
-        timerDeadline = nil
-        machine.handleTimers(now: now)
+        timerArmedAt = nil
+        machine.handleTimers(now: now)  // Does nothing if the deadline moved later.
         step()
     }
 
-    /// Suspends until `condition` holds, re-checking after every state change.
+    /// Suspends until `condition` holds, re-checking it after every state change (inside the
+    /// actor, so no wake-up is lost) and resuming only once it holds or the stream stops.
     ///
     /// Throws the stream's failure, ``StreamError/Code-swift.struct/halted``, or
     /// `CancellationError` if the calling task is cancelled.
-    private func waitUntil(allowFailure: Bool = false, _ condition: (isolated Stream) -> Bool) async throws {
+    private func waitUntil(allowFailure: Bool = false, _ condition: @escaping (isolated Stream) -> Bool) async throws {
         while true {
             if allowFailure, condition(self) { return }
             if let failure = persistenceFailure ?? machine.failure { throw failure }
@@ -364,7 +404,7 @@ public actor Stream {
             if condition(self) { return }
             try Task.checkCancellation()
             await withTaskCancellationHandler {
-                await withCheckedContinuation { waiters.append($0) }
+                await withCheckedContinuation { waiters.append(Waiter(condition: condition, continuation: $0)) }
             } onCancel: {
                 Task { [weak self] in await self?.wakeAll() }
             }
@@ -374,10 +414,11 @@ public actor Stream {
     private func wakeAll() {
         let current = waiters
         waiters.removeAll()
-        for waiter in current { waiter.resume() }
+        for waiter in current { waiter.continuation.resume() }
     }
 
     deinit {
+        timer.cancel()
         timerTask?.cancel()
         for task in operations.values { task.cancel() }
     }
