@@ -27,6 +27,8 @@ struct PowerCutTests {
             /// Per stream: the end of what the receiving app has read (processed or not).
             var read: [UInt64]
             var mismatches: [String] = []
+            /// Errors the daemon answered the apps' requests with (the connection closing is not one).
+            var errors: [String: Int] = [:]
         }
 
         let state: Mutex<State>
@@ -51,6 +53,8 @@ struct PowerCutTests {
             let backlog = ledger.state.withLock { $0.acknowledged[stream] - min($0.acknowledged[stream], $0.consumed[stream]) }
             if backlog > 96_000 {
                 try? await Task.sleep(for: .milliseconds(20))
+                // A request that fails once the client is closed ends the writer.
+                guard (try? await client.status(name)) != nil else { return }
                 continue
             }
             let count = Int.random(in: 256...12_000, using: &random)
@@ -61,6 +65,11 @@ struct PowerCutTests {
                 ledger.state.withLock { $0.acknowledged[stream] = max($0.acknowledged[stream], position) }
             } catch let error as IPCError where error.code == .busy {
                 try? await Task.sleep(for: .milliseconds(20))
+            } catch let error as IPCError {
+                ledger.state.withLock { $0.errors["writer \(error.code)", default: 0] += 1 }
+                try? await Task.sleep(for: .milliseconds(50))
+                guard let resumed = try? await client.status(name).bytesWritten else { return }
+                position = resumed
             } catch {
                 return
             }
@@ -71,7 +80,20 @@ struct PowerCutTests {
     /// pattern, and consumes it; until the client is closed.
     static func reader(_ client: StreamdClient, stream: Int, ledger: Ledger) async {
         let name = streamName(stream)
-        var position = ledger.snapshot().consumed[stream]
+        /// Where to read from: the daemon's consumed offset. It may be ahead of the last consume
+        /// the app saw acknowledged (the daemon committed it, the reply was lost), never ahead of
+        /// what the app has read.
+        func resume() async -> UInt64? {
+            guard let consumed = try? await client.status(name).bytesConsumed else { return nil }
+            return ledger.state.withLock { state in
+                if consumed > state.read[stream] {
+                    state.mismatches.append("\(name): the daemon consumed through \(consumed), the app only read \(state.read[stream])")
+                }
+                state.consumed[stream] = max(state.consumed[stream], consumed)
+                return consumed
+            }
+        }
+        guard var position = await resume() else { return }
         while !Task.isCancelled {
             do {
                 let (start, bytes, _) = try await client.read(name, offset: position, wait: true)
@@ -88,6 +110,12 @@ struct PowerCutTests {
                 if bytes.isEmpty { continue }
                 try await client.consume(name, through: position)
                 ledger.state.withLock { $0.consumed[stream] = max($0.consumed[stream], position) }
+            } catch let error as IPCError {
+                // Refused (not a closed connection): count it, start again from the daemon's consumed offset.
+                ledger.state.withLock { $0.errors["reader \(error.code)", default: 0] += 1 }
+                try? await Task.sleep(for: .milliseconds(50))
+                guard let resumed = await resume() else { return }
+                position = resumed
             } catch {
                 return
             }
@@ -249,6 +277,7 @@ struct PowerCutTests {
         Reliability.report("power-cuts", "bytes at risk per cut (acknowledged, not yet consumed): \(Summary(atRisk))")
         Reliability.report("power-cuts", "unsynced writes undone per immediate cut: \(Summary(undone))")
         Reliability.report("power-cuts", "restart to ready ms: \(Summary(restartTimes))")
+        Reliability.report("power-cuts", "errors answered to the apps: \(end.errors.sorted { $0.key < $1.key }.map { "\($0.value)× \($0.key)" }.joined(separator: ", "))")
         Reliability.report("power-cuts", "losses=\(losses.count) mismatches=\(end.mismatches.count) quarantined=\(quarantined.count) drained=\(drained != nil)")
         for line in losses + end.mismatches + quarantined { print("[power-cuts] \(line)") }
         #expect(losses.isEmpty)
