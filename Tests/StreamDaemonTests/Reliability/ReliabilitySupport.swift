@@ -20,6 +20,7 @@ enum Reliability {
     /// Prints one figure line; `scripts/reliability` collects the lines starting with `RELIABILITY`.
     static func report(_ part: String, _ text: String) {
         print("RELIABILITY \(part) [\(full ? "full" : "quick")] \(text)")
+        fflush(nil)
     }
 }
 
