@@ -29,33 +29,54 @@ func seconds(_ duration: Duration) -> Double {
 /// `streamd` daemons that can be SIGKILLed and restarted with the same arguments.
 final class CrashRig: @unchecked Sendable {
     let directory = TemporaryDirectory()
-    let children = CrashChildren()
+    let children = ChildProcesses()
     private(set) var kpclientdAddress = ""
 
     var path: String { directory.path }
 
-    /// Starts `kpclientd-sim` on an ephemeral TCP port with its box store in a file.
-    func startSimulator(latency: String = "2ms", writeLoss: Double = 0.1) async throws {
-        let child = try CrashChild.spawn(
-            BuildProducts.path("kpclientd-sim"),
-            ["--listen", "tcp:127.0.0.1:0", "--latency", latency, "--write-loss", "\(writeLoss)",
-             "--state", path + "/pigeonhole.state", "--log-level", "warning"],
+    /// Starts `kpclientd-sim` on a TCP port (0: an ephemeral one) with its box store in a file
+    /// (`persistent: false`: in memory only, as `kpclientd-sim` without `--state`).
+    func startSimulator(
+        latency: String = "2ms", writeLoss: Double = 0.1, port: Int = 0, persistent: Bool = true, extraSimulatorArguments: [String] = []
+    ) async throws {
+        let state = persistent ? ["--state", path + "/pigeonhole.state"] : []
+        let child = try spawn(
+            Products.kpclientdSim,
+            ["--listen", "tcp:127.0.0.1:\(port)", "--latency", latency, "--write-loss", "\(writeLoss)", "--log-level", "warning"]
+                + state + extraSimulatorArguments,
             name: "kpclientd-sim", logPrefix: path + "/kpclientd-sim")
-        children.add(child)
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(20)
         while clock.now < deadline {
-            if let line = child.standardOutput.split(separator: "\n").first(where: { $0.contains("listening on ") }),
-               let range = line.range(of: "listening on ") {
+            // The output file is shared by every simulator this rig started: take the new line.
+            let lines = child.standardOutput.split(separator: "\n").filter { $0.contains("listening on ") }
+            if lines.count > simulatorStarts, let line = lines.last, let range = line.range(of: "listening on ") {
+                simulatorStarts = lines.count
                 kpclientdAddress = String(line[range.upperBound...]).trimmingCharacters(in: .whitespaces)
                 return
             }
             if let code = child.exitCode {
-                throw ProcessFailure(description: "kpclientd-sim exited with \(code): \(child.standardError)")
+                throw ProcessHarnessError(description: "kpclientd-sim exited with \(code): \(child.standardError)")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw ProcessFailure(description: "kpclientd-sim did not report its address in 20 s")
+        throw ProcessHarnessError(description: "kpclientd-sim did not report its address in 20 s")
+    }
+
+    /// How many simulators reported their address (their output is appended to one file).
+    private var simulatorStarts = 0
+
+    /// The simulator process (the last one started).
+    private(set) var simulator: ChildProcess?
+
+    /// Starts a child whose stdout and stderr are appended to `logPrefix.out` / `.err`; killed with the rig.
+    func spawn(_ executable: String, _ arguments: [String], name: String, logPrefix: String) throws -> ChildProcess {
+        let child = try ChildProcess.spawn(
+            executable, arguments, label: name, environment: ProcessInfo.processInfo.environment,
+            stdoutPath: logPrefix + ".out", stderrPath: logPrefix + ".err", appendOutput: true)
+        children.add(child)
+        if name == "kpclientd-sim" { simulator = child }
+        return child
     }
 
     /// A daemon with its own socket and state directory, connected to the simulator.
@@ -68,22 +89,20 @@ final class CrashRig: @unchecked Sendable {
             try Data(toml.utf8).write(to: URL(fileURLWithPath: file))
             extra = ["--config", file]
         }
-        return DaemonProcess(name: name, directory: path + "/" + name, kpclientd: kpclientdAddress, extraArguments: extra, children: children)
+        return DaemonProcess(name: name, directory: path + "/" + name, kpclientd: kpclientdAddress, extraArguments: extra, rig: self)
     }
 
     /// Runs `streamctl` in the background.
-    func startStreamctl(_ arguments: [String], name: String) throws -> CrashChild {
-        let child = try CrashChild.spawn(BuildProducts.path("streamctl"), arguments, name: name, logPrefix: path + "/" + name)
-        children.add(child)
-        return child
+    func startStreamctl(_ arguments: [String], name: String) throws -> ChildProcess {
+        try spawn(Products.streamctl, arguments, name: name, logPrefix: path + "/" + name)
     }
 
     /// Runs `streamctl` to completion (bounded by `timeout`); returns exit code and stdout.
     func streamctl(_ arguments: [String], name: String, timeout: Duration = .seconds(60)) async throws -> (code: Int32, output: String) {
         let child = try startStreamctl(arguments, name: name)
-        guard let code = await child.wait(timeout: timeout) else {
+        guard let code = await child.wait(timeout: timeout)?.exitCode else {
             child.killAndReap()
-            throw ProcessFailure(description: "streamctl \(arguments.first ?? "") did not finish in \(timeout): \(child.standardError)")
+            throw ProcessHarnessError(description: "streamctl \(arguments.first ?? "") did not finish in \(timeout): \(child.standardError)")
         }
         return (code, child.standardOutput)
     }
@@ -111,27 +130,26 @@ final class DaemonProcess: @unchecked Sendable {
     let socketPath: String
     let stateDirectory: String
     let arguments: [String]
-    private let children: CrashChildren
+    private let rig: CrashRig
     private let logPrefix: String
-    private(set) var current: CrashChild?
+    private(set) var current: ChildProcess?
     private(set) var starts = 0
     /// Restart (exec) to ready (socket answers a status request) of every start.
     private(set) var readyTimes: [Duration] = []
 
-    init(name: String, directory: String, kpclientd: String, extraArguments: [String], children: CrashChildren) {
+    init(name: String, directory: String, kpclientd: String, extraArguments: [String], rig: CrashRig) {
         self.name = name
         socketPath = directory + "/run/streamd.sock"
         stateDirectory = directory + "/state"
         logPrefix = directory + "-streamd"
-        self.children = children
+        self.rig = rig
         arguments = ["run", "--socket", socketPath, "--state-dir", stateDirectory, "--kpclientd", kpclientd, "--log-level", "info"] + extraArguments
     }
 
     /// Starts the process (without waiting for readiness).
     @discardableResult
-    func spawn() throws -> CrashChild {
-        let child = try CrashChild.spawn(BuildProducts.path("streamd"), arguments, name: name, logPrefix: logPrefix)
-        children.add(child)
+    func spawn() throws -> ChildProcess {
+        let child = try rig.spawn(Products.streamd, arguments, name: name, logPrefix: logPrefix)
         current = child
         starts += 1
         return child
@@ -155,7 +173,7 @@ final class DaemonProcess: @unchecked Sendable {
         let deadline = clock.now + timeout
         while clock.now < deadline {
             if let child = current, let code = child.exitCode {
-                throw ProcessFailure(description: "streamd \(name) exited with \(code) before it was ready: \(child.standardError.suffix(2000))")
+                throw ProcessHarnessError(description: "streamd \(name) exited with \(code) before it was ready: \(child.standardError.suffix(2000))")
             }
             if let client = try? await StreamdClient.connect(socketPath: socketPath, clientName: "crash-test") {
                 let status = try? await client.daemonStatus()
@@ -164,7 +182,7 @@ final class DaemonProcess: @unchecked Sendable {
             }
             try await Task.sleep(for: .milliseconds(5))
         }
-        throw ProcessFailure(description: "streamd \(name) was not ready within \(timeout)")
+        throw ProcessHarnessError(description: "streamd \(name) was not ready within \(timeout)")
     }
 
     /// SIGKILLs the running process and reaps it.

@@ -1,6 +1,7 @@
 import Foundation
 import IPC
 import StreamClient
+import StreamCrypto
 import StreamStore
 import Testing
 
@@ -31,6 +32,8 @@ struct CrashTests {
         var twoDaemons: Bool
         /// Kill only the receiving daemon (B).
         var receiverOnly = false
+        /// kpclientd-sim's mean latency per round trip.
+        var latency = "2ms"
     }
 
     /// What happened during a transfer under kills.
@@ -38,6 +41,11 @@ struct CrashTests {
         var daemons: [DaemonProcess]
         var killsDuringTransfer = 0
         var elapsed: Duration = .zero
+        /// SHA-256 of the file sent and of the file received.
+        var sentDigest: [UInt8] = []
+        var receivedDigest: [UInt8] = []
+        var bytes = 0
+        var seed: UInt64 = 0
     }
 
     /// Sends a random file with `streamctl send --sync` while `streamctl recv` receives it, kills
@@ -46,7 +54,7 @@ struct CrashTests {
         let seed = Self.seed()
         var random = SeededGenerator(seed: seed)
         print("[\(scenario.label)] seed \(seed) (replay with STREAMD_CRASH_SEED=\(seed)), \(scenario.size) bytes, \(scenario.kills) kills")
-        try await rig.startSimulator()
+        try await rig.startSimulator(latency: scenario.latency)
         let a = try rig.daemon("a")
         let b = scenario.twoDaemons ? try rig.daemon("b") : a
         let daemons = scenario.twoDaemons ? [a, b] : [a]
@@ -67,7 +75,7 @@ struct CrashTests {
         let recv = try rig.startStreamctl(
             ["recv", "in", outputPath, "--reconnect-timeout", "120", "--quiet", "--socket", b.socketPath], name: "recv")
 
-        var outcome = Outcome(daemons: daemons)
+        var outcome = Outcome(daemons: daemons, bytes: scenario.size, seed: seed)
         var killed: Set<String> = []
         for index in 0..<scenario.kills {
             let gap = Double.random(in: scenario.gap, using: &random)
@@ -84,15 +92,17 @@ struct CrashTests {
                 + "\(running ? "" : " (transfer already done)"), ready again in \(Int(seconds(ready) * 1000)) ms")
         }
 
-        let sendCode = await send.wait(timeout: .seconds(180))
+        let sendCode = await send.wait(timeout: .seconds(180))?.exitCode
         #expect(sendCode == 0, "streamctl send: \(send.standardError.suffix(1000))")
         let closed = try await rig.streamctl(["close", "out", "--socket", a.socketPath], name: "close", timeout: .seconds(120))
         #expect(closed.code == 0, "streamctl close out failed")
-        let recvCode = await recv.wait(timeout: .seconds(120))
+        let recvCode = await recv.wait(timeout: .seconds(120))?.exitCode
         #expect(recvCode == 0, "streamctl recv: \(recv.standardError.suffix(1000))")
         outcome.elapsed = clock.now - began
 
         let received = [UInt8]((try? Data(contentsOf: URL(fileURLWithPath: outputPath))) ?? Data())
+        outcome.sentDigest = SHA256.hash(input.bytes)
+        outcome.receivedDigest = SHA256.hash(received)
         if received != input.bytes {
             let common = zip(received, input.bytes).prefix { $0 == $1 }.count
             Issue.record("received \(received.count) bytes, sent \(input.bytes.count); first difference at offset \(common)")
@@ -108,7 +118,7 @@ struct CrashTests {
         return outcome
     }
 
-    @Test(.enabled(if: BuildProducts.available, "needs swift build (streamd, streamctl, kpclientd-sim)"))
+    @Test(.enabled(if: Products.available, "needs swift build (streamd, streamctl, kpclientd-sim)"))
     func transferSurvivesKillsOfBothDaemons() async throws {
         let rig = CrashRig()
         let scenario = Scenario(
@@ -119,7 +129,7 @@ struct CrashTests {
 
     /// Kills only the receiving daemon, often: `recv` then often holds (and has written out)
     /// bytes whose receipt was not yet durable when the daemon died. Long variant only.
-    @Test(.enabled(if: BuildProducts.available && Self.long, "STREAMD_LONG_TESTS=1 and swift build"))
+    @Test(.enabled(if: Products.available && Self.long, "STREAMD_LONG_TESTS=1 and swift build"))
     func receiveSurvivesFrequentKillsOfTheReceivingDaemon() async throws {
         let rig = CrashRig()
         let scenario = Scenario(
@@ -129,7 +139,7 @@ struct CrashTests {
         #expect(outcome.killsDuringTransfer >= 1, "the transfer ended before any kill: make it longer")
     }
 
-    @Test(.enabled(if: BuildProducts.available, "needs swift build (streamd, streamctl, kpclientd-sim)"))
+    @Test(.enabled(if: Products.available, "needs swift build (streamd, streamctl, kpclientd-sim)"))
     func transferSurvivesKillsDuringCompaction() async throws {
         let rig = CrashRig()
         let scenario = Scenario(
@@ -149,7 +159,7 @@ struct CrashTests {
         #expect(out.journal.count <= 512)
     }
 
-    @Test(.enabled(if: BuildProducts.available, "needs swift build (streamd, streamctl, kpclientd-sim)"))
+    @Test(.enabled(if: Products.available, "needs swift build (streamd, streamctl, kpclientd-sim)"))
     func killDuringRestoreKeepsEveryStream() async throws {
         let seed = Self.seed()
         var random = SeededGenerator(seed: seed)
@@ -228,7 +238,7 @@ struct CrashTests {
     /// them: the bytes' receipt may not be durable yet. After the restart the app's `consume`
     /// of what it processed must succeed (the documented recipe for exactly-once processing),
     /// and the rest of the stream must follow without gaps or duplicates.
-    @Test(.enabled(if: BuildProducts.available, "needs swift build (streamd, streamctl, kpclientd-sim)"))
+    @Test(.enabled(if: Products.available, "needs swift build (streamd, streamctl, kpclientd-sim)"))
     func consumeAfterKillRightAfterReadSucceeds() async throws {
         let seed = Self.seed()
         var random = SeededGenerator(seed: seed)
@@ -252,7 +262,7 @@ struct CrashTests {
         // Once send returns (everything acknowledged), A closes its direction, which ends the stream.
         let socketA = a.socketPath
         let closer = Task {
-            guard await send.wait(timeout: .seconds(150)) == 0 else { return Int32(-1) }
+            guard await send.wait(timeout: .seconds(150)) == .exited(0) else { return Int32(-1) }
             return try await rig.streamctl(["close", "out", "--socket", socketA], name: "close", timeout: .seconds(60)).code
         }
         var received: [UInt8] = []
@@ -311,7 +321,7 @@ struct CrashTests {
             }
             defer { group.cancelAll() }
             guard let first = try await group.next(), let value = first else {
-                throw ProcessFailure(description: "timed out after \(timeout)")
+                throw ProcessHarnessError(description: "timed out after \(timeout)")
             }
             return value
         }

@@ -21,6 +21,14 @@ enum Termination: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The exit status, or 128 + the signal (as a shell reports it).
+    var exitCode: Int32 {
+        switch self {
+        case .exited(let code): return code
+        case .signaled(let signal): return 128 + signal
+        }
+    }
+
     var description: String {
         switch self {
         case .exited(let code): return "exit \(code)"
@@ -66,10 +74,12 @@ final class ChildProcess: Sendable {
 
     /// Starts `executable` with `arguments`; stdin is `/dev/null` unless `stdinPath` is given.
     ///
-    /// - Parameter environment: the full environment of the child.
+    /// - Parameters:
+    ///   - environment: the full environment of the child.
+    ///   - appendOutput: append to the output files (one log across restarts) instead of truncating them.
     static func spawn(
         _ executable: String, _ arguments: [String], label: String, environment: [String: String],
-        stdoutPath: String, stderrPath: String, stdinPath: String = "/dev/null"
+        stdoutPath: String, stderrPath: String, stdinPath: String = "/dev/null", appendOutput: Bool = false
     ) throws -> ChildProcess {
         guard access(executable, X_OK) == 0 else {
             throw ProcessHarnessError(description: "\(executable) is not an executable file: run `swift build` first")
@@ -78,8 +88,9 @@ final class ChildProcess: Sendable {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, stdinPath, O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let mode = O_WRONLY | O_CREAT | (appendOutput ? O_APPEND : O_TRUNC)
+        posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, mode, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, mode, 0o644)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -132,6 +143,15 @@ final class ChildProcess: Sendable {
         reaped.withLock { state in
             if state == nil { _ = Glibc.kill(pid, signal) }
         }
+    }
+
+    /// Its exit code (128 + signal if a signal ended it), if it has ended.
+    var exitCode: Int32? { poll()?.exitCode }
+
+    /// SIGKILLs it and reaps it without suspending (a killed process ends at once; bounded at 5 s).
+    func killAndReap() {
+        send(SIGKILL)
+        for _ in 0..<2_500 where poll() == nil { usleep(2_000) }
     }
 
     /// SIGKILLs it and reaps it.

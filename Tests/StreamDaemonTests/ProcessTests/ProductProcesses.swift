@@ -31,11 +31,29 @@ enum Products {
     static var streamctl: String { directory + "/streamctl" }
     static var kpclientdSim: String { directory + "/kpclientd-sim" }
 
+    /// Whether the three executables are built (`swift build`), for `.enabled(if:)`.
+    static var available: Bool {
+        [streamd, streamctl, kpclientdSim].allSatisfy { (path: String) in access(path, X_OK) == 0 }
+    }
+
     /// Fails with a clear message unless every executable exists.
     static func require() throws {
         for path in [streamd, streamctl, kpclientdSim] where access(path, X_OK) != 0 {
             throw ProcessHarnessError(description: "\(path) is missing: run `swift build` (it builds streamd, streamctl and kpclientd-sim) before these tests")
         }
+    }
+}
+
+/// Every child a test started; killed and reaped when the last reference goes, even if the test fails.
+final class ChildProcesses: Sendable {
+    private let children = Mutex<[ChildProcess]>([])
+
+    func add(_ child: ChildProcess) {
+        children.withLock { $0.append(child) }
+    }
+
+    deinit {
+        for child in children.withLock({ $0 }) { child.killAndReap() }
     }
 }
 
@@ -145,14 +163,15 @@ final class StreamdProcess: Sendable {
 
     /// Starts `streamd run` in `workspace/<name>/` with `kpclientd` and waits until `streamctl status` answers.
     static func start(
-        in workspace: ProcessWorkspace, name: String, kpclientd: String = "embedded", readyTimeout: Duration = .seconds(60)
+        in workspace: ProcessWorkspace, name: String, kpclientd: String = "embedded", extraArguments: [String] = [],
+        readyTimeout: Duration = .seconds(60)
     ) async throws -> StreamdProcess {
         let base = workspace.subdirectory(name)
         let socketPath = base + "/run/streamd.sock"
         let stateDirectory = base + "/state"
         let child = try workspace.spawn(
             Products.streamd,
-            ["run", "--socket", socketPath, "--state-dir", stateDirectory, "--kpclientd", kpclientd, "--log-level", "info"],
+            ["run", "--socket", socketPath, "--state-dir", stateDirectory, "--kpclientd", kpclientd, "--log-level", "info"] + extraArguments,
             label: "streamd-\(name)")
         let daemon = StreamdProcess(child: child, socketPath: socketPath, stateDirectory: stateDirectory, workspace: workspace)
         let deadline = ContinuousClock.now + readyTimeout

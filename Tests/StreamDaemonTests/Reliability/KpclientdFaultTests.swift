@@ -1,0 +1,113 @@
+import Foundation
+import IPC
+import StreamClient
+import StreamCrypto
+import Testing
+
+/// kpclientd faults (issue 10), all through an external `kpclientd-sim` process: dropped
+/// connections, a simulator restart with and without its box store, and a 10× latency spike, each
+/// during a `streamctl send --sync` / `streamctl recv` transfer between two `streamd` processes.
+/// Every transfer must complete with the sent bytes; the time from the end of the fault to the
+/// next byte received is reported.
+///
+/// Courier churn (`--courier-churn`) is pending: kpclientd-sim on main has no such option yet
+/// (issue 8); ``Fault/courierChurn`` is the hook, skipped until the option exists.
+///
+/// `STREAMD_RELIABILITY=full`: 2 MiB per transfer (CI: 256 KiB).
+@Suite(.serialized, .timeLimit(.minutes(30)))
+struct KpclientdFaultTests {
+    enum Fault: String, CaseIterable {
+        case disconnects = "disconnect-every"
+        case restartWithState = "restart with --state"
+        case restartWithoutState = "restart without --state"
+        case latencySpike = "10x latency spike"
+        case courierChurn = "courier churn"
+    }
+
+    static let latency = 5
+
+    /// Runs one transfer under `fault`; returns the transfer time and the recovery time after the fault.
+    static func transfer(under fault: Fault) async throws -> (elapsed: Duration, recovery: Duration?) {
+        let rig = CrashRig()
+        var random = SeededGenerator(seed: Reliability.seed())
+        let size = Reliability.size(quick: 256 << 10, full: 2 << 20)
+        let persistent = fault != .restartWithoutState
+        let extra: [String]
+        switch fault {
+        case .disconnects: extra = ["--disconnect-every", "1s"]
+        case .courierChurn: extra = ["--courier-churn", "5s"]  // the option's name as planned in issue 8
+        default: extra = []
+        }
+        try await rig.startSimulator(latency: "\(latency)ms", writeLoss: 0, persistent: persistent, extraSimulatorArguments: extra)
+        let port = try #require(Int(rig.kpclientdAddress.split(separator: ":").last ?? ""))
+        let a = try rig.daemon("a")
+        let b = try rig.daemon("b")
+        try await a.start()
+        try await b.start()
+        let opened = try await rig.streamctl(["open", "out", "--socket", a.socketPath], name: "open-out")
+        try #require(opened.code == 0)
+        let address = try #require(opened.output.split(separator: "\n").last.map(String.init))
+        let joined = try await rig.streamctl(["open", "in", "--address", address, "--socket", b.socketPath], name: "open-in")
+        try #require(joined.code == 0)
+        let input = try rig.randomFile("input.bin", count: size, generator: &random)
+        let output = rig.path + "/output.bin"
+        let clock = ContinuousClock()
+        let began = clock.now
+        let send = try rig.startStreamctl(["send", "out", input.path, "--sync", "--reconnect-timeout", "300", "--quiet", "--socket", a.socketPath], name: "send")
+        let recv = try rig.startStreamctl(["recv", "in", output, "--reconnect-timeout", "300", "--quiet", "--socket", b.socketPath], name: "recv")
+        let observer = try await b.client()
+        let received = { (try? await observer.status("in").bytesReceived) ?? 0 }
+
+        var recovery: Duration?
+        if fault != .disconnects {
+            // The fault hits once a quarter of the bytes arrived.
+            _ = await waitUntil(timeout: .seconds(120)) { await received() >= UInt64(size / 4) }
+            rig.simulator?.killAndReap()
+            switch fault {
+            case .restartWithState, .restartWithoutState:
+                try await Task.sleep(for: .seconds(1))
+                try await rig.startSimulator(latency: "\(latency)ms", writeLoss: 0, port: port, persistent: persistent)
+            case .latencySpike:
+                try await rig.startSimulator(latency: "\(latency * 10)ms", writeLoss: 0, port: port)
+                try await Task.sleep(for: .seconds(Reliability.size(quick: 3, full: 10)))
+                rig.simulator?.killAndReap()
+                try await rig.startSimulator(latency: "\(latency)ms", writeLoss: 0, port: port)
+            case .disconnects, .courierChurn:
+                break
+            }
+            let restored = clock.now
+            let before = await received()
+            if await waitUntil(timeout: .seconds(120), { await received() > before || send.exitCode != nil && recv.exitCode != nil }) != nil {
+                recovery = clock.now - restored
+            }
+        }
+        let sent = await send.wait(timeout: .seconds(300))?.exitCode
+        #expect(sent == 0, "[\(fault.rawValue)] streamctl send: \(send.standardError.suffix(800))")
+        let closed = try await rig.streamctl(["close", "out", "--socket", a.socketPath], name: "close", timeout: .seconds(120))
+        #expect(closed.code == 0)
+        let got = await recv.wait(timeout: .seconds(180))?.exitCode
+        #expect(got == 0, "[\(fault.rawValue)] streamctl recv: \(recv.standardError.suffix(800))")
+        let elapsed = clock.now - began
+        await observer.close()
+        let bytes = [UInt8]((try? Data(contentsOf: URL(fileURLWithPath: output))) ?? Data())
+        let intact = SHA256.hash(bytes) == SHA256.hash(input.bytes)
+        #expect(intact, "[\(fault.rawValue)] received \(bytes.count) of \(size) bytes, SHA-256 differs")
+        if !intact || sent != 0 || got != 0 {
+            print("[\(fault.rawValue)] streamd a log:\n\(a.log.suffix(3000))\nstreamd b log:\n\(b.log.suffix(3000))")
+        }
+        let recoveryText = recovery.map { "\(Int(milliseconds($0))) ms" } ?? "n/a"
+        Reliability.report("kpclientd-faults", "\(fault.rawValue): bytes=\(size) completed=\(intact && sent == 0 && got == 0) "
+            + "transfer \(String(format: "%.1f", seconds(elapsed))) s, fault end to next byte received: \(recoveryText)")
+        return (elapsed, recovery)
+    }
+
+    @Test(.enabled(if: Products.available, "needs swift build"), arguments: [Fault.disconnects, .restartWithState, .restartWithoutState, .latencySpike])
+    func transferCompletesAcross(_ fault: Fault) async throws {
+        _ = try await Self.transfer(under: fault)
+    }
+
+    @Test(.disabled("pending: kpclientd-sim has no --courier-churn on main yet (issue 8)"))
+    func transferCompletesAcrossCourierChurn() async throws {
+        _ = try await Self.transfer(under: .courierChurn)
+    }
+}
