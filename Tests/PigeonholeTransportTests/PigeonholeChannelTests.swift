@@ -154,7 +154,9 @@ struct PigeonholeChannelTests {
     @Test func waitingReadsNeverStarveWrites() async throws {
         var transport = PigeonholeTransportConfiguration()
         transport.waitingReads = .reissue(every: .seconds(30))
-        let harness = try await PigeonholeHarness.start(configureClient: { $0.daemonQueueCapacity = 3 }, transport: transport)
+        // The simulator publishes λP = 1 tick/s (and releases first sends at that rate).
+        let harness = try await PigeonholeHarness.start(
+            configureSim: { $0.rate = 1 }, configureClient: { $0.daemonQueueCapacity = 3 }, transport: transport)
         let channel = try await harness.store.channel(.writerSeed(seed(10)))
         let size = channel.payloadSize
         // Six waiting reads: three fill the daemon's queue (as the client models it), three wait.
