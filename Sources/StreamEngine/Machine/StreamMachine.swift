@@ -108,6 +108,8 @@ public struct StreamMachine: Sendable {
     private var retryReadAt: [UInt64: StreamTime] = [:]
     private var decryptFailures: [UInt64: Int] = [:]
     private var readFailures: [UInt64: Int] = [:]
+    /// The read index below which the per-index read state above was last cleared.
+    private var perIndexStateFrom: UInt64 = 0
     private var lastActivity: StreamTime
     private var wasActive = true
     private var pollInterval: Duration
@@ -805,9 +807,13 @@ public struct StreamMachine: Sendable {
             inboundReads[index] = nil
             cancelRead(operation)
         }
-        retryReadAt = retryReadAt.filter { $0.key >= first }
-        decryptFailures = decryptFailures.filter { $0.key >= first }
-        readFailures = readFailures.filter { $0.key >= first }
+        if first != perIndexStateFrom {
+            // Only when the reader moved on: these are rebuilt, not edited in place.
+            perIndexStateFrom = first
+            retryReadAt = retryReadAt.filter { $0.key >= first }
+            decryptFailures = decryptFailures.filter { $0.key >= first }
+            readFailures = readFailures.filter { $0.key >= first }
+        }
 
         let active = isActive(now: now)
         if active != wasActive {
