@@ -51,22 +51,22 @@ public struct StreamMachine: Sendable {
     /// The durability mode.
     public let durability: StreamDurability
 
-    private let outboundSealer: FrameSealer?
-    private let inboundSealer: FrameSealer?
-    private var random: SplitMix64
-    private var timer: RetransmitTimer
+    let outboundSealer: FrameSealer?
+    let inboundSealer: FrameSealer?
+    var random: SplitMix64
+    var timer: RetransmitTimer
 
     // Journal and durability gating.
-    private var journal: [CheckpointRecord] = []
+    var journal: [CheckpointRecord] = []
     /// The highest journal sequence confirmed durable.
     public private(set) var durableSequence: UInt64
-    private var gatedWrites: [(sequence: UInt64, index: UInt64)] = []
+    var gatedWrites: [(sequence: UInt64, index: UInt64)] = []
 
-    private var actions: [StreamAction] = []
-    private var nextOperation: UInt64 = 1
+    var actions: [StreamAction] = []
+    var nextOperation: UInt64 = 1
 
     // Sending.
-    private struct SendRecord {
+    struct SendRecord {
         var firstSent: StreamTime
         var lastSent: StreamTime
         var transmissions: Int
@@ -75,47 +75,47 @@ public struct StreamMachine: Sendable {
         /// the retransmission timer.
         var failuresInRow = 0
     }
-    private struct WriteOperation {
+    struct WriteOperation {
         var index: UInt64
         var started: StreamTime
     }
-    private var sendRecords: [UInt64: SendRecord] = [:]
-    private var writeOperations: [OperationID: WriteOperation] = [:]
+    var sendRecords: [UInt64: SendRecord] = [:]
+    var writeOperations: [OperationID: WriteOperation] = [:]
     /// Frames due for a (re)send that wait for room in the operation budget, lowest index first.
-    private var budgetWaiting: Set<UInt64> = []
-    private var retransmitAt: StreamTime?
-    private var probeRequested = false
+    var budgetWaiting: Set<UInt64> = []
+    var retransmitAt: StreamTime?
+    var probeRequested = false
     /// A bound on unacknowledged pings (at most one is made per retransmission timeout).
-    private static let maxOutstandingProbes = 64
+    static let maxOutstandingProbes = 64
     static let maxRetainedAckOnlyFrames = 1024
 
     // Acknowledging.
-    private var ackDeadline: StreamTime?
-    private var elicitingSinceAck = 0
+    var ackDeadline: StreamTime?
+    var elicitingSinceAck = 0
 
     // Reading.
-    private struct ReadRecord {
+    struct ReadRecord {
         var channel: StreamChannel
         var index: UInt64
         var mode: BoxReadMode
         var started: StreamTime
     }
-    private var readOperations: [OperationID: ReadRecord] = [:]
+    var readOperations: [OperationID: ReadRecord] = [:]
     /// Why this stream's box writes were made, since it was created or restored.
-    public private(set) var sendStatistics = StreamSendStatistics()
-    private var inboundReads: [UInt64: OperationID] = [:]
-    private var verifyReads: [UInt64: OperationID] = [:]
-    private var retryReadAt: [UInt64: StreamTime] = [:]
-    private var decryptFailures: [UInt64: Int] = [:]
-    private var readFailures: [UInt64: Int] = [:]
+    public internal(set) var sendStatistics = StreamSendStatistics()
+    var inboundReads: [UInt64: OperationID] = [:]
+    var verifyReads: [UInt64: OperationID] = [:]
+    var retryReadAt: [UInt64: StreamTime] = [:]
+    var decryptFailures: [UInt64: Int] = [:]
+    var readFailures: [UInt64: Int] = [:]
     /// The read index below which the per-index read state above was last cleared.
-    private var perIndexStateFrom: UInt64 = 0
-    private var lastActivity: StreamTime
-    private var wasActive = true
-    private var pollInterval: Duration
-    private var nextPollAt: StreamTime
+    var perIndexStateFrom: UInt64 = 0
+    var lastActivity: StreamTime
+    var wasActive = true
+    var pollInterval: Duration
+    var nextPollAt: StreamTime
     /// When the read scheduler next has something to do (a retry, a poll, or going idle).
-    private var readWakeAt: StreamTime?
+    var readWakeAt: StreamTime?
 
     /// The error that stopped the stream, if any.
     public private(set) var failure: StreamError?
@@ -168,7 +168,7 @@ public struct StreamMachine: Sendable {
         advance(now: now)
     }
 
-    private init(
+    init(
         checkpoint: StreamCheckpoint, configuration: StreamConfiguration, durability: StreamDurability,
         now: StreamTime, randomSeed: UInt64
     ) throws(StreamError) {
@@ -440,7 +440,7 @@ public struct StreamMachine: Sendable {
 
     // MARK: - Internals: journal
 
-    private mutating func recordOrFail(_ delta: CheckpointDelta) {
+    mutating func recordOrFail(_ delta: CheckpointDelta) {
         do {
             try record(delta)
         } catch {
@@ -448,7 +448,7 @@ public struct StreamMachine: Sendable {
         }
     }
 
-    private mutating func record(_ delta: CheckpointDelta) throws(StreamError) {
+    mutating func record(_ delta: CheckpointDelta) throws(StreamError) {
         guard checkpoint.sequence < StreamCheckpoint.maxCounter else { throw StreamError(.invalidCheckpoint, "the journal is too long") }
         try checkpoint.apply(delta)
         checkpoint.sequence += 1
@@ -459,18 +459,18 @@ public struct StreamMachine: Sendable {
         }
     }
 
-    private mutating func checkUsable() throws(StreamError) {
+    mutating func checkUsable() throws(StreamError) {
         if let failure { throw failure }
         if isHalted { throw StreamError(.halted, "the stream was halted") }
     }
 
-    private mutating func fail(_ error: StreamError) {
+    mutating func fail(_ error: StreamError) {
         guard failure == nil else { return }
         failure = error
         cancelAllOperations()
     }
 
-    private mutating func cancelAllOperations() {
+    mutating func cancelAllOperations() {
         for operation in (Array(readOperations.keys) + Array(writeOperations.keys)).sorted() {
             actions.append(.cancel(operation))
         }
@@ -484,464 +484,11 @@ public struct StreamMachine: Sendable {
         ackDeadline = nil
     }
 
-    private mutating func newOperation() -> OperationID {
+    mutating func newOperation() -> OperationID {
         defer { nextOperation += 1 }
         return OperationID(rawValue: nextOperation)
     }
 
-    // MARK: - Internals: the pump
-
-    /// Does everything the current state allows: creates frames, releases durable sends,
-    /// sends acknowledgements and keeps the read window full.
-    private mutating func advance(now: StreamTime) {
-        guard failure == nil, !isHalted else { return }
-        createFrames(now: now)
-        sendBudgetWaiting(now: now)
-        releaseGatedWrites(now: now)
-        scheduleReads(now: now)
-        sendBudgetWaiting(now: now)  // Into the room reads made.
-    }
-
-    /// Operations in flight, against ``StreamConfiguration/maxOperationsInFlight``.
-    private var operationsInFlight: Int { writeOperations.count + readOperations.count }
-
-    /// Writes leave one slot of the budget to reads, so that the stream always reads on.
-    private var writeBudget: Int {
-        configuration.maxOperationsInFlight - (checkpoint.inbound != nil ? 1 : 0)
-    }
-
-    /// Sends frames that waited for room in the budget, lowest index (oldest) first.
-    private mutating func sendBudgetWaiting(now: StreamTime) {
-        while operationsInFlight < writeBudget, let index = budgetWaiting.min() {
-            budgetWaiting.remove(index)
-            transmit(index, now: now, counting: sendRecords[index] == nil ? \.firstSends : \.timeoutResends)
-        }
-    }
-
-    /// When the oldest operation in flight reaches ``StreamConfiguration/operationTimeout``.
-    private var operationDeadline: StreamTime? {
-        var oldest: StreamTime?
-        for operation in writeOperations.values where oldest.map({ operation.started < $0 }) ?? true { oldest = operation.started }
-        for operation in readOperations.values where oldest.map({ operation.started < $0 }) ?? true { oldest = operation.started }
-        return oldest.map { $0 + configuration.operationTimeout }
-    }
-
-    /// Cancels operations in flight for ``StreamConfiguration/operationTimeout`` and issues them
-    /// again (a write resends the same ciphertext; reads are re-planned), oldest first.
-    private mutating func expireOperations(now: StreamTime) {
-        let timeout = configuration.operationTimeout
-        for operation in writeOperations.filter({ now - $0.value.started >= timeout }).keys.sorted() {
-            guard let index = writeOperations.removeValue(forKey: operation)?.index else { continue }
-            actions.append(.cancel(operation))
-            if sendRecords[index]?.inFlight == operation { sendRecords[index]?.inFlight = nil }
-            transmit(index, now: now, counting: \.deadlineResends)
-        }
-        for operation in readOperations.filter({ now - $0.value.started >= timeout }).keys.sorted() {
-            guard let record = readOperations.removeValue(forKey: operation) else { continue }
-            actions.append(.cancel(operation))
-            switch record.channel {
-            case .inbound:
-                if inboundReads[record.index] == operation { inboundReads[record.index] = nil }
-            case .outbound:
-                if verifyReads[record.index] == operation {
-                    verifyReads[record.index] = startRead(channel: .outbound, index: record.index, mode: .poll, now: now)
-                }
-            }
-        }
-    }
-
-    private mutating func createFrames(now: StreamTime) {
-        guard let sealer = outboundSealer else { return }
-        let endToEnd = checkpoint.mode == .endToEnd
-        var createdEliciting = false
-        var createdAny = false
-        while failure == nil, checkpoint.unackedWindowFrames < configuration.sendWindow {
-            let buffered = checkpoint.writeBufferCount
-            let finDue = checkpoint.closeRequested && checkpoint.finIndex == nil
-            guard buffered > 0 || finDue else { break }
-            let sack = endToEnd ? currentSackRanges(limit: Frame.maxSackRangesWithData) : []
-            let take = min(buffered, Frame.dataCapacity(plaintextSize: sealer.plaintextSize, sackCount: sack.count))
-            let fin = finDue && take == buffered
-            let frame = makeFrame(flags: fin ? .fin : [], sack: sack, data: Array(checkpoint.writeBuffer.bytes.prefix(take)))
-            emitFrame(frame, kind: fin ? .fin : .data, sealer: sealer)
-            createdEliciting = true
-            createdAny = true
-        }
-        guard endToEnd, failure == nil else { return }
-        if probeRequested && !createdEliciting {
-            let outstandingProbes = checkpoint.unacked.values.lazy.filter { $0.kind == .ping }.count
-            if outstandingProbes < Self.maxOutstandingProbes {
-                let sack = currentSackRanges(limit: Frame.sackCapacity(plaintextSize: sealer.plaintextSize))
-                emitFrame(makeFrame(flags: .ping, sack: sack, data: []), kind: .ping, sealer: sealer)
-                createdAny = true
-            }
-        }
-        probeRequested = false
-        if !createdAny, let due = ackDeadline, now >= due, checkpoint.inbound != nil {
-            // Ack-only frames are kept until the peer acknowledges them, which an honest peer does
-            // with every frame it sends; one that keeps eliciting acks without ever acknowledging
-            // them would make that set grow without bound.
-            let retained = checkpoint.unacked.values.lazy.filter { $0.kind == .ackOnly }.count
-            guard retained < Self.maxRetainedAckOnlyFrames else {
-                fail(StreamError(.protocolViolation, "the peer left \(retained) acknowledgement frames unacknowledged"))
-                return
-            }
-            let sack = currentSackRanges(limit: Frame.sackCapacity(plaintextSize: sealer.plaintextSize))
-            emitFrame(makeFrame(flags: [], sack: sack, data: []), kind: .ackOnly, sealer: sealer)
-            createdAny = true
-        }
-        if createdAny {
-            ackDeadline = nil
-            elicitingSinceAck = 0
-        }
-    }
-
-    private func makeFrame(flags: Frame.Flags, sack: [IndexRange], data: [UInt8]) -> Frame {
-        var flags = flags
-        if checkpoint.finIndex != nil { flags.insert(.fin) }  // FIN is repeated on every later frame.
-        let endToEnd = checkpoint.mode == .endToEnd
-        return Frame(
-            index: checkpoint.nextWriteIndex, flags: flags, dataOffset: checkpoint.framedBytes,
-            cumulativeAck: endToEnd ? checkpoint.nextReadIndex : 0, sackRanges: sack, data: data)
-    }
-
-    private mutating func emitFrame(_ frame: Frame, kind: FrameKind, sealer: FrameSealer) {
-        let ciphertext = sealer.seal(frame)
-        recordOrFail(.frameCreated(index: frame.index, dataLength: frame.data.count, kind: kind, ciphertext: ciphertext))
-        gatedWrites.append((sequence: lastSequence, index: frame.index))
-    }
-
-    /// The ranges of peer frames held above the cumulative acknowledgement, lowest first, at
-    /// most `limit` of them.
-    private func currentSackRanges(limit: Int) -> [IndexRange] {
-        var ranges: [IndexRange] = []
-        for index in checkpoint.pending.keys.sorted() where index >= checkpoint.nextReadIndex {
-            if let last = ranges.last, last.end == index, last.count < UInt32.max {
-                ranges[ranges.count - 1].count += 1
-            } else {
-                if ranges.count == limit { break }
-                ranges.append(IndexRange(start: index, count: 1))
-            }
-        }
-        return ranges
-    }
-
-    /// Sends frames whose creation is durable, in index order.
-    private mutating func releaseGatedWrites(now: StreamTime) {
-        var released = 0
-        for entry in gatedWrites {
-            guard entry.sequence <= durableSequence else { break }
-            released += 1
-            transmit(entry.index, now: now, counting: \.firstSends)
-        }
-        gatedWrites.removeFirst(released)
-    }
-
-    /// Writes a retained frame's exact ciphertext.
-    private mutating func transmit(_ index: UInt64, now: StreamTime, counting reason: WritableKeyPath<StreamSendStatistics, Int>) {
-        guard let frame = checkpoint.unacked[index], sendRecords[index]?.inFlight == nil else { return }
-        guard operationsInFlight < writeBudget else {
-            budgetWaiting.insert(index)
-            return
-        }
-        budgetWaiting.remove(index)
-        sendStatistics[keyPath: reason] += 1
-        let operation = newOperation()
-        writeOperations[operation] = WriteOperation(index: index, started: now)
-        actions.append(.write(operation, index: index, bytes: frame.ciphertext))
-        if var record = sendRecords[index] {
-            record.lastSent = now
-            record.transmissions += 1
-            record.inFlight = operation
-            sendRecords[index] = record
-        } else {
-            sendRecords[index] = SendRecord(firstSent: now, lastSent: now, transmissions: 1, inFlight: operation)
-        }
-        if retransmitAt == nil && frame.kind.elicitsAck { armRetransmitTimer(now: now) }
-    }
-
-    /// Arms the retransmission timer for the oldest frame awaiting an answer (never earlier
-    /// than `minRetransmitTimeout` from now), or stops it if nothing needs acknowledging.
-    private mutating func armRetransmitTimer(now: StreamTime) {
-        var oldest: StreamTime?
-        for (index, frame) in checkpoint.unacked where frame.kind.elicitsAck {
-            guard let record = sendRecords[index] else { continue }
-            // A frame in flight, or queued for the budget, is about to be sent: it cannot have timed out.
-            let sent = record.inFlight == nil && !budgetWaiting.contains(index) ? record.lastSent : now
-            if oldest.map({ sent < $0 }) ?? true { oldest = sent }
-        }
-        guard let oldest else {
-            retransmitAt = nil
-            return
-        }
-        retransmitAt = max(oldest + timer.timeout(jitter: random.unit()), now + configuration.minRetransmitTimeout)
-    }
-
-    /// The retransmission timeout fired: resend what may be lost and probe for lost acknowledgements.
-    ///
-    /// Only frames outstanding for a whole timeout are resent, so a window of frames sent one
-    /// after another is not resent all at once when the oldest times out. Data, FIN and ping
-    /// frames up to the newest one that needs an answer are resent; ack-only frames only within
-    /// a range above the frame the peer's reader last said it waits on (it may be stuck on a
-    /// lost one there; beyond, later frames carry newer acknowledgements): one read-ahead,
-    /// doubling with each expiry without progress. That bounds the resends however many
-    /// acknowledgements pile up, and still reaches a peer whose position we know only late.
-    private mutating func retransmit(now: StreamTime) {
-        let threshold = timer.timeout(jitter: 0).scaled(by: 0.9)
-        timer.backOff()
-        guard let highest = checkpoint.unacked.lazy.filter({ $0.value.kind.elicitsAck }).map(\.key).max() else {
-            retransmitAt = nil
-            return
-        }
-        let waitedOn = checkpoint.peerCumulativeAck
-        // The peer's position may be stale (it may be stuck reading our lost frames): the range
-        // doubles with each expiry without progress, so a stuck peer is reached in the end.
-        let ackOnlyLimit = waitedOn &+ UInt64(configuration.readAhead) << UInt64(min(timer.backoffExponent, 20))
-        var resent = false
-        for index in checkpoint.unacked.keys.sorted() where index <= highest {
-            guard let kind = checkpoint.unacked[index]?.kind,
-                  kind.elicitsAck || index < ackOnlyLimit,
-                  let record = sendRecords[index], record.inFlight == nil, !budgetWaiting.contains(index),
-                  now - record.lastSent >= threshold
-            else { continue }
-            transmit(index, now: now, counting: \.timeoutResends)
-            resent = true
-        }
-        // A new frame the peer must acknowledge, in case only its acknowledgements were lost:
-        // rewriting a box the peer already read shows it nothing new.
-        if resent && checkpoint.mode == .endToEnd { probeRequested = true }
-        armRetransmitTimer(now: now)
-    }
-
-    /// Processes acknowledgement progress: RTT samples, backoff reset, fast retransmission.
-    private mutating func acknowledged(_ indices: [UInt64], kinds: [UInt64: FrameKind], now: StreamTime) {
-        guard !indices.isEmpty else { return }
-        var progress = false
-        for index in indices {
-            budgetWaiting.remove(index)
-            guard let record = sendRecords.removeValue(forKey: index) else { continue }
-            if let operation = record.inFlight {
-                writeOperations[operation] = nil
-                actions.append(.cancel(operation))
-            }
-            if record.transmissions == 1 { timer.addSample(now - record.firstSent) }
-            // Only data reaching the peer is progress: acknowledged pings and acknowledgements
-            // must not reset the backoff while a data frame stays stuck.
-            if kinds[index]?.countsTowardWindow ?? false { progress = true }
-        }
-        for index in indices {
-            if let operation = verifyReads.removeValue(forKey: index) {
-                readOperations[operation] = nil
-                actions.append(.cancel(operation))
-            }
-        }
-        if progress { timer.resetBackoff() }
-        armRetransmitTimer(now: now)
-    }
-
-    /// Resends frames a peer frame shows to be missing: the one its reader waits on (its
-    /// cumulative acknowledgement) and those below its highest selective acknowledgement.
-    ///
-    /// The frame the peer waits on is resent even if it is an ack-only frame, which the
-    /// retransmission timer alone would not resend: otherwise a peer stuck on a lost
-    /// ack-only box would never read the acknowledgements behind it.
-    private mutating func fastRetransmit(after frame: Frame, now: StreamTime) {
-        let sackTop = frame.sackRanges.last?.end ?? 0
-        let threshold = timer.smoothedRTT.map { $0.scaled(by: 9.0 / 8.0) } ?? timer.baseTimeout
-        for index in checkpoint.unacked.keys.sorted() where index < sackTop {
-            guard let record = sendRecords[index], record.inFlight == nil, now - record.lastSent >= threshold else { continue }
-            transmit(index, now: now, counting: \.sackResends)
-        }
-        // The peer says it waits on this box: each of its frames saying so may trigger a resend
-        // (rewriting a box is idempotent; under loss this is the fastest recovery).
-        // Not more often than once per round trip: earlier copies may still be on their way.
-        if let record = sendRecords[frame.cumulativeAck], record.inFlight == nil,
-           now - record.lastSent >= max(configuration.minRetransmitTimeout, timer.smoothedRTT ?? timer.baseTimeout) {
-            transmit(frame.cumulativeAck, now: now, counting: \.waitedOnResends)
-        }
-    }
-
-    // MARK: - Internals: reading
-
-    private mutating func startRead(channel: StreamChannel, index: UInt64, mode: BoxReadMode, now: StreamTime) -> OperationID {
-        let operation = newOperation()
-        readOperations[operation] = ReadRecord(channel: channel, index: index, mode: mode, started: now)
-        actions.append(.read(operation, channel: channel, index: index, mode: mode))
-        return operation
-    }
-
-    private mutating func cancelRead(_ operation: OperationID) {
-        readOperations[operation] = nil
-        actions.append(.cancel(operation))
-    }
-
-    /// Whether the stream is active: it expects frames soon, so it keeps blocking reads open.
-    ///
-    /// A stream stays active for ``StreamConfiguration/idleAfter`` after its last activity, and
-    /// at least twice the current retransmission timeout, so that a peer retransmitting with
-    /// backoff does not find it polling slowly.
-    private func isActive(now: StreamTime) -> Bool {
-        now < lastActivity + activeWindow || !checkpoint.isWriteSettled || ackDeadline != nil
-            || checkpoint.unacked.values.contains { $0.kind.elicitsAck }
-    }
-
-    private var activeWindow: Duration { max(configuration.idleAfter, timer.timeout(jitter: 0) * 2) }
-
-    /// Whether the stream is closed both ways and has lingered long enough to answer a peer
-    /// whose last acknowledgement was lost: then it reads nothing more.
-    private func hasFinishedLingering(now: StreamTime) -> Bool {
-        isInboundFinished && (checkpoint.outbound == nil || isClosed) && now >= lastActivity + configuration.closeLinger
-    }
-
-    /// Whether the peer closed its direction and every byte up to its FIN arrived.
-    private var isInboundFinished: Bool {
-        checkpoint.peerFinOffset.map { checkpoint.deliveredBytes == $0 } ?? false
-    }
-
-    /// Keeps the read window full while active; polls the next index with backoff while idle.
-    private mutating func scheduleReads(now: StreamTime) {
-        readWakeAt = nil
-        guard checkpoint.inbound != nil else { return }
-        let first = checkpoint.nextReadIndex
-        for (index, operation) in inboundReads where index < first || checkpoint.pending[index] != nil {
-            inboundReads[index] = nil
-            cancelRead(operation)
-        }
-        if first != perIndexStateFrom {
-            // Only when the reader moved on: these are rebuilt, not edited in place.
-            perIndexStateFrom = first
-            retryReadAt = retryReadAt.filter { $0.key >= first }
-            decryptFailures = decryptFailures.filter { $0.key >= first }
-            readFailures = readFailures.filter { $0.key >= first }
-        }
-
-        let active = isActive(now: now)
-        if active != wasActive {
-            wasActive = active
-            if active {
-                pollInterval = configuration.minIdlePollInterval
-            } else {
-                // Going idle: stop the blocking reads, poll the next index instead.
-                for (_, operation) in inboundReads where readOperations[operation]?.mode == .wait { cancelRead(operation) }
-                inboundReads = inboundReads.filter { readOperations[$0.value] != nil }
-                nextPollAt = now
-            }
-        }
-        // Bounded buffering: stop reading while the app leaves a full buffer unread; its next
-        // read resumes the stream.
-        guard checkpoint.readableCount < configuration.maxReadBuffer else { return }
-        func wake(at time: StreamTime) {
-            if readWakeAt.map({ time < $0 }) ?? true { readWakeAt = time }
-        }
-        if active {
-            let depth = configuration.readAhead
-            // Reads take only the room writes do not want, but always one: the read the
-            // stream is blocked on. Reads ahead give way to writes, highest index first.
-            let readLimit = max(1, configuration.maxOperationsInFlight - writeOperations.count - budgetWaiting.count)
-            if readOperations.count > readLimit {
-                for index in inboundReads.keys.sorted(by: >) where index != first && readOperations.count > readLimit {
-                    if let operation = inboundReads.removeValue(forKey: index) { cancelRead(operation) }
-                }
-            }
-            for index in first..<(first + UInt64(depth)) {
-                guard readOperations.count < readLimit else { break }
-                guard checkpoint.pending[index] == nil, inboundReads[index] == nil else { continue }
-                if let retry = retryReadAt[index], retry > now {
-                    wake(at: retry)
-                    continue
-                }
-                retryReadAt[index] = nil
-                inboundReads[index] = startRead(channel: .inbound, index: index, mode: .wait, now: now)
-            }
-            let idleAt = lastActivity + activeWindow
-            if idleAt > now { wake(at: idleAt) }
-        } else if inboundReads.isEmpty, !hasFinishedLingering(now: now) {
-            if now >= nextPollAt {
-                inboundReads[first] = startRead(channel: .inbound, index: first, mode: .poll, now: now)
-            } else {
-                wake(at: nextPollAt)
-            }
-        }
-    }
-
-    private mutating func inboundReadCompleted(_ record: ReadRecord, operation: OperationID, result: Result<[UInt8]?, BoxTransportError>, now: StreamTime) {
-        let index = record.index
-        if inboundReads[index] == operation { inboundReads[index] = nil }
-        switch result {
-        case .failure(let error) where !error.isTransient:
-            fail(StreamError(.transport, "reading box \(index) failed for good: \(error.message)"))
-        case .failure:
-            // A failed read says nothing about round trips: retry at once, then back off while
-            // this box keeps failing. Any read that returns a frame resets every backoff.
-            let failures = readFailures[index, default: 0] + 1
-            readFailures[index] = failures
-            if failures > 1 {
-                retryReadAt[index] = now + min(configuration.minRetransmitTimeout * (1 << min(failures - 2, 16)), configuration.maxReadRetryInterval)
-            }
-        case .success(nil):
-            if record.mode == .poll {
-                nextPollAt = now + pollInterval.scaled(by: 1 + 0.25 * random.unit())
-                pollInterval = min(pollInterval * 2, configuration.maxIdlePollInterval)
-            } else {
-                // The transport stopped waiting; ask again shortly (not in a tight loop).
-                retryReadAt[index] = now + configuration.minRetransmitTimeout
-            }
-        case .success(let bytes?):
-            guard index >= checkpoint.nextReadIndex, checkpoint.pending[index] == nil, let sealer = inboundSealer else { return }
-            let frame: Frame
-            do {
-                frame = try sealer.open(bytes, index: index)
-            } catch where error.code == .frameDecrypt {
-                let failures = decryptFailures[index, default: 0] + 1
-                decryptFailures[index] = failures
-                if failures >= configuration.maxDecryptFailures {
-                    fail(StreamError(.frameDecrypt, "box \(index) failed to decrypt \(failures) times: \(error.message)"))
-                } else {
-                    retryReadAt[index] = now + timer.baseTimeout
-                }
-                return
-            } catch {
-                fail(error)
-                return
-            }
-            receive(frame, now: now)
-        }
-    }
-
-    private mutating func receive(_ frame: Frame, now: StreamTime) {
-        let elicits = FrameKind(received: frame, peerFinKnown: checkpoint.peerFinOffset != nil).elicitsAck
-        readFailures.removeAll()
-        let kindsBefore = checkpoint.unacked.mapValues(\.kind)
-        do {
-            try record(.frameReceived(frame))
-        } catch {
-            fail(error)
-            return
-        }
-        decryptFailures[frame.index] = nil
-        lastActivity = now
-        acknowledged(kindsBefore.keys.filter { checkpoint.unacked[$0] == nil }.sorted(), kinds: kindsBefore, now: now)
-        fastRetransmit(after: frame, now: now)
-        if elicits, checkpoint.mode == .endToEnd, checkpoint.outbound != nil {
-            elicitingSinceAck += 1
-            let immediate = elicitingSinceAck >= max(2, configuration.readAhead / 2)
-            // Coalesce more acknowledgements on slow paths: each one costs a box write.
-            let delay = max(configuration.ackDelay, (timer.smoothedRTT ?? .zero) / 8)
-            let due = immediate ? now : now + delay
-            ackDeadline = min(ackDeadline ?? due, due)
-        }
-    }
-
-    private mutating func verifyCompleted(_ index: UInt64, operation: OperationID, result: Result<[UInt8]?, BoxTransportError>, now: StreamTime) {
-        if verifyReads[index] == operation { verifyReads[index] = nil }
-        guard case .success(let bytes?) = result, let frame = checkpoint.unacked[index] else { return }
-        guard bytes == frame.ciphertext else {
-            fail(StreamError(.transport, "box \(index) holds different data than this stream wrote"))
-            return
-        }
-        recordOrFail(.verified(index: index))
-        acknowledged([index], kinds: [index: frame.kind], now: now)
-    }
 }
 
 /// A secret-free snapshot of a stream's progress, for logs and status displays.
@@ -959,33 +506,4 @@ public struct StreamStatus: Sendable, Hashable {
     public var isReadFinished: Bool
     public var smoothedRTT: Duration?
     public var failure: StreamError?
-}
-
-/// Why a stream's box writes were made: where its send ticks go.
-public struct StreamSendStatistics: Sendable, Hashable {
-    /// First sends of frames (including resends after a restore).
-    public var firstSends = 0
-    /// Resends because the retransmission timer expired.
-    public var timeoutResends = 0
-    /// Resends of frames a peer's selective acknowledgement skipped.
-    public var sackResends = 0
-    /// Resends of the frame the peer's reader said it waits on.
-    public var waitedOnResends = 0
-    /// Resends at once after a transient write failure.
-    public var failureResends = 0
-    /// Resends after an operation passed its deadline.
-    public var deadlineResends = 0
-
-    /// Creates empty statistics.
-    public init() {}
-
-    /// Adds another machine's (or incarnation's) counts.
-    public mutating func add(_ other: StreamSendStatistics) {
-        firstSends += other.firstSends
-        timeoutResends += other.timeoutResends
-        sackResends += other.sackResends
-        waitedOnResends += other.waitedOnResends
-        failureResends += other.failureResends
-        deadlineResends += other.deadlineResends
-    }
 }

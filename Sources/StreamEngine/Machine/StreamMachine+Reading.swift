@@ -1,0 +1,185 @@
+// Reading: the read window, idle polling, and what received frames do.
+
+extension StreamMachine {
+    // MARK: - Internals: reading
+
+    mutating func startRead(channel: StreamChannel, index: UInt64, mode: BoxReadMode, now: StreamTime) -> OperationID {
+        let operation = newOperation()
+        readOperations[operation] = ReadRecord(channel: channel, index: index, mode: mode, started: now)
+        actions.append(.read(operation, channel: channel, index: index, mode: mode))
+        return operation
+    }
+
+    mutating func cancelRead(_ operation: OperationID) {
+        readOperations[operation] = nil
+        actions.append(.cancel(operation))
+    }
+
+    /// Whether the stream is active: it expects frames soon, so it keeps blocking reads open.
+    ///
+    /// A stream stays active for ``StreamConfiguration/idleAfter`` after its last activity, and
+    /// at least twice the current retransmission timeout, so that a peer retransmitting with
+    /// backoff does not find it polling slowly.
+    func isActive(now: StreamTime) -> Bool {
+        now < lastActivity + activeWindow || !checkpoint.isWriteSettled || ackDeadline != nil
+            || checkpoint.unacked.values.contains { $0.kind.elicitsAck }
+    }
+
+    var activeWindow: Duration { max(configuration.idleAfter, timer.timeout(jitter: 0) * 2) }
+
+    /// Whether the stream is closed both ways and has lingered long enough to answer a peer
+    /// whose last acknowledgement was lost: then it reads nothing more.
+    func hasFinishedLingering(now: StreamTime) -> Bool {
+        isInboundFinished && (checkpoint.outbound == nil || isClosed) && now >= lastActivity + configuration.closeLinger
+    }
+
+    /// Whether the peer closed its direction and every byte up to its FIN arrived.
+    var isInboundFinished: Bool {
+        checkpoint.peerFinOffset.map { checkpoint.deliveredBytes == $0 } ?? false
+    }
+
+    /// Keeps the read window full while active; polls the next index with backoff while idle.
+    mutating func scheduleReads(now: StreamTime) {
+        readWakeAt = nil
+        guard checkpoint.inbound != nil else { return }
+        let first = checkpoint.nextReadIndex
+        for (index, operation) in inboundReads where index < first || checkpoint.pending[index] != nil {
+            inboundReads[index] = nil
+            cancelRead(operation)
+        }
+        if first != perIndexStateFrom {
+            // Only when the reader moved on: these are rebuilt, not edited in place.
+            perIndexStateFrom = first
+            retryReadAt = retryReadAt.filter { $0.key >= first }
+            decryptFailures = decryptFailures.filter { $0.key >= first }
+            readFailures = readFailures.filter { $0.key >= first }
+        }
+
+        let active = isActive(now: now)
+        if active != wasActive {
+            wasActive = active
+            if active {
+                pollInterval = configuration.minIdlePollInterval
+            } else {
+                // Going idle: stop the blocking reads, poll the next index instead.
+                for (_, operation) in inboundReads where readOperations[operation]?.mode == .wait { cancelRead(operation) }
+                inboundReads = inboundReads.filter { readOperations[$0.value] != nil }
+                nextPollAt = now
+            }
+        }
+        // Bounded buffering: stop reading while the app leaves a full buffer unread; its next
+        // read resumes the stream.
+        guard checkpoint.readableCount < configuration.maxReadBuffer else { return }
+        func wake(at time: StreamTime) {
+            if readWakeAt.map({ time < $0 }) ?? true { readWakeAt = time }
+        }
+        if active {
+            let depth = configuration.readAhead
+            // Reads take only the room writes do not want, but always one: the read the
+            // stream is blocked on. Reads ahead give way to writes, highest index first.
+            let readLimit = max(1, configuration.maxOperationsInFlight - writeOperations.count - budgetWaiting.count)
+            if readOperations.count > readLimit {
+                for index in inboundReads.keys.sorted(by: >) where index != first && readOperations.count > readLimit {
+                    if let operation = inboundReads.removeValue(forKey: index) { cancelRead(operation) }
+                }
+            }
+            for index in first..<(first + UInt64(depth)) {
+                guard readOperations.count < readLimit else { break }
+                guard checkpoint.pending[index] == nil, inboundReads[index] == nil else { continue }
+                if let retry = retryReadAt[index], retry > now {
+                    wake(at: retry)
+                    continue
+                }
+                retryReadAt[index] = nil
+                inboundReads[index] = startRead(channel: .inbound, index: index, mode: .wait, now: now)
+            }
+            let idleAt = lastActivity + activeWindow
+            if idleAt > now { wake(at: idleAt) }
+        } else if inboundReads.isEmpty, !hasFinishedLingering(now: now) {
+            if now >= nextPollAt {
+                inboundReads[first] = startRead(channel: .inbound, index: first, mode: .poll, now: now)
+            } else {
+                wake(at: nextPollAt)
+            }
+        }
+    }
+
+    mutating func inboundReadCompleted(_ record: ReadRecord, operation: OperationID, result: Result<[UInt8]?, BoxTransportError>, now: StreamTime) {
+        let index = record.index
+        if inboundReads[index] == operation { inboundReads[index] = nil }
+        switch result {
+        case .failure(let error) where !error.isTransient:
+            fail(StreamError(.transport, "reading box \(index) failed for good: \(error.message)"))
+        case .failure:
+            // A failed read says nothing about round trips: retry at once, then back off while
+            // this box keeps failing. Any read that returns a frame resets every backoff.
+            let failures = readFailures[index, default: 0] + 1
+            readFailures[index] = failures
+            if failures > 1 {
+                retryReadAt[index] = now + min(configuration.minRetransmitTimeout * (1 << min(failures - 2, 16)), configuration.maxReadRetryInterval)
+            }
+        case .success(nil):
+            if record.mode == .poll {
+                nextPollAt = now + pollInterval.scaled(by: 1 + 0.25 * random.unit())
+                pollInterval = min(pollInterval * 2, configuration.maxIdlePollInterval)
+            } else {
+                // The transport stopped waiting; ask again shortly (not in a tight loop).
+                retryReadAt[index] = now + configuration.minRetransmitTimeout
+            }
+        case .success(let bytes?):
+            guard index >= checkpoint.nextReadIndex, checkpoint.pending[index] == nil, let sealer = inboundSealer else { return }
+            let frame: Frame
+            do {
+                frame = try sealer.open(bytes, index: index)
+            } catch where error.code == .frameDecrypt {
+                let failures = decryptFailures[index, default: 0] + 1
+                decryptFailures[index] = failures
+                if failures >= configuration.maxDecryptFailures {
+                    fail(StreamError(.frameDecrypt, "box \(index) failed to decrypt \(failures) times: \(error.message)"))
+                } else {
+                    retryReadAt[index] = now + timer.baseTimeout
+                }
+                return
+            } catch {
+                fail(error)
+                return
+            }
+            receive(frame, now: now)
+        }
+    }
+
+    mutating func receive(_ frame: Frame, now: StreamTime) {
+        let elicits = FrameKind(received: frame, peerFinKnown: checkpoint.peerFinOffset != nil).elicitsAck
+        readFailures.removeAll()
+        let kindsBefore = checkpoint.unacked.mapValues(\.kind)
+        do {
+            try record(.frameReceived(frame))
+        } catch {
+            fail(error)
+            return
+        }
+        decryptFailures[frame.index] = nil
+        lastActivity = now
+        acknowledged(kindsBefore.keys.filter { checkpoint.unacked[$0] == nil }.sorted(), kinds: kindsBefore, now: now)
+        fastRetransmit(after: frame, now: now)
+        if elicits, checkpoint.mode == .endToEnd, checkpoint.outbound != nil {
+            elicitingSinceAck += 1
+            let immediate = elicitingSinceAck >= max(2, configuration.readAhead / 2)
+            // Coalesce more acknowledgements on slow paths: each one costs a box write.
+            let delay = max(configuration.ackDelay, (timer.smoothedRTT ?? .zero) / 8)
+            let due = immediate ? now : now + delay
+            ackDeadline = min(ackDeadline ?? due, due)
+        }
+    }
+
+    mutating func verifyCompleted(_ index: UInt64, operation: OperationID, result: Result<[UInt8]?, BoxTransportError>, now: StreamTime) {
+        if verifyReads[index] == operation { verifyReads[index] = nil }
+        guard case .success(let bytes?) = result, let frame = checkpoint.unacked[index] else { return }
+        guard bytes == frame.ciphertext else {
+            fail(StreamError(.transport, "box \(index) holds different data than this stream wrote"))
+            return
+        }
+        recordOrFail(.verified(index: index))
+        acknowledged([index], kinds: [index: frame.kind], now: now)
+    }
+}

@@ -1,0 +1,214 @@
+// Sending: frame creation, durable release, transmission, retransmission and acknowledgements.
+
+extension StreamMachine {
+    mutating func createFrames(now: StreamTime) {
+        guard let sealer = outboundSealer else { return }
+        let endToEnd = checkpoint.mode == .endToEnd
+        var createdEliciting = false
+        var createdAny = false
+        while failure == nil, checkpoint.unackedWindowFrames < configuration.sendWindow {
+            let buffered = checkpoint.writeBufferCount
+            let finDue = checkpoint.closeRequested && checkpoint.finIndex == nil
+            guard buffered > 0 || finDue else { break }
+            let sack = endToEnd ? currentSackRanges(limit: Frame.maxSackRangesWithData) : []
+            let take = min(buffered, Frame.dataCapacity(plaintextSize: sealer.plaintextSize, sackCount: sack.count))
+            let fin = finDue && take == buffered
+            let frame = makeFrame(flags: fin ? .fin : [], sack: sack, data: Array(checkpoint.writeBuffer.bytes.prefix(take)))
+            emitFrame(frame, kind: fin ? .fin : .data, sealer: sealer)
+            createdEliciting = true
+            createdAny = true
+        }
+        guard endToEnd, failure == nil else { return }
+        if probeRequested && !createdEliciting {
+            let outstandingProbes = checkpoint.unacked.values.lazy.filter { $0.kind == .ping }.count
+            if outstandingProbes < Self.maxOutstandingProbes {
+                let sack = currentSackRanges(limit: Frame.sackCapacity(plaintextSize: sealer.plaintextSize))
+                emitFrame(makeFrame(flags: .ping, sack: sack, data: []), kind: .ping, sealer: sealer)
+                createdAny = true
+            }
+        }
+        probeRequested = false
+        if !createdAny, let due = ackDeadline, now >= due, checkpoint.inbound != nil {
+            // Ack-only frames are kept until the peer acknowledges them, which an honest peer does
+            // with every frame it sends; one that keeps eliciting acks without ever acknowledging
+            // them would make that set grow without bound.
+            let retained = checkpoint.unacked.values.lazy.filter { $0.kind == .ackOnly }.count
+            guard retained < Self.maxRetainedAckOnlyFrames else {
+                fail(StreamError(.protocolViolation, "the peer left \(retained) acknowledgement frames unacknowledged"))
+                return
+            }
+            let sack = currentSackRanges(limit: Frame.sackCapacity(plaintextSize: sealer.plaintextSize))
+            emitFrame(makeFrame(flags: [], sack: sack, data: []), kind: .ackOnly, sealer: sealer)
+            createdAny = true
+        }
+        if createdAny {
+            ackDeadline = nil
+            elicitingSinceAck = 0
+        }
+    }
+
+    func makeFrame(flags: Frame.Flags, sack: [IndexRange], data: [UInt8]) -> Frame {
+        var flags = flags
+        if checkpoint.finIndex != nil { flags.insert(.fin) }  // FIN is repeated on every later frame.
+        let endToEnd = checkpoint.mode == .endToEnd
+        return Frame(
+            index: checkpoint.nextWriteIndex, flags: flags, dataOffset: checkpoint.framedBytes,
+            cumulativeAck: endToEnd ? checkpoint.nextReadIndex : 0, sackRanges: sack, data: data)
+    }
+
+    mutating func emitFrame(_ frame: Frame, kind: FrameKind, sealer: FrameSealer) {
+        let ciphertext = sealer.seal(frame)
+        recordOrFail(.frameCreated(index: frame.index, dataLength: frame.data.count, kind: kind, ciphertext: ciphertext))
+        gatedWrites.append((sequence: lastSequence, index: frame.index))
+    }
+
+    /// The ranges of peer frames held above the cumulative acknowledgement, lowest first, at
+    /// most `limit` of them.
+    func currentSackRanges(limit: Int) -> [IndexRange] {
+        var ranges: [IndexRange] = []
+        for index in checkpoint.pending.keys.sorted() where index >= checkpoint.nextReadIndex {
+            if let last = ranges.last, last.end == index, last.count < UInt32.max {
+                ranges[ranges.count - 1].count += 1
+            } else {
+                if ranges.count == limit { break }
+                ranges.append(IndexRange(start: index, count: 1))
+            }
+        }
+        return ranges
+    }
+
+    /// Sends frames whose creation is durable, in index order.
+    mutating func releaseGatedWrites(now: StreamTime) {
+        var released = 0
+        for entry in gatedWrites {
+            guard entry.sequence <= durableSequence else { break }
+            released += 1
+            transmit(entry.index, now: now, counting: \.firstSends)
+        }
+        gatedWrites.removeFirst(released)
+    }
+
+    /// Writes a retained frame's exact ciphertext.
+    mutating func transmit(_ index: UInt64, now: StreamTime, counting reason: WritableKeyPath<StreamSendStatistics, Int>) {
+        guard let frame = checkpoint.unacked[index], sendRecords[index]?.inFlight == nil else { return }
+        guard operationsInFlight < writeBudget else {
+            budgetWaiting.insert(index)
+            return
+        }
+        budgetWaiting.remove(index)
+        sendStatistics[keyPath: reason] += 1
+        let operation = newOperation()
+        writeOperations[operation] = WriteOperation(index: index, started: now)
+        actions.append(.write(operation, index: index, bytes: frame.ciphertext))
+        if var record = sendRecords[index] {
+            record.lastSent = now
+            record.transmissions += 1
+            record.inFlight = operation
+            sendRecords[index] = record
+        } else {
+            sendRecords[index] = SendRecord(firstSent: now, lastSent: now, transmissions: 1, inFlight: operation)
+        }
+        if retransmitAt == nil && frame.kind.elicitsAck { armRetransmitTimer(now: now) }
+    }
+
+    /// Arms the retransmission timer for the oldest frame awaiting an answer (never earlier
+    /// than `minRetransmitTimeout` from now), or stops it if nothing needs acknowledging.
+    mutating func armRetransmitTimer(now: StreamTime) {
+        var oldest: StreamTime?
+        for (index, frame) in checkpoint.unacked where frame.kind.elicitsAck {
+            guard let record = sendRecords[index] else { continue }
+            // A frame in flight, or queued for the budget, is about to be sent: it cannot have timed out.
+            let sent = record.inFlight == nil && !budgetWaiting.contains(index) ? record.lastSent : now
+            if oldest.map({ sent < $0 }) ?? true { oldest = sent }
+        }
+        guard let oldest else {
+            retransmitAt = nil
+            return
+        }
+        retransmitAt = max(oldest + timer.timeout(jitter: random.unit()), now + configuration.minRetransmitTimeout)
+    }
+
+    /// The retransmission timeout fired: resend what may be lost and probe for lost acknowledgements.
+    ///
+    /// Only frames outstanding for a whole timeout are resent, so a window of frames sent one
+    /// after another is not resent all at once when the oldest times out. Data, FIN and ping
+    /// frames up to the newest one that needs an answer are resent; ack-only frames only within
+    /// a range above the frame the peer's reader last said it waits on (it may be stuck on a
+    /// lost one there; beyond, later frames carry newer acknowledgements): one read-ahead,
+    /// doubling with each expiry without progress. That bounds the resends however many
+    /// acknowledgements pile up, and still reaches a peer whose position we know only late.
+    mutating func retransmit(now: StreamTime) {
+        let threshold = timer.timeout(jitter: 0).scaled(by: 0.9)
+        timer.backOff()
+        guard let highest = checkpoint.unacked.lazy.filter({ $0.value.kind.elicitsAck }).map(\.key).max() else {
+            retransmitAt = nil
+            return
+        }
+        let waitedOn = checkpoint.peerCumulativeAck
+        // The peer's position may be stale (it may be stuck reading our lost frames): the range
+        // doubles with each expiry without progress, so a stuck peer is reached in the end.
+        let ackOnlyLimit = waitedOn &+ UInt64(configuration.readAhead) << UInt64(min(timer.backoffExponent, 20))
+        var resent = false
+        for index in checkpoint.unacked.keys.sorted() where index <= highest {
+            guard let kind = checkpoint.unacked[index]?.kind,
+                  kind.elicitsAck || index < ackOnlyLimit,
+                  let record = sendRecords[index], record.inFlight == nil, !budgetWaiting.contains(index),
+                  now - record.lastSent >= threshold
+            else { continue }
+            transmit(index, now: now, counting: \.timeoutResends)
+            resent = true
+        }
+        // A new frame the peer must acknowledge, in case only its acknowledgements were lost:
+        // rewriting a box the peer already read shows it nothing new.
+        if resent && checkpoint.mode == .endToEnd { probeRequested = true }
+        armRetransmitTimer(now: now)
+    }
+
+    /// Processes acknowledgement progress: RTT samples, backoff reset, fast retransmission.
+    mutating func acknowledged(_ indices: [UInt64], kinds: [UInt64: FrameKind], now: StreamTime) {
+        guard !indices.isEmpty else { return }
+        var progress = false
+        for index in indices {
+            budgetWaiting.remove(index)
+            guard let record = sendRecords.removeValue(forKey: index) else { continue }
+            if let operation = record.inFlight {
+                writeOperations[operation] = nil
+                actions.append(.cancel(operation))
+            }
+            if record.transmissions == 1 { timer.addSample(now - record.firstSent) }
+            // Only data reaching the peer is progress: acknowledged pings and acknowledgements
+            // must not reset the backoff while a data frame stays stuck.
+            if kinds[index]?.countsTowardWindow ?? false { progress = true }
+        }
+        for index in indices {
+            if let operation = verifyReads.removeValue(forKey: index) {
+                readOperations[operation] = nil
+                actions.append(.cancel(operation))
+            }
+        }
+        if progress { timer.resetBackoff() }
+        armRetransmitTimer(now: now)
+    }
+
+    /// Resends frames a peer frame shows to be missing: the one its reader waits on (its
+    /// cumulative acknowledgement) and those below its highest selective acknowledgement.
+    ///
+    /// The frame the peer waits on is resent even if it is an ack-only frame, which the
+    /// retransmission timer alone would not resend: otherwise a peer stuck on a lost
+    /// ack-only box would never read the acknowledgements behind it.
+    mutating func fastRetransmit(after frame: Frame, now: StreamTime) {
+        let sackTop = frame.sackRanges.last?.end ?? 0
+        let threshold = timer.smoothedRTT.map { $0.scaled(by: 9.0 / 8.0) } ?? timer.baseTimeout
+        for index in checkpoint.unacked.keys.sorted() where index < sackTop {
+            guard let record = sendRecords[index], record.inFlight == nil, now - record.lastSent >= threshold else { continue }
+            transmit(index, now: now, counting: \.sackResends)
+        }
+        // The peer says it waits on this box: each of its frames saying so may trigger a resend
+        // (rewriting a box is idempotent; under loss this is the fastest recovery).
+        // Not more often than once per round trip: earlier copies may still be on their way.
+        if let record = sendRecords[frame.cumulativeAck], record.inFlight == nil,
+           now - record.lastSent >= max(configuration.minRetransmitTimeout, timer.smoothedRTT ?? timer.baseTimeout) {
+            transmit(frame.cumulativeAck, now: now, counting: \.waitedOnResends)
+        }
+    }
+}
