@@ -28,7 +28,7 @@ struct StreamdBenchmark {
           throughput  N MiB app → streamd → app on one stream pair, vs a socketpair copy (default 8 MiB)
           durable     durable acknowledged writes/s from --streams writers (default 100), vs write+fdatasync/s
           startup     create --streams streams (default 1000): RSS per idle stream; then start → ready
-          testnet     streams over kpclientd-sim's testnet profile, K times faster (default 50; idle hour 200):
+          testnet     streams over kpclientd-sim's testnet profile, K times faster (default 100; idle hour 200):
                       goodput per direction (--kib, default 256) vs S·λP·(1−p), ticks per data box, small-write
                       latency, requests per idle hour; write loss --loss (0.1), a courier leaves every --churn-seconds
                       (600, 0: never); all figures in testnet time

@@ -12,7 +12,7 @@ import ThinClient
 /// (λP), as two streams of one streamd would.
 enum TestnetBenchmark {
     struct Settings {
-        var speedup = 50.0
+        var speedup = 100.0
         var idleSpeedup = 200.0
         var kibibytes = 256
         var writeLoss = 0.1
