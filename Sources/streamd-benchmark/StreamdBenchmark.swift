@@ -19,19 +19,22 @@ struct Options: Sendable {
 ///
 /// `swift run -c release streamd-benchmark throughput|durable|startup [--mib N] [--runs N]
 /// [--streams N] [--write-size B] [--seconds S] [--dir PATH]`; `streamd-benchmark testnet
-/// [--speedup K] [--idle-speedup K] [--kib N] [--loss P] [--churn-seconds S]`
+/// [--speedup K] [--idle-speedup K] [--kib N] [--loss P] [--churn-seconds S] [--write-every TICKS] [--max-rto S]
+/// [--only goodput|latency|idle]`
 @main
 struct StreamdBenchmark {
     static let usage = """
         usage: streamd-benchmark throughput|durable|startup [--mib N] [--runs N] [--streams N] [--write-size B] [--seconds S] [--dir PATH]
                streamd-benchmark testnet [--speedup K] [--idle-speedup K] [--kib N] [--loss P] [--churn-seconds S]
+                                         [--write-every TICKS] [--max-rto S] [--only goodput|latency|idle]
           throughput  N MiB app → streamd → app on one stream pair, vs a socketpair copy (default 8 MiB)
           durable     durable acknowledged writes/s from --streams writers (default 100), vs write+fdatasync/s
           startup     create --streams streams (default 1000): RSS per idle stream; then start → ready
           testnet     streams over kpclientd-sim's testnet profile, K times faster (default 100; idle hour 200):
                       goodput per direction (--kib, default 256) vs S·λP·(1−p), ticks per data box, small-write
                       latency, requests per idle hour; write loss --loss (0.1), a courier leaves every --churn-seconds
-                      (600, 0: never); all figures in testnet time
+                      (600, 0: never); one 100-B write every --write-every ticks (4); --max-rto: the streams'
+                      largest retransmission timeout in testnet s (default 60); all figures in testnet time
         """
 
     static func main() async {
@@ -61,6 +64,11 @@ struct StreamdBenchmark {
                 case "--speedup": options.testnet.speedup = Double(min(try int(), 1000))
                 case "--idle-speedup": options.testnet.idleSpeedup = Double(min(try int(), 10_000))
                 case "--kib": options.testnet.kibibytes = min(try int(), 65_536)
+                case "--write-every": options.testnet.smallWriteTicks = Double(min(try int(), 3600))
+                case "--max-rto": options.testnet.maxRetransmitSeconds = min(try int(), 86_400)
+                case "--only":
+                    guard ["goodput", "latency", "idle"].contains(value) else { throw BenchmarkError("--only takes goodput, latency or idle") }
+                    options.testnet.only = value
                 case "--loss":
                     guard let p = Double(value), (0..<1).contains(p) else { throw BenchmarkError("--loss needs a probability in 0..<1") }
                     options.testnet.writeLoss = p

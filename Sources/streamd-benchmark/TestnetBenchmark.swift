@@ -19,16 +19,23 @@ enum TestnetBenchmark {
         var churn: Duration? = .seconds(600)
         var smallWrites = 60
         var smallWriteTicks = 4.0
+        /// Runs only this part (goodput, latency or idle); `nil`: all.
+        var only: String?
+        /// The streams' largest retransmission timeout in testnet seconds (`nil`: the default 60 s).
+        var maxRetransmitSeconds: Int?
     }
 
     static func run(options: Options, settings: Settings) async throws {
         print("## testnet: kpclientd-sim --profile testnet at \(format(settings.speedup, 0))× speed, write loss \(settings.writeLoss), "
             + "courier churn \(settings.churn.map { "one per \(format($0.seconds, 0)) s" } ?? "none"); figures in testnet time")
-        for direction in [Direction.dialerToListener, .listenerToDialer] {
-            try await goodput(direction, settings)
+        if let seconds = settings.maxRetransmitSeconds { print("streams' largest retransmission timeout: \(seconds) s") }
+        if settings.only == nil || settings.only == "goodput" {
+            for direction in [Direction.dialerToListener, .listenerToDialer] {
+                try await goodput(direction, settings)
+            }
         }
-        try await latency(settings)
-        try await idle(settings)
+        if settings.only == nil || settings.only == "latency" { try await latency(settings) }
+        if settings.only == nil || settings.only == "idle" { try await idle(settings) }
     }
 
     enum Direction: CustomStringConvertible {
@@ -171,7 +178,10 @@ enum TestnetBenchmark {
             let dialerClient = try await client(dial, k)
             let listenerClient = try await client(dial, k)
             let transport = transportConfiguration(k)
-            let configuration = streamConfiguration(k)
+            var configuration = streamConfiguration(k)
+            if let seconds = settings.maxRetransmitSeconds {
+                configuration.maxRetransmitTimeout = max(scaled(.seconds(seconds), k), configuration.initialRetransmitTimeout)
+            }
             let address = StreamAddress.generate(mode: .endToEnd)
             let listenerStore = PigeonholeBoxStore(client: listenerClient, configuration: transport)
             let dialerStore = PigeonholeBoxStore(client: dialerClient, configuration: transport)
