@@ -146,7 +146,8 @@ let package = Package(
         .executableTarget(
             name: "streamd-benchmark",
             dependencies: [
-                "StreamDaemon", "StreamClient", "IPC", "StreamStore",
+                "StreamDaemon", "StreamClient", "IPC", "StreamStore", "StreamEngine", "PigeonholeTransport", "ThinClient",
+                "KpclientdSim", "StreamCrypto",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -205,7 +206,7 @@ let package = Package(
         .testTarget(
             name: "PigeonholeTransportTests",
             dependencies: [
-                "PigeonholeTransport", "StreamEngine", "StreamEngineTesting", "ThinClient", "KpclientdSim", "CBOR",
+                "PigeonholeTransport", "StreamEngine", "StreamEngineTesting", "ThinClient", "KpclientdSim", "CBOR", "StreamCrypto",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -61,6 +61,10 @@ extension SimCore {
         departedCourierHashes[gone.serial] = gone.identityHash
         courierCaches[gone.serial] = nil
         model.courierDepartures += 1
+        model.arqsStrandedByDepartures += sessions.values.reduce(0) { total, session in
+            total + session.arq.values.filter { $0.courier == gone.serial }.count
+                + session.copies.values.filter { $0.courier == gone.serial }.count
+        }
         if departedCouriers.count > Self.maxRememberedDepartures { forgetUnusedDepartures() }
         couriers.append(SimCourier(serial: nextCourierSerial, identityKey: random.bytes(32)))
         nextCourierSerial += 1

@@ -89,6 +89,8 @@ extension SimCore {
             {
                 op.task?.cancel()
                 send(arqReply(queryID: op.queryID, code: ThinClientErrorCode.startResendingCancelled.rawValue, plaintext: nil, courier: op.courier), toSession: appID)
+            } else if let queryID = dropQueuedStart(envelopeHash: hash, appID: appID) {
+                send(arqReply(queryID: queryID, code: ThinClientErrorCode.startResendingCancelled.rawValue, plaintext: nil), toSession: appID)
             }
             return reply(key, q, [], .success)
 
@@ -218,5 +220,28 @@ extension SimCore {
             (ThinKey.Field.buffer, isLast ? .null : .bytes(residual.encoded)),
             (ThinKey.Field.nextDestIndices, .array(nextIndices)),
         ], .success)
+    }
+
+    /// Removes a `start_resending_encrypted_message` for `envelopeHash` that still waits in the
+    /// session's connection queue for a send tick, returning its query ID.
+    ///
+    /// The real daemon handles a connection's requests in order, so a cancel always finds the
+    /// ARQ its start created; here local requests overtake the queue, so a cancel must also
+    /// reach a start that was not released yet (else it would run, unwanted, and hang for ever
+    /// on a courier that leaves).
+    func dropQueuedStart(envelopeHash: [UInt8], appID: [UInt8]) -> [UInt8]? {
+        for connection in connections.values where connection.appID == appID {
+            guard
+                let position = connection.queue.firstIndex(where: { message in
+                    message.key == ThinKey.Request.startResendingEncryptedMessage
+                        && (try? GoFields(message.fields).fixed(ThinKey.Field.envelopeHash, ThinSizes.hash)) == envelopeHash
+                })
+            else { continue }
+            let message = connection.queue.remove(at: position)
+            connection.spaceWaiter?.resume()
+            connection.spaceWaiter = nil
+            return (try? GoFields(message.fields).queryID()) ?? [UInt8](repeating: 0, count: ThinSizes.queryID)
+        }
+        return nil
     }
 }

@@ -742,6 +742,7 @@ actor SimCore {
                     + session.copies.values.filter { departedCouriers.contains($0.courier) }.count
             },
             courierDepartures: model.courierDepartures,
+            arqsStrandedByDepartures: model.arqsStrandedByDepartures,
             resendQueueOverflows: model.resendQueueOverflows,
             requestQueueFullStalls: model.requestQueueFullStalls,
             queuedResends: sessions.values.reduce(0) { $0 + $1.resendWaiters.count },
@@ -764,6 +765,7 @@ struct ModelCounters {
     var courierRedispatches = 0
     var duplicatedReplays = 0
     var courierDepartures = 0
+    var arqsStrandedByDepartures = 0
 }
 
 /// A snapshot of the simulator's counters, for tests and diagnostics.
@@ -808,6 +810,9 @@ public struct KpclientdSimStatistics: Sendable, Hashable {
     public var arqsOnDepartedCouriers: Int = 0
     /// Couriers that have left since start.
     public var courierDepartures: Int = 0
+    /// ARQ and copy operations that were in flight on a courier when it left, since start
+    /// (each hung until its client cancelled it; ``arqsOnDepartedCouriers`` counts those still hanging).
+    public var arqsStrandedByDepartures: Int = 0
     /// Resends that found their connection's resend queue full and were re-armed.
     public var resendQueueOverflows: Int = 0
     /// Times a connection's request queue filled up and its reader stopped.

@@ -94,6 +94,8 @@ public actor ThinClient {
         let kind: RequestKind
         let continuation: CheckedContinuation<ThinMessage, any Error>
         var timer: Task<Void, Never>?
+        /// The deadline of a `start_resending_*` request, if it has one.
+        var deadline: Duration? = nil
     }
 
     var pending: [[UInt8]: PendingRequest] = [:]
@@ -108,6 +110,8 @@ public actor ThinClient {
     var pacerTimer: Task<Void, Never>?
     var nextWaiterID: UInt64 = 0
     var roundTrips = RoundTripEstimator()
+    /// How `start_resending_*` requests ended against their deadlines.
+    public private(set) var operationStatistics = OperationStatistics()
 
     struct SURBWaiter {
         let continuation: CheckedContinuation<MessageReply, any Error>
@@ -612,12 +616,15 @@ public actor ThinClient {
     /// Completes a request that was already removed from ``pending``.
     ///
     /// - Parameter answered: whether the daemon answered it (proof that it was sent).
-    private func finish(_ entry: PendingRequest, _ result: Result<ThinMessage, ThinClientError>, answered: Bool = false) {
+    private func finish(
+        _ entry: PendingRequest, _ result: Result<ThinMessage, ThinClientError>, answered: Bool = false, timedOut: Bool = false
+    ) {
         entry.timer?.cancel()
         switch entry.kind {
         case .local:
             pendingLocalCount -= 1
-        case .resending(_, let sequence, _, _, _):
+        case .resending(_, let sequence, _, _, let submittedAt):
+            operationStatistics.record(elapsed: .now - submittedAt, deadline: entry.deadline, answered: answered, timedOut: timedOut)
             pacer.finished(answeredSequence: answered ? sequence : nil)
             admitWaiters()
         }
@@ -728,6 +735,7 @@ public actor ThinClient {
                     kind: .resending(frame: frame, sequence: sequence, cancel: cancel, lane: lane, submittedAt: .now),
                     continuation: continuation
                 )
+                entry.deadline = deadline
                 if let deadline {
                     entry.timer = Task { [weak self] in
                         do {
@@ -765,7 +773,8 @@ public actor ThinClient {
         logger.debug("a mixnet request passed its deadline; cancelled", metadata: ["deadline": "\(deadline)"])
         finish(
             entry,
-            .failure(ThinClientError(.timeout, "\(entry.replyKey.dropLast(6)) got no reply within its deadline of \(deadline); cancelled"))
+            .failure(ThinClientError(.timeout, "\(entry.replyKey.dropLast(6)) got no reply within its deadline of \(deadline); cancelled")),
+            timedOut: true
         )
     }
 

@@ -11,19 +11,30 @@ struct Options: Sendable {
     var duration: Duration = .seconds(3)
     /// Where scratch state directories go (its file system is the one measured).
     var directory = "/var/tmp"
+    /// The settings of the `testnet` benchmark.
+    var testnet = TestnetBenchmark.Settings()
 }
 
 /// Measures streamd itself, in process, against raw baselines taken in the same run.
 ///
 /// `swift run -c release streamd-benchmark throughput|durable|startup [--mib N] [--runs N]
-/// [--streams N] [--write-size B] [--seconds S] [--dir PATH]`
+/// [--streams N] [--write-size B] [--seconds S] [--dir PATH]`; `streamd-benchmark testnet
+/// [--speedup K] [--idle-speedup K] [--kib N] [--loss P] [--churn-seconds S] [--write-every TICKS] [--max-rto S]
+/// [--only goodput|latency|idle]`
 @main
 struct StreamdBenchmark {
     static let usage = """
         usage: streamd-benchmark throughput|durable|startup [--mib N] [--runs N] [--streams N] [--write-size B] [--seconds S] [--dir PATH]
+               streamd-benchmark testnet [--speedup K] [--idle-speedup K] [--kib N] [--loss P] [--churn-seconds S]
+                                         [--write-every TICKS] [--max-rto S] [--only goodput|latency|idle]
           throughput  N MiB app → streamd → app on one stream pair, vs a socketpair copy (default 8 MiB)
           durable     durable acknowledged writes/s from --streams writers (default 100), vs write+fdatasync/s
           startup     create --streams streams (default 1000): RSS per idle stream; then start → ready
+          testnet     streams over kpclientd-sim's testnet profile, K times faster (default 100; idle hour 200):
+                      goodput per direction (--kib, default 256) vs S·λP·(1−p), ticks per data box, small-write
+                      latency, requests per idle hour; write loss --loss (0.1), a courier leaves every --churn-seconds
+                      (600, 0: never); one 100-B write every --write-every ticks (4); --max-rto: the streams'
+                      largest retransmission timeout in testnet s (default 60); all figures in testnet time
         """
 
     static func main() async {
@@ -50,6 +61,20 @@ struct StreamdBenchmark {
                 case "--write-size": options.writeSize = min(try int(), 65_536)
                 case "--seconds": options.duration = .seconds(min(try int(), 600))
                 case "--dir": options.directory = value
+                case "--speedup": options.testnet.speedup = Double(min(try int(), 1000))
+                case "--idle-speedup": options.testnet.idleSpeedup = Double(min(try int(), 10_000))
+                case "--kib": options.testnet.kibibytes = min(try int(), 65_536)
+                case "--write-every": options.testnet.smallWriteTicks = Double(min(try int(), 3600))
+                case "--max-rto": options.testnet.maxRetransmitSeconds = min(try int(), 86_400)
+                case "--only":
+                    guard ["goodput", "latency", "idle"].contains(value) else { throw BenchmarkError("--only takes goodput, latency or idle") }
+                    options.testnet.only = value
+                case "--loss":
+                    guard let p = Double(value), (0..<1).contains(p) else { throw BenchmarkError("--loss needs a probability in 0..<1") }
+                    options.testnet.writeLoss = p
+                case "--churn-seconds":
+                    guard let seconds = Int(value), seconds >= 0 else { throw BenchmarkError("--churn-seconds needs a whole number") }
+                    options.testnet.churn = seconds == 0 ? nil : .seconds(seconds)
                 default: throw BenchmarkError("unknown flag \(flag)")
                 }
             }
@@ -57,6 +82,7 @@ struct StreamdBenchmark {
             case "throughput": try await ThroughputBenchmark.run(options: options)
             case "durable": try await DurableWritesBenchmark.run(options: options)
             case "startup": try await StartupBenchmark.run(options: options)
+            case "testnet": try await TestnetBenchmark.run(options: options, settings: options.testnet)
             default: throw BenchmarkError("unknown benchmark \(name)\n\(usage)")
             }
         } catch {

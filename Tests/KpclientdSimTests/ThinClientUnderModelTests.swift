@@ -56,4 +56,26 @@ struct ThinClientUnderModelTests {
             await client.close()
         }
     }
+
+    @Test func aCancelReachesAStartStillQueuedForItsSendTick() async throws {
+        // One tick per 100 s on average: the start waits in the connection's queue.
+        var configuration = NetworkModelTests.paced(rate: 0.01)
+        configuration.seed = 7
+        try await TestSupport.withSimulator(configuration) { sim in
+            let client = try await Self.connect(sim)
+            let keys = try await client.newKeypair(seed: TestSupport.random(32))
+            let write = try await client.encryptWrite(plaintext: Array("queued".utf8), writeCapability: keys.writeCapability, index: keys.firstMessageIndex)
+            let started = Task { try await client.startResendingEncryptedMessage(.write(write, writeCapability: keys.writeCapability)) }
+            try await TestSupport.eventually("the start to be queued") { await sim.statistics().queuedMixnetRequests == 1 }
+            try await client.cancelResendingEncryptedMessage(envelopeHash: write.envelopeHash)
+            let error = await #expect(throws: ThinClientError.self) { try await started.value }
+            #expect(error?.code == .startResendingCancelled)
+            // The start left the queue: it will never take a tick, nor hang on a courier that leaves.
+            let statistics = await sim.statistics()
+            #expect(statistics.queuedMixnetRequests == 0)
+            #expect(statistics.inFlightOperations == 0)
+            #expect(statistics.sendTicks == 0)
+            await client.close()
+        }
+    }
 }

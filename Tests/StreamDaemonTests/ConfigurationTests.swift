@@ -1,3 +1,4 @@
+import KpclientdSim
 import Logging
 import Testing
 import ThinClient
@@ -102,7 +103,7 @@ import Glibc
             "socket", "state_dir", "kpclientd", "log_level", "log_target", "max_connections", "max_requests_per_connection", "max_streams",
             "client_timeout", "shutdown_timeout", "[scheduler]", "max_in_flight", "max_in_flight_reads", "idle_polls_per_minute",
             "[stream]", "send_window", "read_ahead", "max_write_buffer", "max_read_buffer", "max_idle_poll_interval", "[embedded]",
-            "latency", "write_loss", "box_size", "[Dial.Tcp]", "[Dial.Unix]", "Address", "Network",
+            "latency", "write_loss", "box_size", "profile", "[Dial.Tcp]", "[Dial.Unix]", "Address", "Network",
         ]
         for key in keys {
             #expect(text.contains(key), "the example lacks \(key)")
@@ -247,6 +248,20 @@ import Glibc
     ])
     func aBadValueNamesItsKey(_ text: String, _ key: String) {
         #expect(Self.errorKey(text) == key, "for \(text.debugDescription)")
+    }
+
+    @Test func theEmbeddedSimulatorTakesANetworkProfile() throws {
+        var configuration = DaemonConfiguration(environment: [:])
+        #expect(configuration.embedded.profile == nil)
+        try ConfigurationLoader.apply(toml: "[embedded]\nprofile = \"testnet\"\n", to: &configuration)
+        #expect(configuration.embedded.profile == .testnet)
+        try configuration.validate()
+        try ConfigurationLoader.apply(toml: "[embedded]\nprofile = \"none\"\n", to: &configuration)
+        #expect(configuration.embedded.profile == nil)
+        let error = #expect(throws: ConfigurationError.self) {
+            try ConfigurationLoader.apply(toml: "[embedded]\nprofile = \"fastnet\"\n", to: &configuration)
+        }
+        #expect(error?.key == "embedded.profile")
     }
 
     @Test func badFlagsNameTheirFlagKey() {

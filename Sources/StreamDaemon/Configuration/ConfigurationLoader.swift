@@ -1,3 +1,4 @@
+import KpclientdSim
 import Logging
 import TOMLKit
 import ThinClient
@@ -104,6 +105,16 @@ public enum ConfigurationLoader {
             if let value = try embedded.duration("latency") { configuration.embedded.latency = value }
             if let value = try embedded.double("write_loss") { configuration.embedded.writeLoss = value }
             if let value = try embedded.int("box_size") { configuration.embedded.boxSize = value }
+            if let value = try embedded.string("profile") {
+                switch value {
+                case "none": configuration.embedded.profile = nil
+                case let name:
+                    guard let profile = KpclientdSimProfile(rawValue: name) else {
+                        throw ConfigurationError(key: "embedded.profile", message: "must be none, testnet or mainnet (got \"\(name)\")")
+                    }
+                    configuration.embedded.profile = profile
+                }
+            }
             try embedded.rejectUnknown()
         }
         try reader.rejectUnknown()

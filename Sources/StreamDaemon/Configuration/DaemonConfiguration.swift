@@ -1,3 +1,4 @@
+import KpclientdSim
 import Logging
 import StreamEngine
 import ThinClient
@@ -195,6 +196,10 @@ public struct EmbeddedConfiguration: Sendable, Hashable {
     public var writeLoss: Double = 0
     /// The box size (Pigeonhole's `MaxPlaintextPayloadLength`).
     public var boxSize: Int = 1549
+    /// A realistic network model (paced sends, courier dedup cache, box lifetime), or `nil`
+    /// (the default) for the unpaced simulator. A profile sets its own round trip: ``latency``
+    /// is then ignored.
+    public var profile: KpclientdSimProfile?
 
     /// Creates the defaults.
     public init() {}

@@ -55,6 +55,7 @@ actor KpclientdLink {
         configuration.meanLatency = embedded.latency
         configuration.writeLossProbability = embedded.writeLoss
         configuration.maxPlaintextPayloadLength = embedded.boxSize
+        embedded.profile?.apply(to: &configuration)
         configuration.statePath = stateDirectory + "/embedded-pigeonhole.state"
         configuration.maxBoxes = 1_000_000
         configuration.logger = logger

@@ -264,6 +264,9 @@ public actor Stream {
     /// A secret-free summary of the stream's progress.
     public var status: StreamStatus { machine.status }
 
+    /// Why this stream's box writes were made (first sends and each kind of resend).
+    public var sendStatistics: StreamSendStatistics { machine.sendStatistics }
+
     // MARK: - Driving the machine
 
     private var now: StreamTime { StreamTime(nanoseconds: (clock.now - origin).nanosecondsClamped) }
