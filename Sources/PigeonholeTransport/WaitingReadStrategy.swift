@@ -60,3 +60,13 @@ extension Duration {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }
+
+extension PollSchedule {
+    /// The schedule with its time bounds divided by `speedup` (pauses in round trips are
+    /// unchanged), for a kpclientd-sim run `speedup` times faster than the network it models.
+    public func speededUp(by speedup: Double) -> PollSchedule {
+        let k = speedup > 0 && speedup.isFinite ? speedup : 1
+        return PollSchedule(
+            firstPause: firstPause, maxPause: maxPause, multiplier: multiplier, shortest: shortest * (1 / k), longest: longest * (1 / k))
+    }
+}

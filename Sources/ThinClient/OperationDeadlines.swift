@@ -83,3 +83,15 @@ extension Duration {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }
+
+extension DeadlinePolicy {
+    /// The policy with every duration divided by `speedup`, for a kpclientd-sim run
+    /// `speedup` times faster than the network it models.
+    public func speededUp(by speedup: Double) -> DeadlinePolicy {
+        let k = speedup > 0 && speedup.isFinite ? speedup : 1
+        func faster(_ duration: Duration) -> Duration { duration * (1 / k) }
+        return DeadlinePolicy(
+            multiplier: multiplier, slop: faster(slop), floor: faster(floor), ceiling: faster(ceiling),
+            initialRoundTrip: faster(initialRoundTrip))
+    }
+}

@@ -218,40 +218,19 @@ enum TestnetBenchmark {
     static func client(_ dial: DialAddress, _ k: Double) async throws -> ThinClient {
         var configuration = ThinClientConfiguration(dial: dial)
         configuration.logger.logLevel = .error
-        let policy = DeadlinePolicy()
-        configuration.operationDeadline = DeadlinePolicy(
-            multiplier: policy.multiplier, slop: scaled(policy.slop, k), floor: scaled(policy.floor, k),
-            ceiling: scaled(policy.ceiling, k), initialRoundTrip: scaled(policy.initialRoundTrip, k)
-        )
+        configuration.operationDeadline = DeadlinePolicy().speededUp(by: k)
         return try await ThinClient.connect(configuration: configuration)
     }
 
     /// The default waiting-read schedule, its time bounds scaled.
     static func transportConfiguration(_ k: Double) -> PigeonholeTransportConfiguration {
         var configuration = PigeonholeTransportConfiguration()
-        let schedule = PollSchedule()
-        configuration.waitingReads = .poll(
-            PollSchedule(
-                firstPause: schedule.firstPause, maxPause: schedule.maxPause, multiplier: schedule.multiplier,
-                shortest: scaled(schedule.shortest, k), longest: scaled(schedule.longest, k)
-            )
-        )
+        configuration.waitingReads = .poll(PollSchedule().speededUp(by: k))
         return configuration
     }
 
     /// The default stream configuration, every duration scaled.
     static func streamConfiguration(_ k: Double) -> StreamConfiguration {
-        var configuration = StreamConfiguration()
-        configuration.initialRetransmitTimeout = scaled(configuration.initialRetransmitTimeout, k)
-        configuration.minRetransmitTimeout = scaled(configuration.minRetransmitTimeout, k)
-        configuration.maxRetransmitTimeout = scaled(configuration.maxRetransmitTimeout, k)
-        configuration.maxReadRetryInterval = scaled(configuration.maxReadRetryInterval, k)
-        configuration.ackDelay = scaled(configuration.ackDelay, k)
-        configuration.idleAfter = scaled(configuration.idleAfter, k)
-        configuration.minIdlePollInterval = scaled(configuration.minIdlePollInterval, k)
-        configuration.maxIdlePollInterval = scaled(configuration.maxIdlePollInterval, k)
-        configuration.operationTimeout = scaled(configuration.operationTimeout, k)
-        configuration.closeLinger = scaled(configuration.closeLinger, k)
-        return configuration
+        StreamConfiguration().speededUp(by: k)
     }
 }

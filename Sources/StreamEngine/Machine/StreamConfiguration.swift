@@ -70,3 +70,25 @@ public struct StreamConfiguration: Hashable, Sendable {
         try check((1...1000).contains(maxDecryptFailures), "maxDecryptFailures must be 1...1000")
     }
 }
+
+extension StreamConfiguration {
+    /// The configuration with every duration divided by `speedup`: for running a scenario
+    /// `speedup` times faster than real time, as kpclientd-sim's `--speedup` does for its
+    /// network model. Counts and sizes are unchanged.
+    public func speededUp(by speedup: Double) -> StreamConfiguration {
+        var copy = self
+        let k = speedup > 0 && speedup.isFinite ? speedup : 1
+        func faster(_ duration: Duration) -> Duration { duration.scaled(by: 1 / k) }
+        copy.initialRetransmitTimeout = faster(initialRetransmitTimeout)
+        copy.minRetransmitTimeout = faster(minRetransmitTimeout)
+        copy.maxRetransmitTimeout = faster(maxRetransmitTimeout)
+        copy.maxReadRetryInterval = faster(maxReadRetryInterval)
+        copy.ackDelay = faster(ackDelay)
+        copy.idleAfter = faster(idleAfter)
+        copy.minIdlePollInterval = faster(minIdlePollInterval)
+        copy.maxIdlePollInterval = faster(maxIdlePollInterval)
+        copy.operationTimeout = faster(operationTimeout)
+        copy.closeLinger = faster(closeLinger)
+        return copy
+    }
+}
