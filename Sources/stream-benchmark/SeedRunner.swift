@@ -8,7 +8,7 @@ enum SeedRunner {
     static func run(upTo count: UInt64, only: UInt64?) {
         var failed = 0, writes = 0, distinct = 0, hung = 0
         var worst = 0.0, worstSeed: UInt64 = 0
-        for seed in 1...max(1, count) where only.map({ $0 == seed }) ?? true {
+        for seed in only.map({ $0...$0 }) ?? 1...max(1, count) {
             let parameters = StreamSimulation.Parameters.random(seed: seed)
             let report = StreamSimulation.run(parameters)
             writes += report.boxWrites
@@ -27,7 +27,7 @@ enum SeedRunner {
             let description = String(describing: report)
             print("FAIL seed \(seed) (loss \(parameters.loss), hang \(parameters.hang), window \(parameters.configuration.sendWindow), read-ahead \(parameters.configuration.readAhead)): \(only == nil ? String(description.prefix(600)) : description)")
         }
-        print("seeds 1...\(count): \(failed) failed; box writes per distinct box \(Double(writes) / Double(max(1, distinct))); "
+        print("seeds \(only.map { "\($0)" } ?? "1...\(count)"): \(failed) failed; box writes per distinct box \(Double(writes) / Double(max(1, distinct))); "
               + "hung operations \(hung); worst (box writes − 300) per data box × (1 − loss)² \(worst) (seed \(worstSeed))")
     }
 }

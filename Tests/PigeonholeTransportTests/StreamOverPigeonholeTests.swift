@@ -30,25 +30,12 @@ struct StreamOverPigeonholeTests {
         configuration.minRetransmitTimeout = .milliseconds(200)
         configuration.maxRetransmitTimeout = .seconds(5)
 
-        let address = StreamAddress.generate(mode: .endToEnd)
-        async let listening = Stream.listen(address: address, store: listenerStore, configuration: configuration)
-        let dialer = try await Stream.dial(address: address, store: dialerStore, configuration: configuration)
-        let listener = try await listening
+        let pair = try await StreamPair.open(listenerStore: listenerStore, dialerStore: dialerStore, configuration: configuration)
+        let (listener, dialer) = (pair.listener, pair.dialer)
 
         // The listener only reads: its read window starts by itself.
-        var generator = SplitMix64(seed: 42)
-        let data = (0..<(1 << 20)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
-        let sender = Task {
-            try await dialer.write(data)
-            try await dialer.sync()
-            try await dialer.close()
-        }
-        var received: [UInt8] = []
-        received.reserveCapacity(data.count)
-        while let chunk = try await listener.read() {
-            received += chunk
-        }
-        try await sender.value
+        let data = StreamPair.data(count: 1 << 20, seed: 42)
+        let received = try await pair.sendFromDialer(data)
         #expect(received.count == data.count)
         #expect(received == data)
 

@@ -50,24 +50,10 @@ struct TestnetTransferTests {
         }
 
         let start = ContinuousClock.now
-        let address = StreamAddress.generate(mode: .endToEnd)
-        async let listening = Stream.listen(address: address, store: listenerStore, configuration: configuration)
-        let dialer = try await Stream.dial(address: address, store: dialerStore, configuration: configuration)
-        let listener = try await listening
-
-        var generator = SplitMix64(seed: 8)
-        let data = (0..<(256 << 10)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
-        let sender = Task {
-            try await dialer.write(data)
-            try await dialer.sync()
-            try await dialer.close()
-        }
-        var received: [UInt8] = []
-        received.reserveCapacity(data.count)
-        while let chunk = try await listener.read() {
-            received += chunk
-        }
-        try await sender.value
+        let pair = try await StreamPair.open(listenerStore: listenerStore, dialerStore: dialerStore, configuration: configuration)
+        let (listener, dialer) = (pair.listener, pair.dialer)
+        let data = StreamPair.data(count: 256 << 10, seed: 8)
+        let received = try await pair.sendFromDialer(data)
         let elapsed = ContinuousClock.now - start
         sampler.cancel()
         let mostHanging = await sampler.value

@@ -98,6 +98,17 @@ final class CrashRig: @unchecked Sendable {
     }
 
     /// Runs `streamctl` to completion (bounded by `timeout`); returns exit code and stdout.
+    /// Opens stream `out` on `writer` and joins it as `in` on `reader` (which may be the same
+    /// daemon) with `streamctl`, as a user would.
+    func openStreamPair(writer: DaemonProcess, reader: DaemonProcess) async throws {
+        let opened = try await streamctl(["open", "out", "--socket", writer.socketPath], name: "open-out")
+        guard opened.code == 0, let address = opened.output.split(separator: "\n").last.map(String.init) else {
+            throw ProcessHarnessError(description: "streamctl open out failed: \(opened.output)")
+        }
+        let joined = try await streamctl(["open", "in", "--address", address, "--socket", reader.socketPath], name: "open-in")
+        guard joined.code == 0 else { throw ProcessHarnessError(description: "streamctl open in failed: \(joined.output)") }
+    }
+
     func streamctl(_ arguments: [String], name: String, timeout: Duration = .seconds(60)) async throws -> (code: Int32, output: String) {
         let child = try startStreamctl(arguments, name: name)
         guard let code = await child.wait(timeout: timeout)?.exitCode else {

@@ -60,11 +60,7 @@ struct CrashTests {
         let daemons = scenario.twoDaemons ? [a, b] : [a]
         for daemon in daemons { try await daemon.start() }
 
-        let opened = try await rig.streamctl(["open", "out", "--socket", a.socketPath], name: "open-out")
-        try #require(opened.code == 0, "streamctl open out failed")
-        let address = try #require(opened.output.split(separator: "\n").last.map(String.init))
-        let joined = try await rig.streamctl(["open", "in", "--address", address, "--socket", b.socketPath], name: "open-in")
-        try #require(joined.code == 0, "streamctl open in failed")
+        try await rig.openStreamPair(writer: a, reader: b)
 
         let input = try rig.randomFile("big.bin", count: scenario.size, generator: &random)
         let outputPath = rig.path + "/received.bin"
@@ -250,11 +246,7 @@ struct CrashTests {
         let b = try rig.daemon("b")
         try await a.start()
         try await b.start()
-        let opened = try await rig.streamctl(["open", "out", "--socket", a.socketPath], name: "open-out")
-        try #require(opened.code == 0)
-        let address = try #require(opened.output.split(separator: "\n").last.map(String.init))
-        let joined = try await rig.streamctl(["open", "in", "--address", address, "--socket", b.socketPath], name: "open-in")
-        try #require(joined.code == 0)
+        try await rig.openStreamPair(writer: a, reader: b)
         let input = try rig.randomFile("big.bin", count: Self.long ? 4 << 20 : 512 << 10, generator: &random)
         let send = try rig.startStreamctl(
             ["send", "out", input.path, "--sync", "--reconnect-timeout", "120", "--quiet", "--socket", a.socketPath], name: "send")

@@ -45,11 +45,7 @@ struct KpclientdFaultTests {
         let b = try rig.daemon("b")
         try await a.start()
         try await b.start()
-        let opened = try await rig.streamctl(["open", "out", "--socket", a.socketPath], name: "open-out")
-        try #require(opened.code == 0)
-        let address = try #require(opened.output.split(separator: "\n").last.map(String.init))
-        let joined = try await rig.streamctl(["open", "in", "--address", address, "--socket", b.socketPath], name: "open-in")
-        try #require(joined.code == 0)
+        try await rig.openStreamPair(writer: a, reader: b)
         let input = try rig.randomFile("input.bin", count: size, generator: &random)
         let output = rig.path + "/output.bin"
         let clock = ContinuousClock()
