@@ -27,7 +27,6 @@ private func check(_ input: [UInt8]) {
         precondition(i == 0 || range.start > frame.sackRanges[i - 1].end, "unordered SACK ranges accepted")
     }
     precondition(frame.dataOffset.addingReportingOverflow(UInt64(frame.data.count)).overflow == false)
-    _ = frame.isAckEliciting
 
     guard frame.data.count <= Frame.dataCapacity(plaintextSize: input.count, sackCount: frame.sackRanges.count) else {
         return
