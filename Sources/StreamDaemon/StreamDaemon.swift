@@ -1,4 +1,5 @@
 import IPC
+import KpclientdSim
 import Logging
 import NIOConcurrencyHelpers
 import ServiceLifecycle
@@ -220,6 +221,12 @@ public struct DaemonProbe: Sendable {
         return Snapshot(
             streams: counts.streams, active: counts.active, damaged: counts.damaged,
             kpclientdConnected: await host.kpclientdUp, connections: connections())
+    }
+
+    /// The embedded kpclientd's counters (requests received, boxes stored, …), or `nil` when
+    /// streamd uses an external kpclientd.
+    public func embeddedKpclientdStatistics() async -> KpclientdSimStatistics? {
+        await host.link.embeddedStatistics()
     }
 
     /// A round trip through the stream host: `true` if it answered and is neither stopping nor

@@ -48,6 +48,10 @@ enum DurableWritesBenchmark {
             _ = try await client.create("w\(index)")
             clients.append(client)
         }
+        for second in 1...4 {
+            let idle = try await idleCPU(over: .seconds(1))
+            print("daemon CPU with \(streams) created streams and no writes, second \(second): \(format(idle)) s/s")
+        }
         let payload = pattern(size, seed: 1)
         let clock = ContinuousClock()
         let start = clock.now

@@ -53,13 +53,16 @@ final class DaemonHarness: Sendable {
     let configuration: DaemonConfiguration
     private let task: Task<Result<Void, any Error>, Never>
     private let trigger: GracefulShutdownTestTrigger
+    /// Live counts of the running daemon.
+    let probe: DaemonProbe
 
     var socketPath: String { configuration.socketPath }
 
-    private init(configuration: DaemonConfiguration, task: Task<Result<Void, any Error>, Never>, trigger: GracefulShutdownTestTrigger) {
+    private init(configuration: DaemonConfiguration, task: Task<Result<Void, any Error>, Never>, trigger: GracefulShutdownTestTrigger, probe: DaemonProbe) {
         self.configuration = configuration
         self.task = task
         self.trigger = trigger
+        self.probe = probe
     }
 
     /// A configuration in `directory`: socket in `run/`, state in `state/`, a fast embedded kpclientd.
@@ -77,7 +80,9 @@ final class DaemonHarness: Sendable {
         var logger = Logger(label: "streamd-test")
         logger.logLevel = configuration.logLevel
         let (ready, readySink) = AsyncStream.makeStream(of: Bool.self)
+        let (probes, probeSink) = AsyncStream.makeStream(of: DaemonProbe.self)
         var hooks = StreamDaemon.Hooks()
+        hooks.started = { probeSink.yield($0) }
         hooks.ready = { readySink.yield(true) }
         let daemon = StreamDaemon(configuration: configuration, logger: logger, hooks: hooks, storeFaults: storeFaults)
         let (triggers, triggerSink) = AsyncStream.makeStream(of: GracefulShutdownTestTrigger.self)
@@ -103,7 +108,10 @@ final class DaemonHarness: Sendable {
             throw HarnessError(description: "cancelled while starting streamd")
         }
         for await _ in ready {
-            return DaemonHarness(configuration: configuration, task: task, trigger: trigger)
+            // `started` runs just before `ready`, so its probe is waiting in the stream.
+            var started = probes.makeAsyncIterator()
+            guard let probe = await started.next() else { break }
+            return DaemonHarness(configuration: configuration, task: task, trigger: trigger, probe: probe)
         }
         if Task.isCancelled {
             trigger.triggerGracefulShutdown()
