@@ -9,12 +9,17 @@ final class BenchmarkDaemon: Sendable {
     let configuration: DaemonConfiguration
     /// From calling `StreamDaemon.run()` to its ready hook.
     let startToReady: Duration
+    /// Live counts, including the embedded kpclientd's.
+    let probe: DaemonProbe
     private let group: ServiceGroup
     private let task: Task<Result<Void, any Error>, Never>
 
-    private init(configuration: DaemonConfiguration, startToReady: Duration, group: ServiceGroup, task: Task<Result<Void, any Error>, Never>) {
+    private init(
+        configuration: DaemonConfiguration, startToReady: Duration, probe: DaemonProbe, group: ServiceGroup, task: Task<Result<Void, any Error>, Never>
+    ) {
         self.configuration = configuration
         self.startToReady = startToReady
+        self.probe = probe
         self.group = group
         self.task = task
     }
@@ -36,6 +41,8 @@ final class BenchmarkDaemon: Sendable {
         let clock = ContinuousClock()
         let (ready, readySink) = AsyncStream.makeStream(of: ContinuousClock.Instant.self)
         var hooks = StreamDaemon.Hooks()
+        let (probes, probeSink) = AsyncStream.makeStream(of: DaemonProbe.self)
+        hooks.started = { probeSink.yield($0) }
         hooks.ready = { readySink.yield(clock.now) }
         let daemon = StreamDaemon(configuration: configuration, logger: logger, hooks: hooks)
         let group = ServiceGroup(services: [daemon], logger: logger)
@@ -50,7 +57,10 @@ final class BenchmarkDaemon: Sendable {
             }
         }
         for await instant in ready {
-            return BenchmarkDaemon(configuration: configuration, startToReady: instant - start, group: group, task: task)
+            // `started` runs just before `ready`, so its probe is waiting in the stream.
+            var started = probes.makeAsyncIterator()
+            guard let probe = await started.next() else { break }
+            return BenchmarkDaemon(configuration: configuration, startToReady: instant - start, probe: probe, group: group, task: task)
         }
         if case .failure(let error) = await task.value { throw error }
         throw BenchmarkError("streamd ended before it was ready")

@@ -1,5 +1,7 @@
 import IPC
+import KpclientdSim
 import StreamClient
+import StreamDaemon
 
 /// Benchmark 2: durable, acknowledged small app writes per second with group commit, against
 /// raw `write` + `fdatasync` per second on the same file system.
@@ -52,6 +54,7 @@ enum DurableWritesBenchmark {
             let idle = try await idleCPU(over: .seconds(1))
             print("daemon CPU with \(streams) created streams and no writes, second \(second): \(format(idle)) s/s")
         }
+        let requestsBefore = await daemon.probe.embeddedKpclientdStatistics()?.framesReceived ?? 0
         let payload = pattern(size, seed: 1)
         let clock = ContinuousClock()
         let start = clock.now
@@ -76,6 +79,8 @@ enum DurableWritesBenchmark {
             return all
         }
         let elapsed = (clock.now - start).seconds
+        let requests = (await daemon.probe.embeddedKpclientdStatistics()?.framesReceived ?? 0) - requestsBefore
+        print("embedded kpclientd requests while writing: \(requests), \(format(Double(requests) / Double(max(1, latencies.count)))) per app write")
         for client in clients { await client.close() }
         try await daemon.stop()
         let sorted = latencies.sorted()
