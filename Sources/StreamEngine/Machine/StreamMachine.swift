@@ -74,6 +74,10 @@ public struct StreamMachine: Sendable {
         /// Transient write failures in a row; the first is resent at once, later ones wait for
         /// the retransmission timer.
         var failuresInRow = 0
+        /// If the latest send was a timer resend: the backoff before that expiry, restored if
+        /// the resend proves needless, and when the copy before it was sent.
+        var backoffBeforeTimerResend: Int?
+        var sentBeforeTimerResend: StreamTime?
     }
     struct WriteOperation {
         var index: UInt64
@@ -84,6 +88,8 @@ public struct StreamMachine: Sendable {
     /// Frames due for a (re)send that wait for room in the operation budget, lowest index first.
     var budgetWaiting: Set<UInt64> = []
     var retransmitAt: StreamTime?
+    /// The backoff before the latest expiry of the retransmission timer (for its resends).
+    var timerResendBackoff = 0
     var probeRequested = false
     /// A bound on unacknowledged pings (at most one is made per retransmission timeout).
     static let maxOutstandingProbes = 64

@@ -12,6 +12,9 @@ public struct StreamSendStatistics: Sendable, Hashable {
     public var failureResends = 0
     /// Resends after an operation passed its deadline.
     public var deadlineResends = 0
+    /// Timer resends found needless: the frame's acknowledgement came while the resend was
+    /// still being written, so it was for an earlier copy (not themselves writes).
+    public var spuriousTimeouts = 0
 
     /// Creates empty statistics.
     public init() {}
@@ -24,5 +27,6 @@ public struct StreamSendStatistics: Sendable, Hashable {
         waitedOnResends += other.waitedOnResends
         failureResends += other.failureResends
         deadlineResends += other.deadlineResends
+        spuriousTimeouts += other.spuriousTimeouts
     }
 }
