@@ -32,13 +32,17 @@ import Testing
         let dialer = try StreamMachine(address: address, role: .dialer, boxSize: 512, now: .zero, randomSeed: 2)
         try listener.appWrite([1, 2, 3], now: .zero)
         var readOfBox0: OperationID?
-        for action in listener.takeActions() {
-            switch action {
-            case .write(let operation, _, _): listener.writeCompleted(operation, result: .success(()), now: .zero)
-            case .read(let operation, .inbound, 0, _): readOfBox0 = operation
-            default: break
+        // Frame 0's write, and then its confirmation copy, complete at once.
+        for _ in 0..<2 {
+            for action in listener.takeActions() {
+                switch action {
+                case .write(let operation, _, _): listener.writeCompleted(operation, result: .success(()), now: .zero)
+                case .read(let operation, .inbound, 0, _): readOfBox0 = operation
+                default: break
+                }
             }
         }
+        #expect(listener.sendStatistics.confirmationCopies == 1)
         // The round trip is longer than the initial timeout: the timer resends frame 0.
         let expiry = try #require(listener.nextDeadline)
         listener.handleTimers(now: expiry)
@@ -54,6 +58,38 @@ import Testing
         let rtt = try #require(listener.status.smoothedRTT)
         #expect(rtt == arrival - .zero, "the first copy's round trip is the sample")
         #expect(listener.timer.baseTimeout > rtt)
+    }
+
+    /// On a quiet stream the newest data frame is written a second time when its first write
+    /// completes: a box acknowledged but never stored would otherwise be noticed only by the
+    /// retransmission timer, several round trips later (issue 9's low-rate latency). A busy
+    /// stream makes no such copies: later frames reveal a loss through selective acks.
+    @Test func aQuietStreamConfirmsItsNewestFrame() throws {
+        func firstWrites(of machine: inout StreamMachine) -> [OperationID] {
+            machine.takeActions().compactMap { if case .write(let operation, _, _) = $0 { operation } else { nil } }
+        }
+        var configuration = StreamConfiguration()
+        configuration.maxWriteBuffer = 10_000
+        var quiet = try StreamMachine(
+            address: StreamAddress(.endToEnd(secret: vectorSecret)), role: .listener, boxSize: 512,
+            configuration: configuration, now: .zero, randomSeed: 1)
+        try quiet.appWrite([1, 2, 3], now: .zero)
+        let writes = firstWrites(of: &quiet)
+        #expect(writes.count == 1)
+        quiet.writeCompleted(writes[0], result: .success(()), now: .zero + .milliseconds(500))
+        let copies = quiet.takeActions().filter { if case .write(_, index: 0, _) = $0 { true } else { false } }
+        #expect(copies.count == 1)
+        #expect(quiet.sendStatistics.confirmationCopies == 1)
+
+        var busy = try StreamMachine(
+            address: StreamAddress(.endToEnd(secret: vectorSecret)), role: .listener, boxSize: 512,
+            configuration: configuration, now: .zero, randomSeed: 1)
+        try busy.appWrite(Array(repeating: 7, count: 5000), now: .zero)
+        let busyWrites = firstWrites(of: &busy)
+        #expect(busyWrites.count >= 3)
+        for operation in busyWrites { busy.writeCompleted(operation, result: .success(()), now: .zero + .milliseconds(500)) }
+        #expect(busy.takeActions().allSatisfy { if case .write = $0 { false } else { true } })
+        #expect(busy.sendStatistics.confirmationCopies == 0)
     }
 
     /// A bulk transfer under the benchmark's budget (`stream-benchmark --protocol`: 1 MiB,

@@ -106,7 +106,8 @@ extension StreamMachine {
             let timerResend = reason == \.timeoutResends
             record.backoffBeforeTimerResend = timerResend ? timerResendBackoff : nil
             record.sentBeforeTimerResend = timerResend ? record.lastSent : nil
-            record.lastSent = now
+            // A confirmation copy follows the first at once: loss recovery keeps the first's clock.
+            if reason != \.confirmationCopies { record.lastSent = now }
             sendRecords[index] = record
         } else {
             sendRecords[index] = SendRecord(firstSent: now, lastSent: now, transmissions: 1, inFlight: operation)
@@ -185,7 +186,7 @@ extension StreamMachine {
                 writeOperations[operation] = nil
                 actions.append(.cancel(operation))
             }
-            if record.transmissions == 1 {
+            if record.transmissions == 1 || (record.transmissions == 2 && record.confirmed) {
                 sample = min(sample ?? .seconds(Int64.max), now - record.firstSent)
             } else if let backoff = record.backoffBeforeTimerResend, let earlier = record.sentBeforeTimerResend, record.inFlight != nil {
                 // Acknowledged while its timer resend is still being written: the
@@ -211,6 +212,21 @@ extension StreamMachine {
         }
         if progress { timer.resetBackoff() }
         armRetransmitTimer(now: now)
+    }
+
+    /// Whether the first write of data frame `index` just completed while it is the only frame
+    /// awaiting an answer: then it is written once more (a **confirmation copy**). A write's
+    /// success does not prove the box was stored, and on a quiet stream no later frame would
+    /// reveal the loss through a selective acknowledgement: only the retransmission timer,
+    /// several round trips later. In bulk transfer there is always more than one frame
+    /// outstanding, so this costs nothing there; a low-rate stream pays one write per frame.
+    func needsConfirmationCopy(_ index: UInt64) -> Bool {
+        // "Quiet": at most two data frames outstanding (an app write may span two frames).
+        guard checkpoint.mode == .endToEnd, let frame = checkpoint.unacked[index], frame.kind.countsTowardWindow,
+              let record = sendRecords[index], record.transmissions == 1, record.inFlight == nil
+        else { return false }
+        return checkpoint.unackedWindowFrames <= Self.maxFramesForConfirmation
+            && !checkpoint.unacked.contains { $0.key > index && $0.value.kind.elicitsAck }
     }
 
     /// Resends frames a peer frame shows to be missing: the one its reader waits on (its

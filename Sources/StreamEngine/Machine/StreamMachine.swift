@@ -78,6 +78,9 @@ public struct StreamMachine: Sendable {
         /// the resend proves needless, and when the copy before it was sent.
         var backoffBeforeTimerResend: Int?
         var sentBeforeTimerResend: StreamTime?
+        /// Whether a confirmation copy was written (it does not make the round trip ambiguous:
+        /// both copies went out within one write's time, so a sample from the first is fair).
+        var confirmed = false
     }
     struct WriteOperation {
         var index: UInt64
@@ -94,6 +97,9 @@ public struct StreamMachine: Sendable {
     /// A bound on unacknowledged pings (at most one is made per retransmission timeout).
     static let maxOutstandingProbes = 64
     static let maxRetainedAckOnlyFrames = 1024
+    /// The most data frames outstanding for which a stream still counts as quiet, so that the
+    /// newest one gets a confirmation copy (see `needsConfirmationCopy`).
+    static let maxFramesForConfirmation = 2
 
     // Acknowledging.
     var ackDeadline: StreamTime?
@@ -330,6 +336,9 @@ public struct StreamMachine: Sendable {
             sendRecords[index]?.failuresInRow = 0
             if checkpoint.mode == .multicast, checkpoint.unacked[index] != nil, verifyReads[index] == nil {
                 verifyReads[index] = startRead(channel: .outbound, index: index, mode: .poll, now: now)
+            } else if needsConfirmationCopy(index) {
+                sendRecords[index]?.confirmed = true
+                transmit(index, now: now, counting: \.confirmationCopies)
             }
         case .failure(let error) where error.code == .alreadyExists:
             fail(StreamError(.transport, "box \(index) already holds different data; refusing to write another frame there"))
