@@ -22,6 +22,7 @@ enum ProtocolBenchmark {
         var ackOnlyPerBox: Double
         var failures: Int
         var writerStatistics: StreamSendStatistics
+        var receiverStatistics: StreamSendStatistics
 
         /// Goodput in data bytes per simulated second.
         func goodput(bytes: Int) -> Double { Double(bytes) / seconds }
@@ -49,7 +50,7 @@ enum ProtocolBenchmark {
     /// Runs `seeds` seeds of a one-way transfer of `bytes` at loss `loss`.
     static func bulk(_ configuration: StreamConfiguration, loss: Double, bytes: Int, seeds: ClosedRange<UInt64>) -> BulkResult {
         var seconds = 0.0, writes = 0, reads = 0, empty = 0, ackOnly = 0, boxes = 0, passed = 0
-        var statistics = StreamSendStatistics()
+        var statistics = StreamSendStatistics(), receiverStatistics = StreamSendStatistics()
         for seed in seeds {
             var parameters = StreamSimulation.Parameters(seed: seed)
             parameters.boxSize = boxSize
@@ -72,12 +73,14 @@ enum ProtocolBenchmark {
             ackOnly += report.ackOnlyWritesBySide[1]
             boxes += report.dataBoxesBySide[0]
             statistics.add(report.sendStatisticsBySide[0])
+            receiverStatistics.add(report.sendStatisticsBySide[1])
         }
         let perBox = { (count: Int) in Double(count) / Double(max(boxes, 1)) }
         return BulkResult(
             loss: loss, seconds: seconds / Double(max(passed, 1)), writerWritesPerBox: perBox(writes),
             receiverReadsPerBox: perBox(reads), emptyReadsPerBox: perBox(empty), ackOnlyPerBox: perBox(ackOnly),
-            failures: seeds.count - passed, writerStatistics: statistics)
+            failures: seeds.count - passed, writerStatistics: statistics,
+            receiverStatistics: receiverStatistics)
     }
 
     static func run(csvDirectory: String?) {
@@ -107,6 +110,7 @@ enum ProtocolBenchmark {
                 + String(format: "%.2f", result.goodput(bytes: bytes) / bound)
                 + (result.failures > 0 ? "  (\(result.failures) seeds failed)" : ""))
             print("      writer's writes: \(result.writerStatistics)")
+            print("      receiver's writes: \(result.receiverStatistics)")
         }
         if quick {
             lowRateLatency(csvDirectory: nil)

@@ -244,11 +244,16 @@ extension StreamMachine {
         }
         // The peer says it waits on this box: each of its frames saying so may trigger a resend
         // (rewriting a box is idempotent; under loss this is the fastest recovery).
-        // Not more often than once per quarter round trip: earlier copies may still be on their
-        // way, but the round trip grows while the peer waits (frames beyond its read-ahead are
-        // acknowledged late), so a whole one would slow the recovery that shortens it.
+        // Not more often than once per round trip for an ack-only frame (the peer's claim may be
+        // stale: its frames carry the acknowledgement they had when made, and wait for the budget;
+        // and a later ack-only frame lets the peer skip a lost one anyway). A frame the peer needs
+        // goes after a quarter round trip: the round trip grows while the peer waits (its frames
+        // beyond its read-ahead are acknowledged late), so a whole one would slow the recovery
+        // that shortens it.
+        let srtt = timer.smoothedRTT ?? timer.baseTimeout
         if let record = sendRecords[frame.cumulativeAck], record.inFlight == nil,
-           now - record.lastSent >= max(configuration.minRetransmitTimeout, (timer.smoothedRTT ?? timer.baseTimeout) / 4) {
+           let kind = checkpoint.unacked[frame.cumulativeAck]?.kind,
+           now - record.lastSent >= max(configuration.minRetransmitTimeout, kind == .ackOnly ? srtt : srtt / 4) {
             transmit(frame.cumulativeAck, now: now, counting: \.waitedOnResends)
         }
     }
