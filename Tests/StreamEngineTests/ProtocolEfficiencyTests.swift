@@ -93,12 +93,13 @@ import Testing
     }
 
     /// A bulk transfer under the benchmark's budget (`stream-benchmark --protocol`: 1 MiB,
-    /// 1,549-B boxes, L = 1 s, window 48, read-ahead 32, 16 operations per end) at 10 % loss:
+    /// 1,549-B boxes, L = 1 s, window 48, read-ahead 32, 16 operations per end, its 5 seeds)
+    /// at 10 % loss (now 1.41 writes, 1.14 reads and 0.21 ack-only boxes per data box):
     /// the writer made 1.62 box writes per data box before these changes (most of the extra
     /// were needless timer resends), the receiver 1.27 reads and 0.27 ack-only boxes.
     @Test func bulkTransferUnderABudgetResendsLittle() async {
         var writes = 0, reads = 0, boxes = 0, ackOnly = 0
-        for seed in UInt64(1)...3 {
+        for seed in UInt64(1)...5 {
             var parameters = StreamSimulation.Parameters(seed: seed)
             parameters.boxSize = 1549
             parameters.loss = 0.1
@@ -119,7 +120,7 @@ import Testing
         let writesPerBox = Double(writes) / Double(boxes)
         let readsPerBox = Double(reads) / Double(boxes)
         #expect(writesPerBox < 1.5, "writer writes per data box: \(writesPerBox)")
-        #expect(readsPerBox < 1.28, "receiver reads per data box: \(readsPerBox)")
+        #expect(readsPerBox < 1.2, "receiver reads per data box: \(readsPerBox)")
         // Ack-only boxes: 0.27 per data box before; stale "waiting on" claims of the writer
         // (its frames carry the acknowledgement they had when made) no longer make the
         // receiver resend ack-only frames after a quarter round trip.
