@@ -90,6 +90,16 @@ import Testing
         for operation in busyWrites { busy.writeCompleted(operation, result: .success(()), now: .zero + .milliseconds(500)) }
         #expect(busy.takeActions().allSatisfy { if case .write = $0 { false } else { true } })
         #expect(busy.sendStatistics.confirmationCopies == 0)
+
+        configuration.confirmsQuietFrames = false
+        var unconfirmed = try StreamMachine(
+            address: StreamAddress(.endToEnd(secret: vectorSecret)), role: .listener, boxSize: 512,
+            configuration: configuration, now: .zero, randomSeed: 1)
+        try unconfirmed.appWrite([1, 2, 3], now: .zero)
+        for operation in firstWrites(of: &unconfirmed) {
+            unconfirmed.writeCompleted(operation, result: .success(()), now: .zero + .milliseconds(500))
+        }
+        #expect(unconfirmed.sendStatistics.confirmationCopies == 0)
     }
 
     /// A bulk transfer under the benchmark's budget (`stream-benchmark --protocol`: 1 MiB,

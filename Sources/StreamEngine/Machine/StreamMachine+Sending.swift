@@ -222,7 +222,8 @@ extension StreamMachine {
     /// outstanding, so this costs nothing there; a low-rate stream pays one write per frame.
     func needsConfirmationCopy(_ index: UInt64) -> Bool {
         // "Quiet": at most two data frames outstanding (an app write may span two frames).
-        guard checkpoint.mode == .endToEnd, let frame = checkpoint.unacked[index], frame.kind.countsTowardWindow,
+        guard configuration.confirmsQuietFrames, checkpoint.mode == .endToEnd, let frame = checkpoint.unacked[index],
+              frame.kind.countsTowardWindow,
               let record = sendRecords[index], record.transmissions == 1, record.inFlight == nil
         else { return false }
         return checkpoint.unackedWindowFrames <= Self.maxFramesForConfirmation
