@@ -171,7 +171,7 @@ let package = Package(
             name: "StreamDaemonTests",
             dependencies: [
                 "StreamDaemon", "StreamClient", "IPC", "StreamStore", "StreamEngine", "KpclientdSim", "CSQLite", "CBOR", "ThinClient",
-                "StreamCrypto",
+                "StreamCrypto", "PigeonholeTransport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
