@@ -8,8 +8,9 @@ import ThinClient
 /// retransmission timer and its operation timeout then fire before the operation has even left
 /// the queue, and every resend takes a tick from new data. ``operationsInFlight(streams:limit:)``
 /// gives `StreamConfiguration.maxOperationsInFlight`: λP × the expected time of one operation
-/// (Little's law), shared by the active streams, plus the slot a stream keeps for reads. The
-/// thin client's ``ThinClientConfiguration/maxDaemonQueueDelay`` keeps kpclientd's own queue
+/// (Little's law), shared by the active streams, plus the slot a stream keeps for reads;
+/// ``retransmitTimeoutCeiling(longestPoll:)`` gives `maxRetransmitTimeout`, above the time an
+/// acknowledgement takes when every operation waits for ticks. The thin client's ``ThinClientConfiguration/maxDaemonQueueDelay`` keeps kpclientd's own queue
 /// short in the same spirit.
 public struct TransportSizing: Sendable, Hashable {
     /// λP, in send ticks per second.
@@ -31,6 +32,18 @@ public struct TransportSizing: Sendable, Hashable {
     public var operationTime: Duration {
         let seconds = ticksPerOperation * (roundTrip.seconds + 1 / ticksPerSecond)
         return .nanoseconds(Int64(min(seconds, 86_400) * 1e9))
+    }
+
+    /// The largest retransmission timeout a stream needs (`StreamConfiguration.maxRetransmitTimeout`):
+    /// twice its slowest expected acknowledgement loop, which is four operations (our write, the
+    /// peer's read of it, the peer's acknowledgement write, our read of that) and two boxes found
+    /// by polling, each up to `longestPoll` late (``PollSchedule/longest``).
+    ///
+    /// A timeout shorter than the loop resends frames whose acknowledgement is merely on its
+    /// way, and each resend takes two ticks from new data.
+    public func retransmitTimeoutCeiling(longestPoll: Duration) -> Duration {
+        let loop = operationTime.seconds * 4 + max(0, longestPoll.seconds) * 2
+        return .nanoseconds(Int64(min(2 * loop, 86_400) * 1e9))
     }
 
     /// A stream's in-flight operation budget when `streams` streams are active on one λP:

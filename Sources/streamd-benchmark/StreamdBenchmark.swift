@@ -21,14 +21,14 @@ struct Options: Sendable {
 /// [--streams N] [--write-size B] [--seconds S] [--dir PATH]`; `streamd-benchmark testnet
 /// [--speedup K] [--idle-speedup K] [--kib N] [--loss P] [--churn-seconds S] [--write-every TICKS] [--max-rto S]
 /// [--budget N] [--queue-delay S] [--ahead N]
-///   [--window N] [--read-ahead N] [--ack-delay S] [--only goodput|latency|idle]`
+///   [--window N] [--read-ahead N] [--ack-delay S] [--poll-max RTTS] [--only goodput|latency|idle]`
 @main
 struct StreamdBenchmark {
     static let usage = """
         usage: streamd-benchmark throughput|durable|startup [--mib N] [--runs N] [--streams N] [--write-size B] [--seconds S] [--dir PATH]
                streamd-benchmark testnet [--speedup K] [--idle-speedup K] [--kib N] [--loss P] [--churn-seconds S]
                                          [--write-every TICKS] [--max-rto S] [--budget N] [--queue-delay S] [--ahead N]
-                                         [--window N] [--read-ahead N] [--ack-delay S]
+                                         [--window N] [--read-ahead N] [--ack-delay S] [--poll-max RTTS]
                                          [--only goodput|latency|idle]
           throughput  N MiB app → streamd → app on one stream pair, vs a socketpair copy (default 8 MiB)
           durable     durable acknowledged writes/s from --streams writers (default 100), vs write+fdatasync/s
@@ -37,12 +37,13 @@ struct StreamdBenchmark {
                       goodput per direction (--kib, default 256) vs S·λP·(1−p), ticks per data box, small-write
                       latency, requests per idle hour; write loss --loss (0.1), a courier leaves every --churn-seconds
                       (600, 0: never); one 100-B write every --write-every ticks (4); --max-rto: the streams'
-                      largest retransmission timeout in testnet s (default 60); --budget: each end's
+                      largest retransmission timeout in testnet s (default: sized from λP, 272); --budget: each end's
                       maxOperationsInFlight (default: sized from λP by TransportSizing); --queue-delay: the
                       thin clients' maxDaemonQueueDelay in testnet s (default 4; 0: none); --budget 1024
                       --ahead: how many boxes past the frontier waiting reads poll (default 2; 0: all);
                       --window, --read-ahead, --ack-delay (testnet s): the streams' settings (engine defaults);
-                      --budget 1024 --queue-delay 0 --ahead 0 is the setting before issue 9's transport work;
+                      --poll-max: the waiting reads' longest pause in round trips (default 4);
+                      --budget 1024 --queue-delay 0 --ahead 0 --max-rto 60 is the setting before issue 9's transport work;
                       all figures in testnet time
         """
 
@@ -81,6 +82,9 @@ struct StreamdBenchmark {
                 case "--ack-delay":
                     guard let seconds = Int(value), seconds >= 0 else { throw BenchmarkError("--ack-delay needs a whole number") }
                     options.testnet.ackDelaySeconds = min(seconds, 600)
+                case "--poll-max":
+                    guard let pauses = Double(value), pauses >= 1, pauses <= 64 else { throw BenchmarkError("--poll-max needs 1...64 round trips") }
+                    options.testnet.pollMaxPause = pauses
                 case "--ahead":
                     guard let boxes = Int(value), boxes >= 0 else { throw BenchmarkError("--ahead needs a whole number") }
                     options.testnet.pollAhead = boxes == 0 ? Int.max : boxes

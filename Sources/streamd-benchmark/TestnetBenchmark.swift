@@ -40,16 +40,31 @@ enum TestnetBenchmark {
         /// The sizing of the testnet profile for the two ends sharing one simulator.
         static let sizing = TransportSizing(ticksPerSecond: KpclientdSimProfile.testnet.lambdaP * 1000, roundTrip: .seconds(1))
         var budget: Int { operationBudget ?? Self.sizing.operationsInFlight(streams: 2) }
+        /// The streams' largest retransmission timeout in testnet time: `--max-rto`, else sized
+        /// from λP and the poll schedule's longest pause.
+        var retransmitCeiling: Duration {
+            if let seconds = maxRetransmitSeconds { return .seconds(seconds) }
+            return max(StreamConfiguration().maxRetransmitTimeout, Self.sizing.retransmitTimeoutCeiling(longestPoll: pollSchedule.longest))
+        }
+        /// The waiting reads' schedule in testnet time.
+        var pollSchedule: PollSchedule {
+            var schedule = PollSchedule()
+            if let ahead = pollAhead { schedule.ahead = ahead }
+            if let maxPause = pollMaxPause { schedule.maxPause = max(schedule.firstPause, maxPause) }
+            return schedule
+        }
+        /// The waiting reads' longest pause in round trips (`nil`: the default 4).
+        var pollMaxPause: Double?
     }
 
     static func run(options: Options, settings: Settings) async throws {
         print("## testnet: kpclientd-sim --profile testnet at \(format(settings.speedup, 0))× speed, write loss \(settings.writeLoss), "
             + "courier churn \(settings.churn.map { "one per \(format($0.seconds, 0)) s" } ?? "none"); figures in testnet time")
-        if let seconds = settings.maxRetransmitSeconds { print("streams' largest retransmission timeout: \(seconds) s") }
+        print("streams' largest retransmission timeout: \(format(settings.retransmitCeiling.seconds, 0)) s")
         print("each end: maxOperationsInFlight \(settings.budget), thin client maxDaemonQueueDelay "
             + (settings.queueDelaySeconds.map { "\($0) s" } ?? "none (kpclientd's queue of 16 kept full)")
-            + ", waiting reads poll " + ((settings.pollAhead ?? PollSchedule().ahead) == .max ? "every box read ahead"
-                : "\(settings.pollAhead ?? PollSchedule().ahead) boxes from the frontier"))
+            + ", waiting reads poll " + (settings.pollSchedule.ahead == .max ? "every box read ahead"
+                : "\(settings.pollSchedule.ahead) boxes from the frontier") + " pausing up to \(format(settings.pollSchedule.maxPause, 1)) round trips")
         let engine = StreamConfiguration()
         print("streams: sendWindow \(settings.sendWindow ?? engine.sendWindow), readAhead \(settings.readAhead ?? engine.readAhead), "
             + "ackDelay \(settings.ackDelaySeconds.map { "\($0) s" } ?? "\(engine.ackDelay)")")
@@ -207,9 +222,7 @@ enum TestnetBenchmark {
             if let window = settings.sendWindow { configuration.sendWindow = window }
             if let readAhead = settings.readAhead { configuration.readAhead = readAhead }
             if let seconds = settings.ackDelaySeconds { configuration.ackDelay = scaled(.seconds(seconds), k) }
-            if let seconds = settings.maxRetransmitSeconds {
-                configuration.maxRetransmitTimeout = max(scaled(.seconds(seconds), k), configuration.initialRetransmitTimeout)
-            }
+            configuration.maxRetransmitTimeout = max(scaled(settings.retransmitCeiling, k), configuration.initialRetransmitTimeout)
             let address = StreamAddress.generate(mode: .endToEnd)
             let listenerStore = PigeonholeBoxStore(client: listenerClient, configuration: transport)
             let dialerStore = PigeonholeBoxStore(client: dialerClient, configuration: transport)
@@ -254,9 +267,7 @@ enum TestnetBenchmark {
     /// The default waiting-read schedule, its time bounds scaled.
     static func transportConfiguration(_ k: Double, _ settings: Settings) -> PigeonholeTransportConfiguration {
         var configuration = PigeonholeTransportConfiguration()
-        var schedule = PollSchedule()
-        if let ahead = settings.pollAhead { schedule.ahead = ahead }
-        configuration.waitingReads = .poll(schedule.speededUp(by: k))
+        configuration.waitingReads = .poll(settings.pollSchedule.speededUp(by: k))
         return configuration
     }
 

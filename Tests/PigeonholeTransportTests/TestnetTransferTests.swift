@@ -80,6 +80,7 @@ struct TestnetTransferTests {
         // Sized to λP, frames are not resent before their first copy could be acknowledged: fewer
         // timer resends than first sends (unsized, the queues made it 474 to 362).
         #expect(TestnetScale.budget == 3)
+        #expect(TestnetScale.sizing.retransmitTimeoutCeiling(longestPoll: .seconds(60)) == .seconds(272))
         #expect(dialerStatus.timeoutResends < dialerStatus.firstSends, "\(dialerStatus)")
 
         // Churn really stranded ARQs, so the transfer proves recovery from them.
@@ -142,15 +143,17 @@ enum TestnetScale {
         return configuration
     }
 
-    /// The default stream configuration, every duration scaled, with the operation budget sized
-    /// from the testnet's λP for the two ends that share it.
+    /// The default stream configuration sized to the testnet's λP (the operation budget for the
+    /// two ends that share it, the retransmission ceiling), every duration scaled.
     static func stream(speedup k: Double) -> StreamConfiguration {
-        var configuration = StreamConfiguration().speededUp(by: k)
+        var configuration = StreamConfiguration()
         configuration.maxOperationsInFlight = budget
-        return configuration
+        configuration.maxRetransmitTimeout = sizing.retransmitTimeoutCeiling(longestPoll: PollSchedule().longest)
+        return configuration.speededUp(by: k)
     }
 
-    /// Each end's in-flight operation budget: λP = 1/s, 1 s round trips, two streams.
-    static let budget = TransportSizing(ticksPerSecond: KpclientdSimProfile.testnet.lambdaP * 1000, roundTrip: .seconds(1))
-        .operationsInFlight(streams: 2)
+    /// The testnet's λP = 1/s and 1 s round trips.
+    static let sizing = TransportSizing(ticksPerSecond: KpclientdSimProfile.testnet.lambdaP * 1000, roundTrip: .seconds(1))
+    /// Each end's in-flight operation budget, for the two streams that share λP.
+    static let budget = sizing.operationsInFlight(streams: 2)
 }

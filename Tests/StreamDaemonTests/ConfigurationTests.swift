@@ -107,7 +107,7 @@ import Glibc
             "client_timeout", "shutdown_timeout", "[scheduler]", "max_in_flight", "max_in_flight_reads", "idle_polls_per_minute",
             "[stream]", "send_window", "read_ahead", "max_write_buffer", "max_read_buffer", "max_idle_poll_interval", "[embedded]",
             "latency", "write_loss", "box_size", "profile", "[Dial.Tcp]", "[Dial.Unix]", "Address", "Network",
-            "max_operations_in_flight", "[pacing]", "daemon_queue_capacity", "max_queue_delay", "fallback_lambda_p", "expected_round_trip",
+            "max_operations_in_flight", "max_retransmit_timeout", "[pacing]", "daemon_queue_capacity", "max_queue_delay", "fallback_lambda_p", "expected_round_trip",
             "[deadline]", "enabled", "multiplier", "slop", "floor", "ceiling", "initial_round_trip", "[poll]", "first_pause", "max_pause",
             "shortest", "longest", "ahead",
         ]
@@ -224,6 +224,9 @@ import Glibc
         ("[embedded]\nwrite_loss = 0.95", "embedded.write_loss"),
         ("[embedded]\nbox_size = 100", "embedded.box_size"),
         ("[stream]\nmax_operations_in_flight = 1", "stream.max_operations_in_flight"),
+        ("[stream]\nmax_retransmit_timeout = \"1s\"", "stream.max_retransmit_timeout"),
+        ("[stream]\nmax_retransmit_timeout = \"2h\"", "stream.max_retransmit_timeout"),
+        ("[stream]\nmax_retransmit_timeout = \"never\"", "stream.max_retransmit_timeout"),
         ("[stream]\nmax_operations_in_flight = \"many\"", "stream.max_operations_in_flight"),
         ("[pacing]\ndaemon_queue_capacity = 17", "pacing.daemon_queue_capacity"),
         ("[pacing]\ndaemon_queue_capacity = 0", "pacing.daemon_queue_capacity"),
@@ -370,6 +373,27 @@ import Glibc
         try ConfigurationLoader.apply(toml: "[stream]\nmax_operations_in_flight = \"auto\"\n", to: &dialed)
         #expect(dialed.stream.maxOperationsInFlight == nil)
         #expect(dialed.streamOperationBudget == 7)
+    }
+
+    @Test func eachStreamsRetransmissionCeilingCoversAnAcknowledgementAtLambdaP() throws {
+        var configuration = DaemonConfiguration(environment: [:])
+        // Unpaced: the engine's default.
+        #expect(configuration.streamRetransmitCeiling == StreamConfiguration().maxRetransmitTimeout)
+        #expect(configuration.streamConfiguration.maxRetransmitTimeout == .seconds(60))
+        // Testnet: 2 × (4 operations of 4 s + 2 polls of up to 60 s) = 272 s.
+        try ConfigurationLoader.apply(toml: "[embedded]\nprofile = \"testnet\"\n", to: &configuration)
+        #expect(configuration.streamRetransmitCeiling == .seconds(272))
+        #expect(configuration.streamConfiguration.maxRetransmitTimeout == .seconds(272))
+        // A shorter longest poll pause shortens it: 2 × (16 s + 2 × 20 s) = 112 s.
+        try ConfigurationLoader.apply(toml: "[poll]\nlongest = \"20s\"\n", to: &configuration)
+        #expect(configuration.streamRetransmitCeiling == .seconds(112))
+        // A fixed value wins and validates with the engine's own checks.
+        try ConfigurationLoader.apply(toml: "[stream]\nmax_retransmit_timeout = \"90s\"\n", to: &configuration)
+        try configuration.validate()
+        #expect(configuration.streamConfiguration.maxRetransmitTimeout == .seconds(90))
+        try ConfigurationLoader.apply(toml: "[stream]\nmax_retransmit_timeout = \"auto\"\n", to: &configuration)
+        #expect(configuration.stream.maxRetransmitTimeout == nil)
+        #expect(configuration.streamRetransmitCeiling == .seconds(112))
     }
 
     @Test func badFlagsNameTheirFlagKey() {

@@ -159,6 +159,9 @@ public struct StreamTuning: Sendable, Hashable {
     /// Transport operations in flight per stream; `nil` (`"auto"`): sized from λP, see
     /// ``DaemonConfiguration/streamOperationBudget``.
     public var maxOperationsInFlight: Int?
+    /// The largest retransmission timeout per stream; `nil` (`"auto"`): sized from λP, see
+    /// ``DaemonConfiguration/streamRetransmitCeiling``.
+    public var maxRetransmitTimeout: Duration?
 
     /// Creates the defaults.
     public init() {}
@@ -172,6 +175,7 @@ public struct StreamTuning: Sendable, Hashable {
         configuration.maxReadBuffer = maxReadBuffer
         configuration.maxIdlePollInterval = maxIdlePollInterval
         if let maxOperationsInFlight { configuration.maxOperationsInFlight = maxOperationsInFlight }
+        if let maxRetransmitTimeout { configuration.maxRetransmitTimeout = maxRetransmitTimeout }
         return configuration
     }
 
@@ -186,6 +190,9 @@ public struct StreamTuning: Sendable, Hashable {
         }
         guard maxIdlePollInterval >= .seconds(1) else {
             throw ConfigurationError(key: "stream.max_idle_poll_interval", message: "must be at least 1s")
+        }
+        if let maxRetransmitTimeout, !(maxRetransmitTimeout >= .seconds(3) && maxRetransmitTimeout <= .seconds(3600)) {
+            throw ConfigurationError(key: "stream.max_retransmit_timeout", message: "must be \"auto\" or between 3s and 1h")
         }
         if let maxOperationsInFlight, !(2...65_536).contains(maxOperationsInFlight) {
             throw ConfigurationError(key: "stream.max_operations_in_flight", message: "must be \"auto\" or between 2 and 65536")

@@ -60,37 +60,45 @@ public struct TransportTuning: Sendable, Hashable {
 }
 
 extension DaemonConfiguration {
-    /// λP in ticks per second that streams are sized for, or `nil` when kpclientd is not paced
-    /// (the embedded simulator without a profile sends at once).
-    var sizingTicksPerSecond: Double? {
+    /// The sizing of streams to kpclientd's λP, or `nil` when kpclientd is not paced (the
+    /// embedded simulator without a profile sends at once). A real kpclientd is sized with
+    /// [pacing] `fallback_lambda_p` and `expected_round_trip`.
+    var transportSizing: TransportSizing? {
         switch kpclientd {
-        case .embedded: return embedded.profile.map { $0.lambdaP * 1000 }
-        case .dial: return transport.fallbackLambdaP * 1000
+        case .embedded:
+            guard let profile = embedded.profile else { return nil }
+            var simulated = KpclientdSimConfiguration()
+            profile.apply(to: &simulated)
+            return TransportSizing(ticksPerSecond: profile.lambdaP * 1000, roundTrip: simulated.meanLatency)
+        case .dial:
+            return TransportSizing(ticksPerSecond: transport.fallbackLambdaP * 1000, roundTrip: transport.expectedRoundTrip)
         }
     }
 
     /// Each stream's in-flight operation budget: ``StreamTuning/maxOperationsInFlight`` if set,
-    /// else sized from λP (``TransportSizing``) for one active stream, or the engine's default
-    /// when kpclientd is not paced.
+    /// else sized from λP for one active stream (``TransportSizing/operationsInFlight(streams:limit:)``),
+    /// or the engine's default when kpclientd is not paced.
     public var streamOperationBudget: Int {
         if let fixed = stream.maxOperationsInFlight { return fixed }
-        guard let ticksPerSecond = sizingTicksPerSecond else { return StreamConfiguration().maxOperationsInFlight }
-        let roundTrip: Duration
-        switch kpclientd {
-        case .embedded:
-            var simulated = KpclientdSimConfiguration()
-            embedded.profile?.apply(to: &simulated)
-            roundTrip = simulated.meanLatency
-        case .dial:
-            roundTrip = transport.expectedRoundTrip
-        }
-        return TransportSizing(ticksPerSecond: ticksPerSecond, roundTrip: roundTrip).operationsInFlight(streams: 1)
+        return transportSizing?.operationsInFlight(streams: 1) ?? StreamConfiguration().maxOperationsInFlight
     }
 
-    /// The engine configuration of every stream: ``StreamTuning`` and the operation budget.
+    /// Each stream's largest retransmission timeout: ``StreamTuning/maxRetransmitTimeout`` if
+    /// set, else at least the time an acknowledgement can take at λP
+    /// (``TransportSizing/retransmitTimeoutCeiling(longestPoll:)``), or the engine's default
+    /// when kpclientd is not paced.
+    public var streamRetransmitCeiling: Duration {
+        if let fixed = stream.maxRetransmitTimeout { return fixed }
+        let engine = StreamConfiguration().maxRetransmitTimeout
+        guard let sizing = transportSizing else { return engine }
+        return max(engine, sizing.retransmitTimeoutCeiling(longestPoll: transport.poll.longest))
+    }
+
+    /// The engine configuration of every stream: ``StreamTuning`` and the sizing to λP.
     public var streamConfiguration: StreamConfiguration {
         var configuration = stream.engineConfiguration
         configuration.maxOperationsInFlight = streamOperationBudget
+        configuration.maxRetransmitTimeout = streamRetransmitCeiling
         return configuration
     }
 }
