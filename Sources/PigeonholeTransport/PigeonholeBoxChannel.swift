@@ -42,6 +42,8 @@ public actor PigeonholeBoxChannel: BoxChannel {
     /// Waiting reads held back by the frontier, by ticket.
     private var heldReads: [UInt64: (number: UInt64, continuation: CheckedContinuation<Void, Never>)] = [:]
     private var nextTicket: UInt64 = 0
+    /// Waiting reads pausing between polls, by ticket; resumed with `true` when woken early.
+    private var pausedReads: [UInt64: (number: UInt64, continuation: CheckedContinuation<Bool, Never>)] = [:]
 
     init(
         client: ThinClient, payloadSize: Int, writeCapability: WriteCapability?, readCapability: ReadCapability,
@@ -94,6 +96,7 @@ public actor PigeonholeBoxChannel: BoxChannel {
             if bytes != nil, case .poll(let schedule) = configuration.waitingReads {
                 frontier.found(index)
                 releaseHeldReads(ahead: schedule.ahead)
+                wakeSuccessor(of: index)
             }
             return bytes
         case .wait:
@@ -125,11 +128,15 @@ public actor PigeonholeBoxChannel: BoxChannel {
                 if let bytes = try await readOnce(number, boxIndex, mode: .poll) {
                     frontier.found(number)
                     releaseHeldReads(ahead: schedule.ahead)
+                    wakeSuccessor(of: number)
                     return bytes
                 }
                 emptyAnswers += 1
                 let roundTrip = await client.smoothedRoundTrip ?? schedule.shortest
-                try await pause(schedule.pause(after: emptyAnswers, roundTrip: roundTrip), number)
+                if try await pause(schedule.pause(after: emptyAnswers, roundTrip: roundTrip), number) {
+                    // The box before this one was just found: the writer is here, start over.
+                    emptyAnswers = 0
+                }
             }
         case .reissue(let every):
             while true {
@@ -173,13 +180,47 @@ public actor PigeonholeBoxChannel: BoxChannel {
     /// Waiting reads held back by the frontier now (for tests).
     var heldReadCount: Int { heldReads.count }
 
-    private func pause(_ interval: Duration, _ number: UInt64) async throws {
-        do {
-            try await Task.sleep(for: interval)
-        } catch {
-            throw BoxTransportError(.cancelled, "read of box \(number) was cancelled")
+    /// Pauses a waiting read of box `number` for `interval`, or until box `number − 1` is found
+    /// written (a writer fills boxes in order, so this one is likely next).
+    ///
+    /// - Returns: whether the pause was cut short by that find.
+    private func pause(_ interval: Duration, _ number: UInt64) async throws -> Bool {
+        let ticket = nextTicket
+        nextTicket &+= 1
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: interval)
+            await self?.endPause(ticket, early: false)
+        }
+        defer { timer.cancel() }
+        let early = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                if Task.isCancelled {
+                    continuation.resume(returning: false)
+                } else {
+                    pausedReads[ticket] = (number, continuation)
+                }
+            }
+        } onCancel: {
+            Task { await self.endPause(ticket, early: false) }
+        }
+        if Task.isCancelled { throw BoxTransportError(.cancelled, "read of box \(number) was cancelled") }
+        return early
+    }
+
+    private func endPause(_ ticket: UInt64, early: Bool) {
+        pausedReads.removeValue(forKey: ticket)?.continuation.resume(returning: early)
+    }
+
+    /// Box `number` was found written: the paused read of the box after it polls now.
+    private func wakeSuccessor(of number: UInt64) {
+        guard number < .max else { return }
+        for (ticket, paused) in pausedReads where paused.number == number + 1 {
+            endPause(ticket, early: true)
         }
     }
+
+    /// Waiting reads pausing between polls now (for tests).
+    var pausedReadCount: Int { pausedReads.count }
 
     /// One read with a fresh `encrypt_read` (a new envelope, so no courier cache is reused).
     private func readOnce(_ number: UInt64, _ boxIndex: MessageBoxIndex, mode: ReadAttempt) async throws -> [UInt8]? {

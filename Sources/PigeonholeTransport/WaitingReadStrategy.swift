@@ -26,7 +26,9 @@ public enum WaitingReadStrategy: Sendable, Hashable {
 /// *frontier*: the box after the highest one found written, or the lowest box waited for if
 /// that is higher. The lowest box waited for always polls. Reads further ahead wait without
 /// polling until the frontier reaches them (a box found written moves it), then follow the
-/// schedule from its first poll.
+/// schedule from its first poll. And when a box is found, the paused read of the box after it
+/// polls at once and starts its schedule over: a writer fills boxes in order, so in a bulk
+/// transfer that box is most likely written too (at a low rate this costs one early poll per box).
 public struct PollSchedule: Sendable, Hashable {
     /// The first pause, in round trips.
     public var firstPause: Double

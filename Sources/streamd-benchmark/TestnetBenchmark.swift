@@ -124,6 +124,9 @@ enum TestnetBenchmark {
             + "on reads of empty boxes (\(Int(empty)) = \(format(100 * empty / ticks, 1)) %); ARQ retransmissions "
             + "\(after.arqRetransmissions - before.arqRetransmissions); courier departures \(after.courierDepartures - before.courierDepartures) "
             + "stranding \(after.arqsStrandedByDepartures - before.arqsStrandedByDepartures) ARQs")
+        let dialerRoundTrip = await pair.dialerClient.smoothedRoundTrip.map { format($0.seconds * k, 1) } ?? "-"
+        let listenerRoundTrip = await pair.listenerClient.smoothedRoundTrip.map { format($0.seconds * k, 1) } ?? "-"
+        print("thin clients' smoothed time from submission to answer: dialer \(dialerRoundTrip) s, listener \(listenerRoundTrip) s")
         print("box writes: sender \(sourceWrites) (first \(sourceStatus.firstSends), timeout \(sourceStatus.timeoutResends), "
             + "SACK \(sourceStatus.sackResends), deadline \(sourceStatus.deadlineResends)), receiver \(sinkWrites) (acks); "
             + "requests: sender \(sourceOps), receiver \(sinkOps)")

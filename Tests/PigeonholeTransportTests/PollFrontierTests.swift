@@ -73,6 +73,52 @@ struct PollFrontierTests {
         await model.stop()
     }
 
+    /// A read of box 1 paused for an hour after an empty poll polls again as soon as box 0 is
+    /// found (here by a poll), and returns box 1: without the wake-up it would not return
+    /// within the suite's time limit.
+    @Test func findingABoxWakesThePausedReadOfTheNext() async throws {
+        let model = ModelDaemon(rtt: .milliseconds(10), dedupTTL: .seconds(60))
+        var configuration = ThinClientConfiguration(dial: try await model.start())
+        configuration.logger.logLevel = .error
+        configuration.fallbackLambdaP = 1
+        configuration.operationDeadline = nil
+        let client = try await ThinClient.connect(configuration: configuration)
+        var transport = PigeonholeTransportConfiguration()
+        transport.waitingReads = .poll(PollSchedule(shortest: .seconds(3600), longest: .seconds(3600)))
+        let channel = try await PigeonholeBoxStore(client: client, configuration: transport).pigeonholeChannel(.writerSeed(seed(5)))
+        let next = Task { try await channel.read(index: 1, mode: .wait) }
+        while await channel.pausedReadCount < 1 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(await model.counters.readStarts[1] == 1)
+        await model.store(0, box(channel.payloadSize, 10))
+        await model.store(1, box(channel.payloadSize, 11))
+        #expect(try await channel.read(index: 0, mode: .poll) == box(channel.payloadSize, 10))
+        #expect(try await next.value == box(channel.payloadSize, 11))
+        #expect(await model.counters.readStarts[1] == 2)
+        #expect(await channel.pausedReadCount == 0)
+        await client.close()
+        await model.stop()
+    }
+
+    /// A paused read that is cancelled ends at once with `.cancelled`.
+    @Test func aPausedReadCanBeCancelled() async throws {
+        let model = ModelDaemon(rtt: .milliseconds(10), dedupTTL: .seconds(60))
+        var configuration = ThinClientConfiguration(dial: try await model.start())
+        configuration.logger.logLevel = .error
+        configuration.fallbackLambdaP = 1
+        configuration.operationDeadline = nil
+        let client = try await ThinClient.connect(configuration: configuration)
+        var transport = PigeonholeTransportConfiguration()
+        transport.waitingReads = .poll(PollSchedule(shortest: .seconds(3600), longest: .seconds(3600)))
+        let channel = try await PigeonholeBoxStore(client: client, configuration: transport).pigeonholeChannel(.writerSeed(seed(6)))
+        let read = Task { try await channel.read(index: 0, mode: .wait) }
+        while await channel.pausedReadCount < 1 { try await Task.sleep(for: .milliseconds(5)) }
+        read.cancel()
+        await #expect(throws: BoxTransportError.self) { try await read.value }
+        #expect(await channel.pausedReadCount == 0)
+        await client.close()
+        await model.stop()
+    }
+
     /// A held read that is cancelled ends at once with `.cancelled`, and frees the frontier.
     @Test func aHeldReadCanBeCancelled() async throws {
         let model = ModelDaemon(rtt: .milliseconds(10), dedupTTL: .seconds(60))
