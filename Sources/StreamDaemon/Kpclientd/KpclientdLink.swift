@@ -13,6 +13,7 @@ actor KpclientdLink {
     private let endpoint: KpclientdEndpoint
     private let embedded: EmbeddedConfiguration
     private let scheduler: SchedulerConfiguration
+    private let transport: TransportTuning
     private let runtimeDirectory: String
     private let stateDirectory: String
     private let logger: Logger
@@ -28,12 +29,13 @@ actor KpclientdLink {
     private var closing = false
 
     init(
-        endpoint: KpclientdEndpoint, embedded: EmbeddedConfiguration, scheduler: SchedulerConfiguration, runtimeDirectory: String,
-        stateDirectory: String, logger: Logger
+        endpoint: KpclientdEndpoint, embedded: EmbeddedConfiguration, scheduler: SchedulerConfiguration, transport: TransportTuning,
+        runtimeDirectory: String, stateDirectory: String, logger: Logger
     ) {
         self.endpoint = endpoint
         self.embedded = embedded
         self.scheduler = scheduler
+        self.transport = transport
         self.runtimeDirectory = runtimeDirectory
         self.stateDirectory = stateDirectory
         self.logger = logger
@@ -99,7 +101,10 @@ actor KpclientdLink {
         // submissions to kpclientd (λP, its 16-request queue, writes first).
         configuration.maxOutstandingMixnetRequests = scheduler.maxInFlight
         configuration.maxWaitingMixnetRequests = scheduler.maxInFlight
+        // Short queues at kpclientd, request deadlines, λP until the PKI document says.
+        self.transport.apply(to: &configuration)
         var transport = PigeonholeTransportConfiguration()
+        transport.waitingReads = .poll(self.transport.poll)
         transport.logger = logger
         transport.waitingReads = Self.waitingReads(endpoint: endpoint, embedded: embedded)
         var delay = Duration.milliseconds(200)

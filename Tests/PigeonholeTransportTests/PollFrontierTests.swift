@@ -1,0 +1,145 @@
+import Logging
+import StreamEngine
+import Testing
+
+@testable import PigeonholeTransport
+@testable import ThinClient
+
+/// Waiting reads poll only near the boxes found written (``PollSchedule/ahead``).
+@Suite("poll frontier", .serialized, .timeLimit(.minutes(2)))
+struct PollFrontierTests {
+    @Test func theFrontierLetsTheLowestBoxAndTheNextFewPoll() {
+        var frontier = PollFrontier()
+        #expect(frontier.mayPoll(7, ahead: 2))  // nothing waited for: no gate
+        for number in UInt64(3)...8 { frontier.startWaiting(number) }
+        #expect(frontier.position == 3)
+        #expect((3...8).filter { frontier.mayPoll($0, ahead: 2) } == [3, 4])
+        // Box 4 found while 3 is still missing (a lost write): the gate moves past it.
+        frontier.found(4)
+        frontier.stopWaiting(4)
+        #expect(frontier.position == 5)
+        #expect([3, 5, 6, 7, 8].filter { frontier.mayPoll($0, ahead: 2) } == [3, 5, 6])
+        frontier.found(3)
+        frontier.stopWaiting(3)
+        #expect(frontier.lowestWaiting == 5)
+        #expect((5...8).filter { frontier.mayPoll($0, ahead: 1) } == [5])
+        #expect((5...8).filter { frontier.mayPoll($0, ahead: .max) } == [5, 6, 7, 8])
+        frontier.stopWaiting(5)
+        frontier.stopWaiting(5)  // more stops than starts are ignored
+        #expect(frontier.lowestWaiting == 6)
+    }
+
+    /// Reads of boxes 0…5, all empty at first: with `ahead` 2 only boxes 0 and 1 are polled
+    /// (the others are held without costing a tick), and every read still returns its box once
+    /// they are written; without the gate every box is polled.
+    @Test(arguments: [2, Int.max]) func readsFarAheadWaitWithoutPolling(ahead: Int) async throws {
+        let rtt = Duration.milliseconds(10)
+        let model = ModelDaemon(rtt: rtt, dedupTTL: .seconds(60))
+        var configuration = ThinClientConfiguration(dial: try await model.start())
+        configuration.logger.logLevel = .error
+        configuration.fallbackLambdaP = 1
+        configuration.operationDeadline = nil
+        let client = try await ThinClient.connect(configuration: configuration)
+        var transport = PigeonholeTransportConfiguration()
+        transport.waitingReads = .poll(PollSchedule(firstPause: 1, maxPause: 2, shortest: .milliseconds(5), longest: .milliseconds(50), ahead: ahead))
+        let channel = try await PigeonholeBoxStore(client: client, configuration: transport).pigeonholeChannel(.writerSeed(seed(3)))
+        let count: UInt64 = 6
+        let readers = (0..<count).map { number in Task { try await channel.read(index: number, mode: .wait) } }
+
+        // Until every read has been polled (no gate) or the far ones are held (gate), then 20 RTT more.
+        let clock = ContinuousClock()
+        let limit = clock.now.advanced(by: .seconds(30))
+        while clock.now < limit {
+            let polled = await model.counters.readStarts.count
+            let held = await channel.heldReadCount
+            if ahead == .max ? polled == Int(count) : (polled == 2 && held == Int(count) - 2) { break }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        try await Task.sleep(for: rtt * 20)
+        let polled = Set(await model.counters.readStarts.keys)
+        if ahead == .max {
+            #expect(polled == Set(0..<count))
+        } else {
+            #expect(polled == [0, 1])
+            #expect(await channel.heldReadCount == Int(count) - 2)
+        }
+
+        for number in 0..<count { await model.store(number, box(channel.payloadSize, UInt8(number))) }
+        for (number, reader) in readers.enumerated() {
+            #expect(try await reader.value == box(channel.payloadSize, UInt8(number)))
+        }
+        #expect(await channel.heldReadCount == 0)
+        await client.close()
+        await model.stop()
+    }
+
+    /// A read of box 1 paused for an hour after an empty poll polls again as soon as box 0 is
+    /// found (here by a poll), and returns box 1: without the wake-up it would not return
+    /// within the suite's time limit.
+    @Test func findingABoxWakesThePausedReadOfTheNext() async throws {
+        let model = ModelDaemon(rtt: .milliseconds(10), dedupTTL: .seconds(60))
+        var configuration = ThinClientConfiguration(dial: try await model.start())
+        configuration.logger.logLevel = .error
+        configuration.fallbackLambdaP = 1
+        configuration.operationDeadline = nil
+        let client = try await ThinClient.connect(configuration: configuration)
+        var transport = PigeonholeTransportConfiguration()
+        transport.waitingReads = .poll(PollSchedule(shortest: .seconds(3600), longest: .seconds(3600)))
+        let channel = try await PigeonholeBoxStore(client: client, configuration: transport).pigeonholeChannel(.writerSeed(seed(5)))
+        let next = Task { try await channel.read(index: 1, mode: .wait) }
+        while await channel.pausedReadCount < 1 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(await model.counters.readStarts[1] == 1)
+        await model.store(0, box(channel.payloadSize, 10))
+        await model.store(1, box(channel.payloadSize, 11))
+        #expect(try await channel.read(index: 0, mode: .poll) == box(channel.payloadSize, 10))
+        #expect(try await next.value == box(channel.payloadSize, 11))
+        #expect(await model.counters.readStarts[1] == 2)
+        #expect(await channel.pausedReadCount == 0)
+        await client.close()
+        await model.stop()
+    }
+
+    /// A paused read that is cancelled ends at once with `.cancelled`.
+    @Test func aPausedReadCanBeCancelled() async throws {
+        let model = ModelDaemon(rtt: .milliseconds(10), dedupTTL: .seconds(60))
+        var configuration = ThinClientConfiguration(dial: try await model.start())
+        configuration.logger.logLevel = .error
+        configuration.fallbackLambdaP = 1
+        configuration.operationDeadline = nil
+        let client = try await ThinClient.connect(configuration: configuration)
+        var transport = PigeonholeTransportConfiguration()
+        transport.waitingReads = .poll(PollSchedule(shortest: .seconds(3600), longest: .seconds(3600)))
+        let channel = try await PigeonholeBoxStore(client: client, configuration: transport).pigeonholeChannel(.writerSeed(seed(6)))
+        let read = Task { try await channel.read(index: 0, mode: .wait) }
+        while await channel.pausedReadCount < 1 { try await Task.sleep(for: .milliseconds(5)) }
+        read.cancel()
+        await #expect(throws: BoxTransportError.self) { try await read.value }
+        #expect(await channel.pausedReadCount == 0)
+        await client.close()
+        await model.stop()
+    }
+
+    /// A held read that is cancelled ends at once with `.cancelled`, and frees the frontier.
+    @Test func aHeldReadCanBeCancelled() async throws {
+        let model = ModelDaemon(rtt: .milliseconds(10), dedupTTL: .seconds(60))
+        var configuration = ThinClientConfiguration(dial: try await model.start())
+        configuration.logger.logLevel = .error
+        configuration.fallbackLambdaP = 1
+        configuration.operationDeadline = nil
+        let client = try await ThinClient.connect(configuration: configuration)
+        var transport = PigeonholeTransportConfiguration()
+        transport.waitingReads = .poll(PollSchedule(shortest: .milliseconds(5), longest: .milliseconds(50), ahead: 1))
+        let channel = try await PigeonholeBoxStore(client: client, configuration: transport).pigeonholeChannel(.writerSeed(seed(4)))
+        let low = Task { try await channel.read(index: 0, mode: .wait) }
+        let high = Task { try await channel.read(index: 5, mode: .wait) }
+        while await channel.heldReadCount < 1 { try await Task.sleep(for: .milliseconds(5)) }
+        high.cancel()
+        await #expect(throws: BoxTransportError.self) { try await high.value }
+        #expect(await channel.heldReadCount == 0)
+        #expect(await model.counters.readStarts[5] == nil)
+        await model.store(0, box(channel.payloadSize, 9))
+        #expect(try await low.value == box(channel.payloadSize, 9))
+        await client.close()
+        await model.stop()
+    }
+}
