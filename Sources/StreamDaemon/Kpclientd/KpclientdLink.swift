@@ -58,9 +58,11 @@ actor KpclientdLink {
     /// CPU (a created stream's parked reads polled every 20 ms: 0.74 s/s of CPU for 100 idle
     /// streams) and add up to a poll pause to every box's latency, so reads wait in the
     /// simulator and are re-issued every 30 s.
-    static func waitingReads(endpoint: KpclientdEndpoint, embedded: EmbeddedConfiguration) -> WaitingReadStrategy {
+    ///
+    /// - Parameter poll: the configured schedule (`[poll]`), for a mixnet.
+    static func waitingReads(endpoint: KpclientdEndpoint, embedded: EmbeddedConfiguration, poll: PollSchedule) -> WaitingReadStrategy {
         if case .embedded = endpoint, embedded.profile == nil { return .reissue(every: .seconds(30)) }
-        return PigeonholeTransportConfiguration().waitingReads
+        return .poll(poll)
     }
 
     /// The embedded simulator's counters, or `nil` when streamd uses an external kpclientd.
@@ -104,9 +106,8 @@ actor KpclientdLink {
         // Short queues at kpclientd, request deadlines, λP until the PKI document says.
         self.transport.apply(to: &configuration)
         var transport = PigeonholeTransportConfiguration()
-        transport.waitingReads = .poll(self.transport.poll)
         transport.logger = logger
-        transport.waitingReads = Self.waitingReads(endpoint: endpoint, embedded: embedded)
+        transport.waitingReads = Self.waitingReads(endpoint: endpoint, embedded: embedded, poll: self.transport.poll)
         var delay = Duration.milliseconds(200)
         while !closing, !Task.isCancelled {
             do {
