@@ -34,15 +34,7 @@ struct PollFrontierTests {
     /// they are written; without the gate every box is polled.
     @Test(arguments: [2, Int.max]) func readsFarAheadWaitWithoutPolling(ahead: Int) async throws {
         let rtt = Duration.milliseconds(10)
-        let model = ModelDaemon(rtt: rtt, dedupTTL: .seconds(60))
-        var configuration = ThinClientConfiguration(dial: try await model.start())
-        configuration.logger.logLevel = .error
-        configuration.fallbackLambdaP = 1
-        configuration.operationDeadline = nil
-        let client = try await ThinClient.connect(configuration: configuration)
-        var transport = PigeonholeTransportConfiguration()
-        transport.waitingReads = .poll(PollSchedule(firstPause: 1, maxPause: 2, shortest: .milliseconds(5), longest: .milliseconds(50), ahead: ahead))
-        let channel = try await PigeonholeBoxStore(client: client, configuration: transport).pigeonholeChannel(.writerSeed(seed(3)))
+        let (model, client, channel) = try await pollingChannel(rtt: rtt, PollSchedule(firstPause: 1, maxPause: 2, shortest: .milliseconds(5), longest: .milliseconds(50), ahead: ahead), seed: 3)
         let count: UInt64 = 6
         let readers = (0..<count).map { number in Task { try await channel.read(index: number, mode: .wait) } }
 
@@ -77,15 +69,7 @@ struct PollFrontierTests {
     /// found (here by a poll), and returns box 1: without the wake-up it would not return
     /// within the suite's time limit.
     @Test func findingABoxWakesThePausedReadOfTheNext() async throws {
-        let model = ModelDaemon(rtt: .milliseconds(10), dedupTTL: .seconds(60))
-        var configuration = ThinClientConfiguration(dial: try await model.start())
-        configuration.logger.logLevel = .error
-        configuration.fallbackLambdaP = 1
-        configuration.operationDeadline = nil
-        let client = try await ThinClient.connect(configuration: configuration)
-        var transport = PigeonholeTransportConfiguration()
-        transport.waitingReads = .poll(PollSchedule(shortest: .seconds(3600), longest: .seconds(3600)))
-        let channel = try await PigeonholeBoxStore(client: client, configuration: transport).pigeonholeChannel(.writerSeed(seed(5)))
+        let (model, client, channel) = try await pollingChannel(rtt: .milliseconds(10), PollSchedule(shortest: .seconds(3600), longest: .seconds(3600)), seed: 5)
         let next = Task { try await channel.read(index: 1, mode: .wait) }
         while await channel.pausedReadCount < 1 { try await Task.sleep(for: .milliseconds(5)) }
         #expect(await model.counters.readStarts[1] == 1)
@@ -101,15 +85,7 @@ struct PollFrontierTests {
 
     /// A paused read that is cancelled ends at once with `.cancelled`.
     @Test func aPausedReadCanBeCancelled() async throws {
-        let model = ModelDaemon(rtt: .milliseconds(10), dedupTTL: .seconds(60))
-        var configuration = ThinClientConfiguration(dial: try await model.start())
-        configuration.logger.logLevel = .error
-        configuration.fallbackLambdaP = 1
-        configuration.operationDeadline = nil
-        let client = try await ThinClient.connect(configuration: configuration)
-        var transport = PigeonholeTransportConfiguration()
-        transport.waitingReads = .poll(PollSchedule(shortest: .seconds(3600), longest: .seconds(3600)))
-        let channel = try await PigeonholeBoxStore(client: client, configuration: transport).pigeonholeChannel(.writerSeed(seed(6)))
+        let (model, client, channel) = try await pollingChannel(rtt: .milliseconds(10), PollSchedule(shortest: .seconds(3600), longest: .seconds(3600)), seed: 6)
         let read = Task { try await channel.read(index: 0, mode: .wait) }
         while await channel.pausedReadCount < 1 { try await Task.sleep(for: .milliseconds(5)) }
         read.cancel()
@@ -121,15 +97,7 @@ struct PollFrontierTests {
 
     /// A held read that is cancelled ends at once with `.cancelled`, and frees the frontier.
     @Test func aHeldReadCanBeCancelled() async throws {
-        let model = ModelDaemon(rtt: .milliseconds(10), dedupTTL: .seconds(60))
-        var configuration = ThinClientConfiguration(dial: try await model.start())
-        configuration.logger.logLevel = .error
-        configuration.fallbackLambdaP = 1
-        configuration.operationDeadline = nil
-        let client = try await ThinClient.connect(configuration: configuration)
-        var transport = PigeonholeTransportConfiguration()
-        transport.waitingReads = .poll(PollSchedule(shortest: .milliseconds(5), longest: .milliseconds(50), ahead: 1))
-        let channel = try await PigeonholeBoxStore(client: client, configuration: transport).pigeonholeChannel(.writerSeed(seed(4)))
+        let (model, client, channel) = try await pollingChannel(rtt: .milliseconds(10), PollSchedule(shortest: .milliseconds(5), longest: .milliseconds(50), ahead: 1), seed: 4)
         let low = Task { try await channel.read(index: 0, mode: .wait) }
         let high = Task { try await channel.read(index: 5, mode: .wait) }
         while await channel.heldReadCount < 1 { try await Task.sleep(for: .milliseconds(5)) }
@@ -141,5 +109,20 @@ struct PollFrontierTests {
         #expect(try await low.value == box(channel.payloadSize, 9))
         await client.close()
         await model.stop()
+    }
+
+    /// A channel over a thin client to a model kpclientd (round trip `rtt`, no request
+    /// deadlines, λP 1/ms) whose waiting reads poll on `schedule`.
+    private func pollingChannel(rtt: Duration, _ schedule: PollSchedule, seed number: UInt8) async throws -> (ModelDaemon, ThinClient, PigeonholeBoxChannel) {
+        let model = ModelDaemon(rtt: rtt, dedupTTL: .seconds(60))
+        var configuration = ThinClientConfiguration(dial: try await model.start())
+        configuration.logger.logLevel = .error
+        configuration.fallbackLambdaP = 1
+        configuration.operationDeadline = nil
+        let client = try await ThinClient.connect(configuration: configuration)
+        var transport = PigeonholeTransportConfiguration()
+        transport.waitingReads = .poll(schedule)
+        let channel = try await PigeonholeBoxStore(client: client, configuration: transport).pigeonholeChannel(.writerSeed(seed(number)))
+        return (model, client, channel)
     }
 }
