@@ -28,3 +28,30 @@ func fdatasyncRate(directory: String, size: Int, duration: Duration, overwrite: 
     }
     return Double(count) / (clock.now - start).seconds
 }
+
+/// The ceiling on durable throughput: `count` bytes appended to a file in `directory` in
+/// `chunk`-byte writes, each followed by `fdatasync` (an app's write returns once its bytes are
+/// durable, so each chunk must reach the disk before the next is acknowledged). Returns the
+/// wall time. streamd makes every byte durable at least once before acknowledging it, so it
+/// cannot carry bytes faster than this.
+func durableAppendTime(directory: String, count: Int, chunk: Int) throws -> Duration {
+    let path = directory + "/durable-baseline"
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    guard descriptor >= 0 else { throw BenchmarkError("open \(path) failed (errno \(errno))") }
+    defer {
+        close(descriptor)
+        unlink(path)
+    }
+    let bytes = pattern(chunk, seed: 7)
+    let clock = ContinuousClock()
+    let start = clock.now
+    var offset = 0
+    while offset < count {
+        let length = min(chunk, count - offset)
+        let written = bytes.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, length, off_t(offset)) }
+        guard written == length else { throw BenchmarkError("write failed (errno \(errno))") }
+        guard fdatasync(descriptor) == 0 else { throw BenchmarkError("fdatasync failed (errno \(errno))") }
+        offset += length
+    }
+    return clock.now - start
+}

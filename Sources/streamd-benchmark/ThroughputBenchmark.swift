@@ -7,22 +7,32 @@ enum ThroughputBenchmark {
         let count = options.mebibytes << 20
         print("## throughput: \(options.mebibytes) MiB app → streamd → app (one stream pair, embedded kpclientd, latency 0)")
         print("baseline: AF_UNIX SOCK_STREAM socketpair between two threads of this process, \(IPCLimits.maxChunk / 1024) KiB writes, reader touches every byte")
+        print("ceiling: the same bytes appended to a file in \(IPCLimits.maxChunk / 1024) KiB writes, each followed by fdatasync, in the state's directory (\(options.directory)): no design that makes a byte durable before acknowledging it can beat this")
         var app = Samples()
         var raw = Samples()
         var ratios = Samples()
+        var ceilings = Samples()
         for run in 1...options.runs {
             let leftover = try await idleCPU()
             let rawTime = try socketPairCopy(count: count, chunk: IPCLimits.maxChunk)
+            let durableTime: Duration
+            do {
+                let scratch = try ScratchDirectory(base: options.directory)
+                defer { scratch.remove() }
+                durableTime = try durableAppendTime(directory: scratch.path, count: count, chunk: IPCLimits.maxChunk)
+            }
             let appTime = try await appTransfer(count: count, base: options.directory)
             let rawRate = Double(count) / 1_048_576 / rawTime.seconds
             let appRate = Double(count) / 1_048_576 / appTime.seconds
             raw.values.append(rawRate)
             app.values.append(appRate)
             ratios.values.append(appRate / rawRate)
-            print("run \(run): streamd \(format(appRate)) MiB/s (\(format(appTime.seconds, 3)) s), socketpair \(format(rawRate)) MiB/s, ratio \(format(appRate / rawRate, 5)); idle CPU before the run \(format(leftover)) s/s")
+            let ceiling = rawTime.seconds / durableTime.seconds
+            ceilings.values.append(ceiling)
+            print("run \(run): streamd \(format(appRate)) MiB/s (\(format(appTime.seconds, 3)) s), socketpair \(format(rawRate)) MiB/s, ratio \(format(appRate / rawRate, 5)); durable append \(format(Double(count) / 1_048_576 / durableTime.seconds)) MiB/s, ceiling on the ratio \(format(ceiling)); idle CPU before the run \(format(leftover)) s/s")
         }
-        print("| streamd MiB/s | socketpair MiB/s | ratio |")
-        print("| \(app.summary()) | \(raw.summary(0)) | \(ratios.summary(5)) |")
+        print("| streamd MiB/s | socketpair MiB/s | ratio | ceiling: durable append / socketpair |")
+        print("| \(app.summary()) | \(raw.summary(0)) | \(ratios.summary(5)) | \(ceilings.summary()) |")
     }
 
     /// One transfer through a fresh daemon; returns the time from the first send to the last byte read.
