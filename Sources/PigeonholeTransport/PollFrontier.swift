@@ -17,10 +17,20 @@ struct PollFrontier: Sendable {
         return max(next, lowestWaiting ?? 0)
     }
 
-    /// Whether a waiting read of box `number` may poll now: it is the lowest box waited for, or
-    /// within `ahead` boxes of ``position``.
+    /// The highest box a waiting read is in progress for.
+    var highestWaiting: UInt64? { waiting.keys.max() }
+
+    /// Whether a waiting read of box `number` may poll now: it is the lowest or the highest box
+    /// waited for, or within `ahead` boxes of ``position``.
+    ///
+    /// The highest read polls so that a burst of lost boxes cannot hold the channel: when boxes
+    /// n…n+k are lost (a kpclientd restarted without its store, writes dropped with a
+    /// connection) and the writer went on past them, the reads just past the frontier find
+    /// nothing, and only a read beyond the gap finds the writer's newer frames, whose
+    /// acknowledgements tell it what to resend. Without it, each lost box waited for one
+    /// retransmission timeout of the writer's.
     func mayPoll(_ number: UInt64, ahead: Int) -> Bool {
-        guard let lowest = lowestWaiting, number > lowest else { return true }
+        guard let lowest = lowestWaiting, number > lowest, number != highestWaiting else { return true }
         let start = position
         return number < start || number - start < UInt64(max(1, ahead))
     }

@@ -24,7 +24,8 @@ public enum WaitingReadStrategy: Sendable, Hashable {
 /// far past the last one found written are almost always answered "not yet" (each costs two
 /// send ticks). Waiting reads of one channel therefore poll only within ``ahead`` boxes of its
 /// *frontier*: the box after the highest one found written, or the lowest box waited for if
-/// that is higher. The lowest box waited for always polls. Reads further ahead wait without
+/// that is higher. The lowest and the highest boxes waited for always poll (the highest finds
+/// a writer that went on past a burst of lost boxes). Reads further ahead wait without
 /// polling until the frontier reaches them (a box found written moves it), then follow the
 /// schedule from its first poll. And when a box is found, the paused read of the box after it
 /// polls at once and starts its schedule over: a writer fills boxes in order, so in a bulk
@@ -43,11 +44,17 @@ public struct PollSchedule: Sendable, Hashable {
     /// How many boxes from a channel's frontier waiting reads poll (at least 1; `Int.max`: all).
     public var ahead: Int
 
-    /// Creates a schedule; by default 1, 2, 4, 4, … round trips, within 20 ms…60 s, polling two
-    /// boxes from the frontier (the next box, and one past it in case that one was lost).
+    /// Creates a schedule; by default 1, 2, 4, 4, … round trips, within 20 ms…60 s, every box
+    /// read ahead polling (no frontier).
+    ///
+    /// A frontier (`ahead` 2: the next box, and one past it in case that one was lost) saves
+    /// ticks on a paced mixnet, but it is off by default: after a burst of lost boxes (a
+    /// kpclientd restarted without its store) a reader could wait on a box the writer had
+    /// abandoned, behind held reads of the boxes that hold its newer frames, and one of the
+    /// reliability harness's transfers stalled that way.
     public init(
         firstPause: Double = 1, maxPause: Double = 4, multiplier: Double = 2, shortest: Duration = .milliseconds(20),
-        longest: Duration = .seconds(60), ahead: Int = 2
+        longest: Duration = .seconds(60), ahead: Int = .max
     ) {
         self.firstPause = max(0, firstPause)
         self.maxPause = max(self.firstPause, maxPause)

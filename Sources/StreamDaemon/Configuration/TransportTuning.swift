@@ -55,7 +55,7 @@ public struct TransportTuning: Sendable, Hashable {
         try check(poll.multiplier.isFinite && poll.multiplier <= 100, "poll.multiplier", "must be between 1 and 100")
         try check(poll.shortest >= .milliseconds(1), "poll.shortest", "must be at least 1ms")
         try check(poll.longest <= .seconds(3600), "poll.longest", "must be between poll.shortest and 1h")
-        try check(poll.ahead <= 1024, "poll.ahead", "must be between 1 and 1024")
+        try check(poll.ahead == .max || poll.ahead <= 1024, "poll.ahead", "must be between 1 and 1024")
     }
 }
 

@@ -81,8 +81,15 @@ struct KpclientdFaultTests {
         }
         let sent = await send.wait(timeout: .seconds(300))?.exitCode
         #expect(sent == 0, "[\(fault.rawValue)] streamctl send: \(send.standardError.suffix(800))")
-        let closed = try await rig.streamctl(["close", "out", "--socket", a.socketPath], name: "close", timeout: .seconds(120))
-        #expect(closed.code == 0)
+        // A close that does not finish is recorded, not thrown, so that the daemons' logs below are printed.
+        var closeFailure: String?
+        do {
+            let closed = try await rig.streamctl(["close", "out", "--socket", a.socketPath], name: "close", timeout: .seconds(120))
+            if closed.code != 0 { closeFailure = "exit code \(closed.code)" }
+        } catch {
+            closeFailure = "\(error)"
+        }
+        #expect(closeFailure == nil, "[\(fault.rawValue)] streamctl close: \(closeFailure ?? "")")
         let got = await recv.wait(timeout: .seconds(180))?.exitCode
         #expect(got == 0, "[\(fault.rawValue)] streamctl recv: \(recv.standardError.suffix(800))")
         let elapsed = clock.now - began
@@ -90,7 +97,7 @@ struct KpclientdFaultTests {
         let bytes = [UInt8]((try? Data(contentsOf: URL(fileURLWithPath: output))) ?? Data())
         let intact = SHA256.hash(bytes) == SHA256.hash(input.bytes)
         #expect(intact, "[\(fault.rawValue)] received \(bytes.count) of \(size) bytes, SHA-256 differs")
-        if !intact || sent != 0 || got != 0 {
+        if !intact || sent != 0 || got != 0 || closeFailure != nil {
             print("[\(fault.rawValue)] streamd a log:\n\(a.log.suffix(3000))\nstreamd b log:\n\(b.log.suffix(3000))")
         }
         let recoveryText = recovery.map { "\(Int(milliseconds($0))) ms" } ?? "n/a"
