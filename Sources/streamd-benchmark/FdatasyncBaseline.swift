@@ -6,13 +6,12 @@ import Glibc
 /// `duration`, on a file in `directory`. Appending grows the file (so each sync also commits
 /// its size); `overwrite` rewrites the first bytes instead. Returns syncs per second.
 func fdatasyncRate(directory: String, size: Int, duration: Duration, overwrite: Bool) throws -> Double {
-    let path = directory + "/fdatasync-baseline"
-    let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-    guard descriptor >= 0 else { throw BenchmarkError("open \(path) failed (errno \(errno))") }
-    defer {
-        close(descriptor)
-        unlink(path)
+    try withScratchFile(in: directory, named: "fdatasync-baseline") { descriptor in
+        try fdatasyncRate(descriptor: descriptor, size: size, duration: duration, overwrite: overwrite)
     }
+}
+
+private func fdatasyncRate(descriptor: Int32, size: Int, duration: Duration, overwrite: Bool) throws -> Double {
     let bytes = [UInt8](repeating: 0x5A, count: size)
     let clock = ContinuousClock()
     let start = clock.now
@@ -35,13 +34,12 @@ func fdatasyncRate(directory: String, size: Int, duration: Duration, overwrite: 
 /// wall time. streamd makes every byte durable at least once before acknowledging it, so it
 /// cannot carry bytes faster than this.
 func durableAppendTime(directory: String, count: Int, chunk: Int) throws -> Duration {
-    let path = directory + "/durable-baseline"
-    let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-    guard descriptor >= 0 else { throw BenchmarkError("open \(path) failed (errno \(errno))") }
-    defer {
-        close(descriptor)
-        unlink(path)
+    try withScratchFile(in: directory, named: "durable-baseline") { descriptor in
+        try durableAppendTime(descriptor: descriptor, count: count, chunk: chunk)
     }
+}
+
+private func durableAppendTime(descriptor: Int32, count: Int, chunk: Int) throws -> Duration {
     let bytes = pattern(chunk, seed: 7)
     let clock = ContinuousClock()
     let start = clock.now
@@ -54,4 +52,17 @@ func durableAppendTime(directory: String, count: Int, chunk: Int) throws -> Dura
         offset += length
     }
     return clock.now - start
+}
+
+/// Creates (or truncates) file `name` in `directory` for writing, mode 0600, passes its
+/// descriptor to `body`, then closes and removes it.
+private func withScratchFile<T>(in directory: String, named name: String, _ body: (Int32) throws -> T) throws -> T {
+    let path = directory + "/" + name
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    guard descriptor >= 0 else { throw BenchmarkError("open \(path) failed (errno \(errno))") }
+    defer {
+        close(descriptor)
+        unlink(path)
+    }
+    return try body(descriptor)
 }
