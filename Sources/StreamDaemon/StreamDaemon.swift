@@ -17,15 +17,13 @@ import StreamStore
 public struct StreamDaemon: Service {
     /// Callbacks for the process around the daemon (systemd notifications, tests).
     public struct Hooks: Sendable {
-        /// Called once every stream is restored and the socket is bound.
-        public var ready: @Sendable () async -> Void = {}
+        /// Called once every stream is restored and the socket is bound, with a probe for live
+        /// counts and liveness checks.
+        public var ready: @Sendable (DaemonProbe) async -> Void = { _ in }
         /// Called during restore with (restored, total).
         public var restoring: @Sendable (Int, Int) -> Void = { _, _ in }
         /// Called when shutdown begins.
         public var stopping: @Sendable () -> Void = {}
-        /// Called once the daemon runs (just before ``ready``) with a probe for live counts and
-        /// liveness checks.
-        public var started: @Sendable (DaemonProbe) async -> Void = { _ in }
 
         /// Creates hooks that do nothing.
         public init() {}
@@ -134,9 +132,8 @@ public struct StreamDaemon: Service {
             throw Failure(description: "app socket \(configuration.socketPath): \(error)")
         }
         serverBox.withLockedValue { $0 = server }
-        await hooks.started(DaemonProbe(host: host, connections: { serverBox.withLockedValue { $0?.connectionCount ?? 0 } }))
         logger.info("streamd ready", metadata: ["socket": "\(configuration.socketPath)", "kpclientd": "\(link.endpointDescription)"])
-        await hooks.ready()
+        await hooks.ready(DaemonProbe(host: host, connections: { serverBox.withLockedValue { $0?.connectionCount ?? 0 } }))
 
         let fatal: (any Error)? = await withTaskGroup(of: Outcome.self) { group in
             group.addTask {

@@ -39,11 +39,9 @@ final class BenchmarkDaemon: Sendable {
         var logger = Logger(label: "streamd-benchmark")
         logger.logLevel = configuration.logLevel
         let clock = ContinuousClock()
-        let (ready, readySink) = AsyncStream.makeStream(of: ContinuousClock.Instant.self)
+        let (ready, readySink) = AsyncStream.makeStream(of: (ContinuousClock.Instant, DaemonProbe).self)
         var hooks = StreamDaemon.Hooks()
-        let (probes, probeSink) = AsyncStream.makeStream(of: DaemonProbe.self)
-        hooks.started = { probeSink.yield($0) }
-        hooks.ready = { readySink.yield(clock.now) }
+        hooks.ready = { readySink.yield((clock.now, $0)) }
         let daemon = StreamDaemon(configuration: configuration, logger: logger, hooks: hooks)
         let group = ServiceGroup(services: [daemon], logger: logger)
         let start = clock.now
@@ -56,10 +54,7 @@ final class BenchmarkDaemon: Sendable {
                 return .failure(error)
             }
         }
-        for await instant in ready {
-            // `started` runs just before `ready`, so its probe is waiting in the stream.
-            var started = probes.makeAsyncIterator()
-            guard let probe = await started.next() else { break }
+        for await (instant, probe) in ready {
             return BenchmarkDaemon(configuration: configuration, startToReady: instant - start, probe: probe, group: group, task: task)
         }
         if case .failure(let error) = await task.value { throw error }

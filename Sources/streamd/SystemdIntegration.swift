@@ -54,10 +54,9 @@ struct SystemdIntegration: Service {
             // Called every 1,000 streams: ask for more start-up time and say how far we are.
             try? notifier.notify([("EXTEND_TIMEOUT_USEC", "30000000"), ("STATUS", "restoring streams: \(restored)/\(total)")])
         }
-        hooks.started = { probe in state.started(probe) }
-        hooks.ready = {
-            var text = "ready"
-            if let probe = state.currentProbe { text = Self.statusLine(await probe.snapshot()) }
+        hooks.ready = { probe in
+            state.started(probe)
+            let text = Self.statusLine(await probe.snapshot())
             state.statusText = text
             state.isReady = true
             try? notifier.ready(status: text)

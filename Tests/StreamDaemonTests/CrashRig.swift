@@ -97,7 +97,6 @@ final class CrashRig: @unchecked Sendable {
         try spawn(Products.streamctl, arguments, name: name, logPrefix: path + "/" + name)
     }
 
-    /// Runs `streamctl` to completion (bounded by `timeout`); returns exit code and stdout.
     /// Opens stream `out` on `writer` and joins it as `in` on `reader` (which may be the same
     /// daemon) with `streamctl`, as a user would.
     func openStreamPair(writer: DaemonProcess, reader: DaemonProcess) async throws {
@@ -109,6 +108,7 @@ final class CrashRig: @unchecked Sendable {
         guard joined.code == 0 else { throw ProcessHarnessError(description: "streamctl open in failed: \(joined.output)") }
     }
 
+    /// Runs `streamctl` to completion (bounded by `timeout`); returns exit code and stdout.
     func streamctl(_ arguments: [String], name: String, timeout: Duration = .seconds(60)) async throws -> (code: Int32, output: String) {
         let child = try startStreamctl(arguments, name: name)
         guard let code = await child.wait(timeout: timeout)?.exitCode else {

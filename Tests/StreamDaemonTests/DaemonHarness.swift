@@ -79,11 +79,9 @@ final class DaemonHarness: Sendable {
     static func start(_ configuration: DaemonConfiguration, storeFaults: StoreFaultInjector? = nil) async throws -> DaemonHarness {
         var logger = Logger(label: "streamd-test")
         logger.logLevel = configuration.logLevel
-        let (ready, readySink) = AsyncStream.makeStream(of: Bool.self)
-        let (probes, probeSink) = AsyncStream.makeStream(of: DaemonProbe.self)
+        let (ready, readySink) = AsyncStream.makeStream(of: DaemonProbe.self)
         var hooks = StreamDaemon.Hooks()
-        hooks.started = { probeSink.yield($0) }
-        hooks.ready = { readySink.yield(true) }
+        hooks.ready = { readySink.yield($0) }
         let daemon = StreamDaemon(configuration: configuration, logger: logger, hooks: hooks, storeFaults: storeFaults)
         let (triggers, triggerSink) = AsyncStream.makeStream(of: GracefulShutdownTestTrigger.self)
         let task = Task<Result<Void, any Error>, Never> {
@@ -107,10 +105,7 @@ final class DaemonHarness: Sendable {
             _ = await task.value
             throw HarnessError(description: "cancelled while starting streamd")
         }
-        for await _ in ready {
-            // `started` runs just before `ready`, so its probe is waiting in the stream.
-            var started = probes.makeAsyncIterator()
-            guard let probe = await started.next() else { break }
+        for await probe in ready {
             return DaemonHarness(configuration: configuration, task: task, trigger: trigger, probe: probe)
         }
         if Task.isCancelled {
