@@ -161,6 +161,33 @@ import Testing
         #expect(scheduler.queued == 0 && scheduler.inFlight == 0 && scheduler.inFlightReads == 0)
     }
 
+    /// A stream whose queued operations were all cancelled still gets its later ones started,
+    /// in both lanes. The emptied queue used to stay behind without its ring entry, so the
+    /// stream's next operations waited for ever while nothing ran (a transfer stalled that way
+    /// under kpclientd-sim's `--disconnect-every`).
+    @Test func aStreamWhoseQueuedOperationsWereCancelledStillGetsItsNextOnesStarted() {
+        for action in [Self.write, Self.read] {
+            var scheduler = Scheduler(configuration: Self.configuration(maxInFlight: 1), now: .zero)
+            var ids = IDs()
+            let blocker = ids(), cancelled = ids(), later = ids(), laterStill = ids()
+            scheduler.enqueue(2, Self.write(blocker))
+            #expect(scheduler.start(now: .zero).map(\.operation) == [blocker])
+            scheduler.enqueue(1, action(cancelled))
+            let wasQueued = scheduler.cancel(1, cancelled)
+            #expect(wasQueued)
+            // The emptied queue's ring entry comes up while nothing else is queued.
+            scheduler.finished(.write)
+            #expect(scheduler.start(now: .zero).isEmpty)
+            scheduler.enqueue(1, action(later))
+            scheduler.enqueue(1, action(laterStill))
+            let first = scheduler.start(now: .zero)
+            #expect(first.map(\.operation) == [later])
+            scheduler.finished(first.first?.lane ?? .write)
+            #expect(scheduler.start(now: .zero).map(\.operation) == [laterStill])
+            #expect(scheduler.queued == 0)
+        }
+    }
+
     @Test func removeAllDropsAStreamsOperationsAndKeepsCountsConsistent() {
         var scheduler = Scheduler(configuration: Self.configuration(maxInFlight: 2, maxInFlightReads: 2), now: .zero)
         var ids = IDs()

@@ -33,6 +33,8 @@ struct OperationScheduler<Key: Hashable & Sendable>: Sendable {
     }
 
     let configuration: SchedulerConfiguration
+    /// Invariant: a stream with a queue in a lane (even an empty one) has an entry in that
+    /// lane's ring; `take` drops a queue it finds empty, so the next `enqueue` adds the entry back.
     private var writeQueues: [Key: FIFO<Job>] = [:]
     private var readQueues: [Key: FIFO<Job>] = [:]
     private var writeRing = FIFO<Key>()
@@ -151,7 +153,14 @@ struct OperationScheduler<Key: Hashable & Sendable>: Sendable {
     /// Takes the next operation of a lane, round robin across streams.
     private mutating func take(_ lane: Lane) -> Job? {
         while let key = (lane == .write ? writeRing.popFirst() : readRing.popFirst()) {
-            guard let job = withQueue(lane, key, { $0.popFirst() }) else { continue }
+            guard let job = withQueue(lane, key, { $0.popFirst() }) else {
+                // Emptied by cancellations: drop the queue with its ring entry, so that the
+                // stream's next operation puts it back in the ring. (A queue left behind empty
+                // kept the stream out of the ring for good: its later operations were never
+                // started, a stall found with kpclientd-sim's --disconnect-every.)
+                if lane == .write { writeQueues[key] = nil } else { readQueues[key] = nil }
+                continue
+            }
             let more = withQueue(lane, key) { !$0.isEmpty } ?? false
             if more {
                 if lane == .write { writeRing.append(key) } else { readRing.append(key) }
