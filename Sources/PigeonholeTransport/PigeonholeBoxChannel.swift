@@ -16,7 +16,9 @@ import ThinClient
 ///   `no_retry_on_box_id_not_found` and returns `nil` for an empty box. ``BoxReadMode/wait``
 ///   never camps on one envelope (the courier would keep answering a stale BoxIDNotFound from
 ///   its cache): it follows ``PigeonholeTransportConfiguration/waitingReads``, by default polls
-///   with a fresh `encrypt_read` each at growing intervals. Cancelling the calling task cancels
+///   with a fresh `encrypt_read` each at growing intervals, and only boxes within
+///   ``PollSchedule/ahead`` of the channel's frontier (reads further ahead wait without
+///   spending send ticks until a box found written moves it). Cancelling the calling task cancels
 ///   the daemon's retransmissions (by envelope hash).
 /// - Every request has the thin client's deadline (a few measured round trips). When it passes
 ///   the request is cancelled at the daemon and the call throws
@@ -35,6 +37,13 @@ public actor PigeonholeBoxChannel: BoxChannel {
     private let readCapability: ReadCapability
     private let configuration: PigeonholeTransportConfiguration
     private var indexes: BoxIndexCache
+    /// The polling frontier of waiting reads; see ``PollSchedule/ahead``.
+    private var frontier = PollFrontier()
+    /// Waiting reads held back by the frontier, by ticket.
+    private var heldReads: [UInt64: (number: UInt64, continuation: CheckedContinuation<Void, Never>)] = [:]
+    private var nextTicket: UInt64 = 0
+    /// Waiting reads pausing between polls, by ticket; resumed with `true` when woken early.
+    private var pausedReads: [UInt64: (number: UInt64, continuation: CheckedContinuation<Bool, Never>)] = [:]
 
     init(
         client: ThinClient, payloadSize: Int, writeCapability: WriteCapability?, readCapability: ReadCapability,
@@ -83,7 +92,13 @@ public actor PigeonholeBoxChannel: BoxChannel {
         let boxIndex = try await messageBoxIndex(of: index)
         switch mode {
         case .poll:
-            return try await readOnce(index, boxIndex, mode: .poll)
+            let bytes = try await readOnce(index, boxIndex, mode: .poll)
+            if bytes != nil, case .poll(let schedule) = configuration.waitingReads {
+                frontier.found(index)
+                releaseHeldReads(ahead: schedule.ahead)
+                wakeSuccessor(of: index)
+            }
+            return bytes
         case .wait:
             return try await waitForBox(index, boxIndex)
         }
@@ -102,12 +117,26 @@ public actor PigeonholeBoxChannel: BoxChannel {
     private func waitForBox(_ number: UInt64, _ boxIndex: MessageBoxIndex) async throws -> [UInt8] {
         switch configuration.waitingReads {
         case .poll(let schedule):
+            frontier.startWaiting(number)
+            defer {
+                frontier.stopWaiting(number)
+                releaseHeldReads(ahead: schedule.ahead)
+            }
             var emptyAnswers = 0
             while true {
-                if let bytes = try await readOnce(number, boxIndex, mode: .poll) { return bytes }
+                try await holdUntilPollable(number, ahead: schedule.ahead)
+                if let bytes = try await readOnce(number, boxIndex, mode: .poll) {
+                    frontier.found(number)
+                    releaseHeldReads(ahead: schedule.ahead)
+                    wakeSuccessor(of: number)
+                    return bytes
+                }
                 emptyAnswers += 1
                 let roundTrip = await client.smoothedRoundTrip ?? schedule.shortest
-                try await pause(schedule.pause(after: emptyAnswers, roundTrip: roundTrip), number)
+                if try await pause(schedule.pause(after: emptyAnswers, roundTrip: roundTrip), number) {
+                    // The box before this one was just found: the writer is here, start over.
+                    emptyAnswers = 0
+                }
             }
         case .reissue(let every):
             while true {
@@ -116,13 +145,82 @@ public actor PigeonholeBoxChannel: BoxChannel {
         }
     }
 
-    private func pause(_ interval: Duration, _ number: UInt64) async throws {
-        do {
-            try await Task.sleep(for: interval)
-        } catch {
-            throw BoxTransportError(.cancelled, "read of box \(number) was cancelled")
+    /// Waits, without polling, until box `number` is within `ahead` boxes of the frontier.
+    private func holdUntilPollable(_ number: UInt64, ahead: Int) async throws {
+        while !frontier.mayPoll(number, ahead: ahead) {
+            let ticket = nextTicket
+            nextTicket &+= 1
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    if Task.isCancelled {
+                        continuation.resume()
+                    } else {
+                        heldReads[ticket] = (number, continuation)
+                    }
+                }
+            } onCancel: {
+                Task { await self.releaseHeldRead(ticket) }
+            }
+            if Task.isCancelled { throw BoxTransportError(.cancelled, "read of box \(number) was cancelled") }
         }
     }
+
+    /// Resumes the held reads the frontier now lets poll.
+    private func releaseHeldReads(ahead: Int) {
+        for (ticket, held) in heldReads where frontier.mayPoll(held.number, ahead: ahead) {
+            heldReads[ticket] = nil
+            held.continuation.resume()
+        }
+    }
+
+    private func releaseHeldRead(_ ticket: UInt64) {
+        heldReads.removeValue(forKey: ticket)?.continuation.resume()
+    }
+
+    /// Waiting reads held back by the frontier now (for tests).
+    var heldReadCount: Int { heldReads.count }
+
+    /// Pauses a waiting read of box `number` for `interval`, or until box `number − 1` is found
+    /// written (a writer fills boxes in order, so this one is likely next).
+    ///
+    /// - Returns: whether the pause was cut short by that find.
+    private func pause(_ interval: Duration, _ number: UInt64) async throws -> Bool {
+        let ticket = nextTicket
+        nextTicket &+= 1
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: interval)
+            await self?.endPause(ticket, early: false)
+        }
+        defer { timer.cancel() }
+        let early = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                if Task.isCancelled {
+                    continuation.resume(returning: false)
+                } else {
+                    pausedReads[ticket] = (number, continuation)
+                }
+            }
+        } onCancel: {
+            Task { await self.endPause(ticket, early: false) }
+        }
+        if Task.isCancelled { throw BoxTransportError(.cancelled, "read of box \(number) was cancelled") }
+        return early
+    }
+
+    private func endPause(_ ticket: UInt64, early: Bool) {
+        pausedReads.removeValue(forKey: ticket)?.continuation.resume(returning: early)
+    }
+
+    /// Box `number` was found written: the paused read of the box after it polls now.
+    private func wakeSuccessor(of number: UInt64) {
+        guard number < .max else { return }
+        for (ticket, paused) in pausedReads where paused.number == number + 1 {
+            endPause(ticket, early: true)
+        }
+    }
+
+    /// Waiting reads pausing between polls now (for tests).
+    var pausedReadCount: Int { pausedReads.count }
 
     /// One read with a fresh `encrypt_read` (a new envelope, so no courier cache is reused).
     private func readOnce(_ number: UInt64, _ boxIndex: MessageBoxIndex, mode: ReadAttempt) async throws -> [UInt8]? {

@@ -86,7 +86,7 @@ public struct StreamDaemon: Service {
         let database = try await StreamDatabase.open(directory: configuration.stateDirectory, faults: storeFaults)
         let link = KpclientdLink(
             endpoint: configuration.kpclientd, embedded: configuration.embedded, scheduler: configuration.scheduler,
-            runtimeDirectory: runtimeDirectory,
+            transport: configuration.transport, runtimeDirectory: runtimeDirectory,
             stateDirectory: configuration.stateDirectory, logger: logger)
         let (fatalErrors, fatalSink) = AsyncStream.makeStream(of: (any Error).self, bufferingPolicy: .bufferingNewest(1))
         let host = StreamHost(configuration: configuration, database: database, link: link, logger: logger) { error in

@@ -28,6 +28,10 @@ public enum SubmissionLane: Int, Sendable, Hashable, CaseIterable, Comparable {
 /// - when it, or any request submitted after it, gets its reply (the queue is FIFO, so a reply
 ///   proves that everything submitted earlier was sent too).
 ///
+/// With ``maxQueueDelay`` set, the modelled queue is kept shorter than kpclientd's: at most the
+/// requests λP sends in that time, so that requests wait in the client, where writes go first
+/// and no deadline runs, rather than in the daemon's FIFO.
+///
 /// A request is admitted while the modelled queue holds fewer than ``daemonQueueCapacity`` and
 /// fewer than ``maxInFlight`` requests are unanswered (a memory bound). It is plain state owned
 /// by the ``ThinClient`` actor; waiting happens through the continuations it stores.
@@ -36,8 +40,18 @@ struct SubmissionPacer {
 
     /// The most requests unanswered at once (a memory bound, not the daemon's limit).
     let maxInFlight: Int
-    /// The most requests believed queued at the daemon and not yet sent.
-    let daemonQueueCapacity: Int
+    /// The most requests believed queued at the daemon and not yet sent: the configured
+    /// capacity, or fewer if ``maxQueueDelay`` is set (the requests λP sends in that time, at
+    /// least one).
+    var daemonQueueCapacity: Int {
+        guard let maxQueueDelay else { return configuredCapacity }
+        let sendable = (ticksPerSecond * maxQueueDelay.seconds).rounded(.down)
+        return Int(min(max(1, sendable), Double(configuredCapacity)))
+    }
+    /// The daemon's queue capacity as configured (kpclientd's own is 16).
+    let configuredCapacity: Int
+    /// The longest a request should wait in the daemon's queue for its tick, or `nil`.
+    let maxQueueDelay: Duration?
     /// The most waiters kept over all lanes; more fail at once.
     let maxWaiters: Int
 
@@ -57,9 +71,13 @@ struct SubmissionPacer {
     private var lanes: [[(id: UInt64, continuation: Waiter)]] = Array(repeating: [], count: SubmissionLane.allCases.count)
     private var heads: [Int] = Array(repeating: 0, count: SubmissionLane.allCases.count)
 
-    init(maxInFlight: Int, daemonQueueCapacity: Int, maxWaiters: Int, ticksPerSecond: Double, now: ContinuousClock.Instant) {
+    init(
+        maxInFlight: Int, daemonQueueCapacity: Int, maxQueueDelay: Duration? = nil, maxWaiters: Int, ticksPerSecond: Double,
+        now: ContinuousClock.Instant
+    ) {
         self.maxInFlight = maxInFlight
-        self.daemonQueueCapacity = daemonQueueCapacity
+        self.configuredCapacity = daemonQueueCapacity
+        self.maxQueueDelay = maxQueueDelay
         self.maxWaiters = maxWaiters
         self.ticksPerSecond = ticksPerSecond
         self.lastDrain = now

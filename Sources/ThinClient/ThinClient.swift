@@ -135,7 +135,7 @@ public actor ThinClient {
         self.instanceToken = randomBytes(ThinSizes.instanceToken)
         self.pacer = SubmissionPacer(
             maxInFlight: configuration.maxOutstandingMixnetRequests, daemonQueueCapacity: configuration.daemonQueueCapacity,
-            maxWaiters: configuration.maxWaitingMixnetRequests, ticksPerSecond: configuration.fallbackLambdaP * 1000,
+            maxQueueDelay: configuration.maxDaemonQueueDelay, maxWaiters: configuration.maxWaitingMixnetRequests, ticksPerSecond: configuration.fallbackLambdaP * 1000,
             now: .now
         )
     }

@@ -150,6 +150,14 @@ public struct ThinClientConfiguration: Sendable {
     /// queue is full, which would also stall local requests. The client models that queue, using
     /// λP from the PKI document, and submits only while it has room. Default: 16.
     public var daemonQueueCapacity: Int = 16
+    /// The longest a request should wait in kpclientd's queue for its send tick; `nil` (the
+    /// default) fills the queue up to ``daemonQueueCapacity``.
+    ///
+    /// When set, the client queues at kpclientd at most the requests λP sends in this time (at
+    /// least one, at most ``daemonQueueCapacity``), re-sized with every PKI document. Requests
+    /// beyond wait in the client, where writes go before reads and no deadline runs yet (a
+    /// deadline counts from submission), instead of ageing in kpclientd's FIFO.
+    public var maxDaemonQueueDelay: Duration?
     /// λP (send ticks per millisecond) assumed while the daemon has sent no PKI document, or
     /// one without `LambdaP`. Default: 0.00025, the Katzenpost default (one tick every 4 s).
     public var fallbackLambdaP: Double = 0.00025
@@ -189,6 +197,9 @@ public struct ThinClientConfiguration: Sendable {
         try positive(handshakeFrameLimit, "handshakeFrameLimit")
         try positive(maxOutstandingMixnetRequests, "maxOutstandingMixnetRequests")
         try positive(daemonQueueCapacity, "daemonQueueCapacity")
+        if let maxDaemonQueueDelay, maxDaemonQueueDelay <= .zero {
+            throw ThinClientError(.invalidConfiguration, "maxDaemonQueueDelay must be positive")
+        }
         guard fallbackLambdaP.isFinite, fallbackLambdaP > 0 else {
             throw ThinClientError(.invalidConfiguration, "fallbackLambdaP must be a positive number of ticks per millisecond")
         }

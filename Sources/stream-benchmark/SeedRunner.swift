@@ -8,12 +8,16 @@ enum SeedRunner {
     static func run(upTo count: UInt64, only: UInt64?) {
         var failed = 0, writes = 0, distinct = 0, hung = 0
         var worst = 0.0, worstSeed: UInt64 = 0
+        var seconds = 0.0, slowest = 0.0, slowestSeed: UInt64 = 0
         for seed in only.map({ $0...$0 }) ?? 1...max(1, count) {
             let parameters = StreamSimulation.Parameters.random(seed: seed)
             let report = StreamSimulation.run(parameters)
             writes += report.boxWrites
             distinct += report.distinctBoxes
             hung += report.hungOperations
+            let time = Double(report.simulatedTime.nanosecondsClamped) / 1e9
+            seconds += time
+            if time > slowest { (slowest, slowestSeed) = (time, seed) }
             let dataBoxes = report.dataBoxesBySide.reduce(0, +) + 2
             let ratio = Double(max(0, report.boxWrites - 300)) / Double(dataBoxes) * (1 - parameters.loss) * (1 - parameters.loss)
             if ratio > worst { (worst, worstSeed) = (ratio, seed) }
@@ -28,6 +32,6 @@ enum SeedRunner {
             print("FAIL seed \(seed) (loss \(parameters.loss), hang \(parameters.hang), window \(parameters.configuration.sendWindow), read-ahead \(parameters.configuration.readAhead)): \(only == nil ? String(description.prefix(600)) : description)")
         }
         print("seeds \(only.map { "\($0)" } ?? "1...\(count)"): \(failed) failed; box writes per distinct box \(Double(writes) / Double(max(1, distinct))); "
-              + "hung operations \(hung); worst (box writes − 300) per data box × (1 − loss)² \(worst) (seed \(worstSeed))")
+              + "hung operations \(hung); simulated time mean \(Int(seconds / Double(only == nil ? max(1, count) : 1))) s, longest \(Int(slowest)) s (seed \(slowestSeed)); worst (box writes − 300) per data box × (1 − loss)² \(worst) (seed \(worstSeed))")
     }
 }

@@ -25,7 +25,9 @@ struct StreamBenchmark {
 
         OPTIONS:
           --protocol     Run only the protocol part (simulated time). With STREAM_BENCHMARK_CSV=DIR
-                         in the environment it also writes CSV files for scripts/plot-benchmarks.
+                         in the environment it also writes CSV files for scripts/plot-benchmarks;
+                         with STREAM_BENCHMARK_QUICK=1 it measures only our settings at loss 0,
+                         0.1 and 0.3 and the low-rate latency (a few seconds, for tuning).
           --cpu          Run only the CPU part (StreamMachine pair and Stream pair against libsodium);
                          --cpu=machine or --cpu=stream runs one of the two (for profiling).
           -h, --help     Show this help and exit.
@@ -33,7 +35,8 @@ struct StreamBenchmark {
 
         SUBCOMMANDS:
           seeds <count>  Run the random simulation seeds 1...count (as SimulationTests does) and
-                         print each failure and the worst retransmission ratio; --only runs one
+                         print each failure, the worst retransmission ratio and the mean and
+                         longest simulated time; --only runs one
                          seed and prints its full diagnostics.
         """
 

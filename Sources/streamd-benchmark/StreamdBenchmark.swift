@@ -20,13 +20,16 @@ struct Options: Sendable {
 /// `swift run -c release streamd-benchmark throughput|durable|startup [--mib N] [--runs N]
 /// [--streams N] [--write-size B] [--seconds S] [--dir PATH]`; `streamd-benchmark testnet
 /// [--speedup K] [--idle-speedup K] [--kib N] [--loss P] [--churn-seconds S] [--write-every TICKS] [--max-rto S]
-/// [--only goodput|latency|idle]`
+/// [--budget N] [--queue-delay S] [--ahead N]
+///   [--window N] [--read-ahead N] [--ack-delay S] [--poll-max RTTS] [--only goodput|latency|idle]`
 @main
 struct StreamdBenchmark {
     static let usage = """
         usage: streamd-benchmark throughput|durable|startup [--mib N] [--runs N] [--streams N] [--write-size B] [--seconds S] [--dir PATH]
                streamd-benchmark testnet [--speedup K] [--idle-speedup K] [--kib N] [--loss P] [--churn-seconds S]
-                                         [--write-every TICKS] [--max-rto S] [--only goodput|latency|idle]
+                                         [--write-every TICKS] [--max-rto S] [--budget N] [--queue-delay S] [--ahead N]
+                                         [--window N] [--read-ahead N] [--ack-delay S] [--poll-max RTTS]
+                                         [--only goodput|latency|idle]
           throughput  N MiB app → streamd → app on one stream pair, vs a socketpair copy (default 8 MiB)
           durable     durable acknowledged writes/s from --streams writers (default 100), vs write+fdatasync/s
           startup     create --streams streams (default 1000): RSS per idle stream; then start → ready
@@ -34,7 +37,14 @@ struct StreamdBenchmark {
                       goodput per direction (--kib, default 256) vs S·λP·(1−p), ticks per data box, small-write
                       latency, requests per idle hour; write loss --loss (0.1), a courier leaves every --churn-seconds
                       (600, 0: never); one 100-B write every --write-every ticks (4); --max-rto: the streams'
-                      largest retransmission timeout in testnet s (default 60); all figures in testnet time
+                      largest retransmission timeout in testnet s (default: sized from λP, 272); --budget: each end's
+                      maxOperationsInFlight (default: sized from λP by TransportSizing); --queue-delay: the
+                      thin clients' maxDaemonQueueDelay in testnet s (default 4; 0: none); --budget 1024
+                      --ahead: how many boxes past the frontier waiting reads poll (default 2; 0: all);
+                      --window, --read-ahead, --ack-delay (testnet s): the streams' settings (engine defaults);
+                      --poll-max: the waiting reads' longest pause in round trips (default 4);
+                      --budget 1024 --queue-delay 0 --ahead 0 --max-rto 60 is the setting before issue 9's transport work;
+                      all figures in testnet time
         """
 
     static func main() async {
@@ -66,6 +76,21 @@ struct StreamdBenchmark {
                 case "--kib": options.testnet.kibibytes = min(try int(), 65_536)
                 case "--write-every": options.testnet.smallWriteTicks = Double(min(try int(), 3600))
                 case "--max-rto": options.testnet.maxRetransmitSeconds = min(try int(), 86_400)
+                case "--budget": options.testnet.operationBudget = min(max(2, try int()), 65_536)
+                case "--window": options.testnet.sendWindow = min(try int(), 1024)
+                case "--read-ahead": options.testnet.readAhead = min(max(2, try int()), 1024)
+                case "--ack-delay":
+                    guard let seconds = Int(value), seconds >= 0 else { throw BenchmarkError("--ack-delay needs a whole number") }
+                    options.testnet.ackDelaySeconds = min(seconds, 600)
+                case "--poll-max":
+                    guard let pauses = Double(value), pauses >= 1, pauses <= 64 else { throw BenchmarkError("--poll-max needs 1...64 round trips") }
+                    options.testnet.pollMaxPause = pauses
+                case "--ahead":
+                    guard let boxes = Int(value), boxes >= 0 else { throw BenchmarkError("--ahead needs a whole number") }
+                    options.testnet.pollAhead = boxes == 0 ? Int.max : boxes
+                case "--queue-delay":
+                    guard let seconds = Int(value), seconds >= 0 else { throw BenchmarkError("--queue-delay needs a whole number") }
+                    options.testnet.queueDelaySeconds = seconds == 0 ? nil : min(seconds, 3600)
                 case "--only":
                     guard ["goodput", "latency", "idle"].contains(value) else { throw BenchmarkError("--only takes goodput, latency or idle") }
                     options.testnet.only = value

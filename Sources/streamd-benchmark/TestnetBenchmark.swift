@@ -23,12 +23,51 @@ enum TestnetBenchmark {
         var only: String?
         /// The streams' largest retransmission timeout in testnet seconds (`nil`: the default 60 s).
         var maxRetransmitSeconds: Int?
+        /// Each stream end's in-flight operation budget (`nil`: sized from λP by `TransportSizing`;
+        /// 1024: the engine's default, no budget).
+        var operationBudget: Int?
+        /// The thin clients' `maxDaemonQueueDelay` in testnet seconds (`nil`: none, kpclientd's
+        /// queue of 16 is kept full).
+        var queueDelaySeconds: Int? = 4
+        /// The waiting reads' `PollSchedule.ahead` (`nil`: the default; `Int.max`: no frontier).
+        var pollAhead: Int?
+        /// The streams' `sendWindow`, `readAhead` and `ackDelay` (testnet seconds); `nil`: the
+        /// engine's defaults.
+        var sendWindow: Int?
+        var readAhead: Int?
+        var ackDelaySeconds: Int?
+
+        /// The sizing of the testnet profile for the two ends sharing one simulator.
+        static let sizing = TransportSizing(ticksPerSecond: KpclientdSimProfile.testnet.lambdaP * 1000, roundTrip: .seconds(1))
+        var budget: Int { operationBudget ?? Self.sizing.operationsInFlight(streams: 2) }
+        /// The streams' largest retransmission timeout in testnet time: `--max-rto`, else sized
+        /// from λP and the poll schedule's longest pause.
+        var retransmitCeiling: Duration {
+            if let seconds = maxRetransmitSeconds { return .seconds(seconds) }
+            return max(StreamConfiguration().maxRetransmitTimeout, Self.sizing.retransmitTimeoutCeiling(longestPoll: pollSchedule.longest))
+        }
+        /// The waiting reads' schedule in testnet time.
+        var pollSchedule: PollSchedule {
+            var schedule = PollSchedule()
+            if let ahead = pollAhead { schedule.ahead = ahead }
+            if let maxPause = pollMaxPause { schedule.maxPause = max(schedule.firstPause, maxPause) }
+            return schedule
+        }
+        /// The waiting reads' longest pause in round trips (`nil`: the default 4).
+        var pollMaxPause: Double?
     }
 
     static func run(options: Options, settings: Settings) async throws {
         print("## testnet: kpclientd-sim --profile testnet at \(format(settings.speedup, 0))× speed, write loss \(settings.writeLoss), "
             + "courier churn \(settings.churn.map { "one per \(format($0.seconds, 0)) s" } ?? "none"); figures in testnet time")
-        if let seconds = settings.maxRetransmitSeconds { print("streams' largest retransmission timeout: \(seconds) s") }
+        print("streams' largest retransmission timeout: \(format(settings.retransmitCeiling.seconds, 0)) s")
+        print("each end: maxOperationsInFlight \(settings.budget), thin client maxDaemonQueueDelay "
+            + (settings.queueDelaySeconds.map { "\($0) s" } ?? "none (kpclientd's queue of 16 kept full)")
+            + ", waiting reads poll " + (settings.pollSchedule.ahead == .max ? "every box read ahead"
+                : "\(settings.pollSchedule.ahead) boxes from the frontier") + " pausing up to \(format(settings.pollSchedule.maxPause, 1)) round trips")
+        let engine = StreamConfiguration()
+        print("streams: sendWindow \(settings.sendWindow ?? engine.sendWindow), readAhead \(settings.readAhead ?? engine.readAhead), "
+            + "ackDelay \(settings.ackDelaySeconds.map { "\($0) s" } ?? "\(engine.ackDelay)")")
         if settings.only == nil || settings.only == "goodput" {
             for direction in [Direction.dialerToListener, .listenerToDialer] {
                 try await goodput(direction, settings)
@@ -85,6 +124,9 @@ enum TestnetBenchmark {
             + "on reads of empty boxes (\(Int(empty)) = \(format(100 * empty / ticks, 1)) %); ARQ retransmissions "
             + "\(after.arqRetransmissions - before.arqRetransmissions); courier departures \(after.courierDepartures - before.courierDepartures) "
             + "stranding \(after.arqsStrandedByDepartures - before.arqsStrandedByDepartures) ARQs")
+        let dialerRoundTrip = await pair.dialerClient.smoothedRoundTrip.map { format($0.seconds * k, 1) } ?? "-"
+        let listenerRoundTrip = await pair.listenerClient.smoothedRoundTrip.map { format($0.seconds * k, 1) } ?? "-"
+        print("thin clients' smoothed time from submission to answer: dialer \(dialerRoundTrip) s, listener \(listenerRoundTrip) s")
         print("box writes: sender \(sourceWrites) (first \(sourceStatus.firstSends), timeout \(sourceStatus.timeoutResends), "
             + "SACK \(sourceStatus.sackResends), deadline \(sourceStatus.deadlineResends)), receiver \(sinkWrites) (acks); "
             + "requests: sender \(sourceOps), receiver \(sinkOps)")
@@ -175,13 +217,15 @@ enum TestnetBenchmark {
             let sim = try await KpclientdSimulator.start(simConfiguration)
             guard case .tcp(let host, let port) = sim.listenAddress else { throw BenchmarkError("the simulator is not on TCP") }
             let dial = DialAddress.tcp(host: host, port: port, network: .tcp)
-            let dialerClient = try await client(dial, k)
-            let listenerClient = try await client(dial, k)
-            let transport = transportConfiguration(k)
+            let dialerClient = try await client(dial, k, queueDelay: settings.queueDelaySeconds)
+            let listenerClient = try await client(dial, k, queueDelay: settings.queueDelaySeconds)
+            let transport = transportConfiguration(k, settings)
             var configuration = streamConfiguration(k)
-            if let seconds = settings.maxRetransmitSeconds {
-                configuration.maxRetransmitTimeout = max(scaled(.seconds(seconds), k), configuration.initialRetransmitTimeout)
-            }
+            configuration.maxOperationsInFlight = settings.budget
+            if let window = settings.sendWindow { configuration.sendWindow = window }
+            if let readAhead = settings.readAhead { configuration.readAhead = readAhead }
+            if let seconds = settings.ackDelaySeconds { configuration.ackDelay = scaled(.seconds(seconds), k) }
+            configuration.maxRetransmitTimeout = max(scaled(settings.retransmitCeiling, k), configuration.initialRetransmitTimeout)
             let address = StreamAddress.generate(mode: .endToEnd)
             let listenerStore = PigeonholeBoxStore(client: listenerClient, configuration: transport)
             let dialerStore = PigeonholeBoxStore(client: dialerClient, configuration: transport)
@@ -215,17 +259,18 @@ enum TestnetBenchmark {
     }
 
     /// A thin client with the default deadline policy, scaled.
-    static func client(_ dial: DialAddress, _ k: Double) async throws -> ThinClient {
+    static func client(_ dial: DialAddress, _ k: Double, queueDelay: Int?) async throws -> ThinClient {
         var configuration = ThinClientConfiguration(dial: dial)
+        configuration.maxDaemonQueueDelay = queueDelay.map { scaled(.seconds($0), k) }
         configuration.logger.logLevel = .error
         configuration.operationDeadline = DeadlinePolicy().speededUp(by: k)
         return try await ThinClient.connect(configuration: configuration)
     }
 
     /// The default waiting-read schedule, its time bounds scaled.
-    static func transportConfiguration(_ k: Double) -> PigeonholeTransportConfiguration {
+    static func transportConfiguration(_ k: Double, _ settings: Settings) -> PigeonholeTransportConfiguration {
         var configuration = PigeonholeTransportConfiguration()
-        configuration.waitingReads = .poll(PollSchedule().speededUp(by: k))
+        configuration.waitingReads = .poll(settings.pollSchedule.speededUp(by: k))
         return configuration
     }
 

@@ -77,6 +77,12 @@ struct TestnetTransferTests {
                 + "\(listenerOperations); engine deadline resends \(dialerStatus.deadlineResends) + \(listenerStatus.deadlineResends)"
         )
 
+        // Sized to λP, frames are not resent before their first copy could be acknowledged: fewer
+        // timer resends than first sends (unsized, the queues made it 474 to 362).
+        #expect(TestnetScale.budget == 3)
+        #expect(TestnetScale.sizing.retransmitTimeoutCeiling(longestPoll: .seconds(60)) == .seconds(272))
+        #expect(dialerStatus.timeoutResends < dialerStatus.firstSends, "\(dialerStatus)")
+
         // Churn really stranded ARQs, so the transfer proves recovery from them.
         #expect(statistics.courierDepartures > 0)
         #expect(statistics.arqsStrandedByDepartures > 0)
@@ -125,6 +131,8 @@ enum TestnetScale {
         configuration.reconnect = ReconnectPolicy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(250))
         configuration.logger.logLevel = .error
         configuration.operationDeadline = DeadlinePolicy().speededUp(by: k)
+        // streamd's default: kpclientd's queue holds what λP sends in 4 s.
+        configuration.maxDaemonQueueDelay = scaled(.seconds(4), k)
         return try await ThinClient.connect(configuration: configuration)
     }
 
@@ -135,8 +143,17 @@ enum TestnetScale {
         return configuration
     }
 
-    /// The default stream configuration, every duration scaled.
+    /// The default stream configuration sized to the testnet's λP (the operation budget for the
+    /// two ends that share it, the retransmission ceiling), every duration scaled.
     static func stream(speedup k: Double) -> StreamConfiguration {
-        StreamConfiguration().speededUp(by: k)
+        var configuration = StreamConfiguration()
+        configuration.maxOperationsInFlight = budget
+        configuration.maxRetransmitTimeout = sizing.retransmitTimeoutCeiling(longestPoll: PollSchedule().longest)
+        return configuration.speededUp(by: k)
     }
+
+    /// The testnet's λP = 1/s and 1 s round trips.
+    static let sizing = TransportSizing(ticksPerSecond: KpclientdSimProfile.testnet.lambdaP * 1000, roundTrip: .seconds(1))
+    /// Each end's in-flight operation budget, for the two streams that share λP.
+    static let budget = sizing.operationsInFlight(streams: 2)
 }

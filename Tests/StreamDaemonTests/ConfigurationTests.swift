@@ -1,5 +1,7 @@
 import KpclientdSim
 import Logging
+import PigeonholeTransport
+import StreamEngine
 import Testing
 import ThinClient
 
@@ -96,6 +98,7 @@ import Glibc
         #expect(configuration.scheduler == defaults.scheduler)
         #expect(configuration.stream == defaults.stream)
         #expect(configuration.embedded == defaults.embedded)
+        #expect(configuration.transport == defaults.transport)
 
         // Every key the loader knows appears in the example (the [Dial] keys in comments).
         let text = try #require(String(validating: readAll(path), as: UTF8.self))
@@ -104,6 +107,9 @@ import Glibc
             "client_timeout", "shutdown_timeout", "[scheduler]", "max_in_flight", "max_in_flight_reads", "idle_polls_per_minute",
             "[stream]", "send_window", "read_ahead", "max_write_buffer", "max_read_buffer", "max_idle_poll_interval", "[embedded]",
             "latency", "write_loss", "box_size", "profile", "[Dial.Tcp]", "[Dial.Unix]", "Address", "Network",
+            "max_operations_in_flight", "max_retransmit_timeout", "[pacing]", "daemon_queue_capacity", "max_queue_delay", "fallback_lambda_p", "expected_round_trip",
+            "[deadline]", "enabled", "multiplier", "slop", "floor", "ceiling", "initial_round_trip", "[poll]", "first_pause", "max_pause",
+            "shortest", "longest", "ahead",
         ]
         for key in keys {
             #expect(text.contains(key), "the example lacks \(key)")
@@ -217,12 +223,42 @@ import Glibc
         ("[embedded]\nlatency = \"2m\"", "embedded.latency"),
         ("[embedded]\nwrite_loss = 0.95", "embedded.write_loss"),
         ("[embedded]\nbox_size = 100", "embedded.box_size"),
+        ("[stream]\nmax_operations_in_flight = 1", "stream.max_operations_in_flight"),
+        ("[stream]\nmax_retransmit_timeout = \"1s\"", "stream.max_retransmit_timeout"),
+        ("[stream]\nmax_retransmit_timeout = \"2h\"", "stream.max_retransmit_timeout"),
+        ("[stream]\nmax_retransmit_timeout = \"never\"", "stream.max_retransmit_timeout"),
+        ("[stream]\nmax_operations_in_flight = \"many\"", "stream.max_operations_in_flight"),
+        ("[pacing]\ndaemon_queue_capacity = 17", "pacing.daemon_queue_capacity"),
+        ("[pacing]\ndaemon_queue_capacity = 0", "pacing.daemon_queue_capacity"),
+        ("[pacing]\nmax_queue_delay = \"0s\"", "pacing.max_queue_delay"),
+        ("[pacing]\nmax_queue_delay = \"soon\"", "pacing.max_queue_delay"),
+        ("[pacing]\nfallback_lambda_p = 0", "pacing.fallback_lambda_p"),
+        ("[pacing]\nfallback_lambda_p = \"fast\"", "pacing.fallback_lambda_p"),
+        ("[pacing]\nexpected_round_trip = \"0s\"", "pacing.expected_round_trip"),
+        ("[deadline]\nmultiplier = 0.5", "deadline.multiplier"),
+        ("[deadline]\nmultiplier = 101", "deadline.multiplier"),
+        ("[deadline]\nfloor = \"500ms\"", "deadline.floor"),
+        ("[deadline]\nfloor = \"60s\"\nceiling = \"30s\"", "deadline.ceiling"),
+        ("[deadline]\nslop = \"2h\"", "deadline.slop"),
+        ("[deadline]\ninitial_round_trip = \"2h\"", "deadline.initial_round_trip"),
+        ("[deadline]\nenabled = \"yes\"", "deadline.enabled"),
+        ("[poll]\nahead = 0", "poll.ahead"),
+        ("[poll]\nahead = 1025", "poll.ahead"),
+        ("[poll]\nfirst_pause = -1", "poll.first_pause"),
+        ("[poll]\nfirst_pause = 5\nmax_pause = 2", "poll.max_pause"),
+        ("[poll]\nmultiplier = 0.5", "poll.multiplier"),
+        ("[poll]\nshortest = \"0s\"", "poll.shortest"),
+        ("[poll]\nshortest = \"2s\"\nlongest = \"1s\"", "poll.longest"),
+        ("[poll]\nlongest = \"2h\"", "poll.longest"),
         // Unknown keys, at the top and in tables.
         ("sockets = \"/x.sock\"", "sockets"),
         ("[scheduler]\nmax_inflight = 3", "scheduler.max_inflight"),
         ("[stream]\nwindow = 3", "stream.window"),
         ("[embedded]\nloss = 0.1", "embedded.loss"),
         ("[logging]\nlevel = \"info\"", "logging"),
+        ("[pacing]\nqueue = 3", "pacing.queue"),
+        ("[deadline]\nfactor = 3", "deadline.factor"),
+        ("[poll]\nlookahead = 3", "poll.lookahead"),
         // Bad durations.
         ("client_timeout = \"10\"", "client_timeout"),
         ("client_timeout = \"ten seconds\"", "client_timeout"),
@@ -262,6 +298,102 @@ import Glibc
             try ConfigurationLoader.apply(toml: "[embedded]\nprofile = \"fastnet\"\n", to: &configuration)
         }
         #expect(error?.key == "embedded.profile")
+    }
+
+    @Test func pacingDeadlineAndPollSettingsReachTheThinClientAndTheTransport() throws {
+        var configuration = DaemonConfiguration(environment: [:])
+        try ConfigurationLoader.apply(
+            toml: """
+                [pacing]
+                daemon_queue_capacity = 8
+                max_queue_delay = "10s"
+                fallback_lambda_p = 0.001
+                expected_round_trip = "3s"
+                [deadline]
+                multiplier = 2.5
+                slop = "5s"
+                floor = "40s"
+                ceiling = "5m"
+                initial_round_trip = "10s"
+                [poll]
+                first_pause = 0.5
+                max_pause = 8
+                multiplier = 3
+                shortest = "100ms"
+                longest = "2m"
+                ahead = 3
+                """, to: &configuration)
+        try configuration.validate()
+        var client = ThinClientConfiguration(dial: .unix(path: "/x"))
+        configuration.transport.apply(to: &client)
+        #expect(client.daemonQueueCapacity == 8)
+        #expect(client.maxDaemonQueueDelay == .seconds(10))
+        #expect(client.fallbackLambdaP == 0.001)
+        #expect(
+            client.operationDeadline
+                == DeadlinePolicy(multiplier: 2.5, slop: .seconds(5), floor: .seconds(40), ceiling: .seconds(300), initialRoundTrip: .seconds(10)))
+        #expect(
+            configuration.transport.poll
+                == PollSchedule(firstPause: 0.5, maxPause: 8, multiplier: 3, shortest: .milliseconds(100), longest: .seconds(120), ahead: 3))
+        // A 40 s floor and a 3 s smoothed round trip: 2.5 × 3 + 5 = 12.5 s, raised to the floor.
+        #expect(client.operationDeadline?.deadline(smoothedRoundTrip: .seconds(3)) == .seconds(40))
+
+        // "none" turns the queue delay off; enabled = false the deadline.
+        try ConfigurationLoader.apply(toml: "[pacing]\nmax_queue_delay = \"none\"\n[deadline]\nenabled = false\n", to: &configuration)
+        try configuration.validate()
+        configuration.transport.apply(to: &client)
+        #expect(client.maxDaemonQueueDelay == nil)
+        #expect(client.operationDeadline == nil)
+        // Re-enabled, a deadline table starts from the defaults.
+        try ConfigurationLoader.apply(toml: "[deadline]\nenabled = true\n", to: &configuration)
+        #expect(configuration.transport.deadline == DeadlinePolicy())
+    }
+
+    @Test func eachStreamsOperationBudgetIsSizedFromLambdaP() throws {
+        // The unpaced embedded simulator sends at once: no budget beyond the engine's default.
+        var unpaced = DaemonConfiguration(environment: [:])
+        #expect(unpaced.streamOperationBudget == StreamConfiguration().maxOperationsInFlight)
+        // The testnet profile: λP = 1/s, 1 s round trips: an operation takes 2 × (1 s + 1 s) = 4 s,
+        // so 4 operations keep the ticks busy, plus one for reads.
+        try ConfigurationLoader.apply(toml: "[embedded]\nprofile = \"testnet\"\n", to: &unpaced)
+        #expect(unpaced.streamOperationBudget == 5)
+        #expect(unpaced.streamConfiguration.maxOperationsInFlight == 5)
+        // Mainnet: λP = 0.25/s, 2 s round trips: 0.25 × 2 × (2 s + 4 s) = 3, plus one.
+        try ConfigurationLoader.apply(toml: "[embedded]\nprofile = \"mainnet\"\n", to: &unpaced)
+        #expect(unpaced.streamOperationBudget == 4)
+        // A real kpclientd: the fallback λP and the expected round trip until its PKI document.
+        var dialed = DaemonConfiguration(environment: [:])
+        try ConfigurationLoader.apply(toml: "kpclientd = \"tcp:127.0.0.1:1\"\n[pacing]\nfallback_lambda_p = 0.002\nexpected_round_trip = \"1s\"\n", to: &dialed)
+        #expect(dialed.streamOperationBudget == 7)  // 2/s × 2 × (1 s + 0.5 s) = 6, plus one
+        // A fixed value wins, and "auto" restores the sizing.
+        try ConfigurationLoader.apply(toml: "[stream]\nmax_operations_in_flight = 12\n", to: &dialed)
+        try dialed.validate()
+        #expect(dialed.streamOperationBudget == 12)
+        #expect(dialed.streamConfiguration.maxOperationsInFlight == 12)
+        try ConfigurationLoader.apply(toml: "[stream]\nmax_operations_in_flight = \"auto\"\n", to: &dialed)
+        #expect(dialed.stream.maxOperationsInFlight == nil)
+        #expect(dialed.streamOperationBudget == 7)
+    }
+
+    @Test func eachStreamsRetransmissionCeilingCoversAnAcknowledgementAtLambdaP() throws {
+        var configuration = DaemonConfiguration(environment: [:])
+        // Unpaced: the engine's default.
+        #expect(configuration.streamRetransmitCeiling == StreamConfiguration().maxRetransmitTimeout)
+        #expect(configuration.streamConfiguration.maxRetransmitTimeout == .seconds(60))
+        // Testnet: 2 × (4 operations of 4 s + 2 polls of up to 60 s) = 272 s.
+        try ConfigurationLoader.apply(toml: "[embedded]\nprofile = \"testnet\"\n", to: &configuration)
+        #expect(configuration.streamRetransmitCeiling == .seconds(272))
+        #expect(configuration.streamConfiguration.maxRetransmitTimeout == .seconds(272))
+        // A shorter longest poll pause shortens it: 2 × (16 s + 2 × 20 s) = 112 s.
+        try ConfigurationLoader.apply(toml: "[poll]\nlongest = \"20s\"\n", to: &configuration)
+        #expect(configuration.streamRetransmitCeiling == .seconds(112))
+        // A fixed value wins and validates with the engine's own checks.
+        try ConfigurationLoader.apply(toml: "[stream]\nmax_retransmit_timeout = \"90s\"\n", to: &configuration)
+        try configuration.validate()
+        #expect(configuration.streamConfiguration.maxRetransmitTimeout == .seconds(90))
+        try ConfigurationLoader.apply(toml: "[stream]\nmax_retransmit_timeout = \"auto\"\n", to: &configuration)
+        #expect(configuration.stream.maxRetransmitTimeout == nil)
+        #expect(configuration.streamRetransmitCeiling == .seconds(112))
     }
 
     @Test func badFlagsNameTheirFlagKey() {

@@ -40,12 +40,12 @@ struct EmbeddedWaitingReadTests {
     }
 
     @Test func onlyTheEmbeddedSimulatorWithoutAProfileWaitsInTheSimulator() {
-        let polling = PigeonholeTransportConfiguration().waitingReads
         var embedded = EmbeddedConfiguration()
-        #expect(KpclientdLink.waitingReads(endpoint: .embedded, embedded: embedded) == .reissue(every: .seconds(30)))
+        let configured = PollSchedule(firstPause: 2, ahead: 3)
+        #expect(KpclientdLink.waitingReads(endpoint: .embedded, embedded: embedded, poll: configured) == .reissue(every: .seconds(30)))
         embedded.profile = .testnet
-        #expect(KpclientdLink.waitingReads(endpoint: .embedded, embedded: embedded) == polling, "a network profile has couriers: reads poll")
+        #expect(KpclientdLink.waitingReads(endpoint: .embedded, embedded: embedded, poll: configured) == .poll(configured), "a network profile has couriers: reads poll on the configured schedule")
         let real = KpclientdEndpoint.dial(.unix(path: "/run/kpclientd.sock"))
-        #expect(KpclientdLink.waitingReads(endpoint: real, embedded: EmbeddedConfiguration()) == polling, "a real kpclientd: reads poll")
+        #expect(KpclientdLink.waitingReads(endpoint: real, embedded: EmbeddedConfiguration(), poll: configured) == .poll(configured), "a real kpclientd: reads poll on the configured schedule")
     }
 }

@@ -93,6 +93,12 @@ struct ConfigurationTests {
         var configuration = ThinClientConfiguration(dial: .unix(path: "/x"))
         configuration.maxOutstandingMixnetRequests = 0
         #expect(throws: ThinClientError.self) { try configuration.validated() }
+        var delay = ThinClientConfiguration(dial: .unix(path: "/x"))
+        #expect(delay.maxDaemonQueueDelay == nil)
+        delay.maxDaemonQueueDelay = .zero
+        #expect(throws: ThinClientError.self) { try delay.validated() }
+        delay.maxDaemonQueueDelay = .seconds(4)
+        #expect(throws: Never.self) { try delay.validated() }
     }
 
     @Test func backoffDoublesToTheMaximumAndResets() {

@@ -123,6 +123,62 @@ struct PacingTests {
         await client.close()
     }
 
+    @Test func aQueueDelayKeepsTheDaemonQueueToWhatLambdaPSendsInThatTime() {
+        let t0 = ContinuousClock.now
+        var pacer = SubmissionPacer(maxInFlight: 100, daemonQueueCapacity: 16, maxQueueDelay: .milliseconds(100), maxWaiters: 8, ticksPerSecond: 20, now: t0)
+        #expect(pacer.daemonQueueCapacity == 2)
+        var admitted = pacer.tryAdmit(lane: .write)
+        #expect(admitted)
+        pacer.submitted(sequence: 1)
+        admitted = pacer.tryAdmit(lane: .write)
+        #expect(admitted)
+        pacer.submitted(sequence: 2)
+        admitted = pacer.tryAdmit(lane: .write)
+        #expect(!admitted)
+        // A new PKI document: λP doubles, so does the room; never above the configured capacity.
+        pacer.setRate(ticksPerSecond: 40, now: t0)
+        #expect(pacer.daemonQueueCapacity == 4)
+        admitted = pacer.tryAdmit(lane: .poll)
+        #expect(admitted)
+        pacer.setRate(ticksPerSecond: 1000, now: t0)
+        #expect(pacer.daemonQueueCapacity == 16)
+        // At least one request is always queued, however slow the ticks.
+        pacer.setRate(ticksPerSecond: 0.001, now: t0)
+        #expect(pacer.daemonQueueCapacity == 1)
+        let unbounded = SubmissionPacer(maxInFlight: 100, daemonQueueCapacity: 16, maxWaiters: 8, ticksPerSecond: 0.001, now: t0)
+        #expect(unbounded.daemonQueueCapacity == 16)
+    }
+
+    @Test func aQueueDelaySubmitsOnlyWhatTheDaemonSendsInThatTime() async throws {
+        let daemon = try await FakeDaemon.start()
+        defer { Task { await daemon.stop() } }
+        var configuration = daemon.clientConfiguration()
+        configuration.maxDaemonQueueDelay = .seconds(250)
+        async let connecting = ThinClient.connect(configuration: configuration)
+        let connection = try await daemon.nextConnection()
+        // LambdaP 0.00001 per ms: one tick per 100 s, so 250 s of queue is 2 requests.
+        connection.send(FakeConnection.status())
+        let document = CBORValue.textMap([("Epoch", .unsigned(7)), ("LambdaP", .float(0.00001))])
+        connection.send(ThinMessage(ThinKey.Event.newPKIDocument, [(ThinKey.Field.payload, .bytes(document.encoded()))]))
+        _ = try await connection.expect(ThinKey.Request.sessionToken)
+        connection.send(ThinMessage(ThinKey.Event.sessionTokenReply, [(ThinKey.Field.appID, .bytes([UInt8](repeating: 7, count: 16))), (ThinKey.Field.resumed, .bool(false))]))
+        let client = try await connecting
+        let reads = (1...4).map { n in Task { try await client.startResendingEncryptedMessage(T.readRequest(hash: UInt8(n))) } }
+        let first = try await connection.expect(ThinKey.Request.startResendingEncryptedMessage)
+        let second = try await connection.expect(ThinKey.Request.startResendingEncryptedMessage)
+        while await client.waitingMixnetRequests < 2 { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(await client.unsentMixnetRequests == 2)
+        #expect(await client.waitingMixnetRequests == 2)
+        // The answer to the second proves both left the daemon's queue: the other two follow.
+        try connection.reply(to: second, [(ThinKey.Field.plaintext, .bytes([2]))] + Self.success)
+        let third = try await connection.expect(ThinKey.Request.startResendingEncryptedMessage)
+        let fourth = try await connection.expect(ThinKey.Request.startResendingEncryptedMessage)
+        #expect(try [Self.hash(of: first), Self.hash(of: second), Self.hash(of: third), Self.hash(of: fourth)] == [1, 2, 3, 4])
+        #expect(try await reads[1].value.plaintext == [2])
+        for read in reads { read.cancel() }
+        await client.close()
+    }
+
     @Test func aPassedDeadlineCancelsAtTheDaemonAndTimesOut() async throws {
         let daemon = try await FakeDaemon.start()
         defer { Task { await daemon.stop() } }

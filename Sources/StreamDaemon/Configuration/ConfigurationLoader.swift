@@ -1,5 +1,6 @@
 import KpclientdSim
 import Logging
+import PigeonholeTransport
 import TOMLKit
 import ThinClient
 
@@ -99,7 +100,58 @@ public enum ConfigurationLoader {
             if let value = try stream.int("max_write_buffer") { configuration.stream.maxWriteBuffer = value }
             if let value = try stream.int("max_read_buffer") { configuration.stream.maxReadBuffer = value }
             if let value = try stream.duration("max_idle_poll_interval") { configuration.stream.maxIdlePollInterval = value }
+            if let value = try stream.intOrWord("max_operations_in_flight", word: "auto") { configuration.stream.maxOperationsInFlight = value }
+            if let value = try stream.durationOrWord("max_retransmit_timeout", word: "auto") { configuration.stream.maxRetransmitTimeout = value }
             try stream.rejectUnknown()
+        }
+        if var pacing = try reader.table("pacing") {
+            if let value = try pacing.int("daemon_queue_capacity") { configuration.transport.daemonQueueCapacity = value }
+            if let value = try pacing.durationOrWord("max_queue_delay", word: "none") { configuration.transport.maxQueueDelay = value }
+            if let value = try pacing.double("fallback_lambda_p") { configuration.transport.fallbackLambdaP = value }
+            if let value = try pacing.duration("expected_round_trip") { configuration.transport.expectedRoundTrip = value }
+            try pacing.rejectUnknown()
+        }
+        if var deadline = try reader.table("deadline") {
+            var policy = configuration.transport.deadline ?? DeadlinePolicy()
+            if let value = try deadline.double("multiplier") {
+                guard value >= 1 else { throw ConfigurationError(key: "deadline.multiplier", message: "must be between 1 and 100") }
+                policy.multiplier = value
+            }
+            if let value = try deadline.duration("slop") { policy.slop = value }
+            if let value = try deadline.duration("floor") { policy.floor = value }
+            if let value = try deadline.duration("ceiling") { policy.ceiling = value }
+            if let value = try deadline.duration("initial_round_trip") { policy.initialRoundTrip = value }
+            let enabled = try deadline.bool("enabled") ?? (configuration.transport.deadline != nil)
+            configuration.transport.deadline = enabled ? policy : nil
+            try deadline.rejectUnknown()
+        }
+        if var poll = try reader.table("poll") {
+            var schedule = configuration.transport.poll
+            func pauses(_ name: String) throws(ConfigurationError) -> Double? {
+                guard let value = try poll.double(name) else { return nil }
+                guard value.isFinite, value >= 0 else { throw ConfigurationError(key: "poll." + name, message: "must not be negative") }
+                return value
+            }
+            if let value = try pauses("first_pause") { schedule.firstPause = value }
+            if let value = try pauses("max_pause") { schedule.maxPause = value }
+            if let value = try pauses("multiplier") {
+                guard value >= 1 else { throw ConfigurationError(key: "poll.multiplier", message: "must be between 1 and 100") }
+                schedule.multiplier = value
+            }
+            if let value = try poll.duration("shortest") { schedule.shortest = value }
+            if let value = try poll.duration("longest") { schedule.longest = value }
+            if let value = try poll.int("ahead") {
+                guard value >= 1 else { throw ConfigurationError(key: "poll.ahead", message: "must be between 1 and 1024") }
+                schedule.ahead = value
+            }
+            guard schedule.maxPause >= schedule.firstPause else {
+                throw ConfigurationError(key: "poll.max_pause", message: "must be between poll.first_pause and 1000 round trips")
+            }
+            guard schedule.longest >= schedule.shortest else {
+                throw ConfigurationError(key: "poll.longest", message: "must be between poll.shortest and 1h")
+            }
+            configuration.transport.poll = schedule
+            try poll.rejectUnknown()
         }
         if var embedded = try reader.table("embedded") {
             if let value = try embedded.duration("latency") { configuration.embedded.latency = value }
@@ -195,6 +247,29 @@ struct TableReader {
         if let number = value.double { return number }
         if let number = value.int { return Double(number) }
         throw ConfigurationError(key: key(name), message: "must be a number")
+    }
+
+    mutating func bool(_ name: String) throws(ConfigurationError) -> Bool? {
+        used.insert(name)
+        guard let value = contents[name] else { return nil }
+        guard let flag = value.bool else { throw ConfigurationError(key: key(name), message: "must be true or false") }
+        return flag
+    }
+
+    /// An integer, or `word` (then `.some(nil)`).
+    mutating func intOrWord(_ name: String, word: String) throws(ConfigurationError) -> Int?? {
+        used.insert(name)
+        guard let value = contents[name] else { return nil }
+        if let number = value.int { return .some(number) }
+        if value.string == word { return .some(nil) }
+        throw ConfigurationError(key: key(name), message: "must be an integer or \"\(word)\"")
+    }
+
+    /// A duration, or `word` (then `.some(nil)`).
+    mutating func durationOrWord(_ name: String, word: String) throws(ConfigurationError) -> Duration?? {
+        guard let text = try string(name) else { return nil }
+        if text == word { return .some(nil) }
+        return .some(try ConfigurationLoader.duration(text, key: key(name)))
     }
 
     mutating func duration(_ name: String) throws(ConfigurationError) -> Duration? {

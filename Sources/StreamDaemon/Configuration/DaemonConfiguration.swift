@@ -38,6 +38,8 @@ public struct DaemonConfiguration: Sendable {
     public var stream = StreamTuning()
     /// The embedded simulated kpclientd.
     public var embedded = EmbeddedConfiguration()
+    /// Pacing, deadlines and polling of requests to kpclientd.
+    public var transport = TransportTuning()
 
     /// Creates a configuration with the default paths for this environment.
     public init(environment: [String: String]) {
@@ -91,6 +93,7 @@ public struct DaemonConfiguration: Sendable {
         try scheduler.validate()
         try stream.validate()
         try embedded.validate()
+        try transport.validate()
     }
 }
 
@@ -153,6 +156,12 @@ public struct StreamTuning: Sendable, Hashable {
     public var maxReadBuffer: Int = 256 * 1024
     /// The longest time between polls of an idle stream.
     public var maxIdlePollInterval: Duration = .seconds(300)
+    /// Transport operations in flight per stream; `nil` (`"auto"`): sized from λP, see
+    /// ``DaemonConfiguration/streamOperationBudget``.
+    public var maxOperationsInFlight: Int?
+    /// The largest retransmission timeout per stream; `nil` (`"auto"`): sized from λP, see
+    /// ``DaemonConfiguration/streamRetransmitCeiling``.
+    public var maxRetransmitTimeout: Duration?
 
     /// Creates the defaults.
     public init() {}
@@ -165,6 +174,8 @@ public struct StreamTuning: Sendable, Hashable {
         configuration.maxWriteBuffer = maxWriteBuffer
         configuration.maxReadBuffer = maxReadBuffer
         configuration.maxIdlePollInterval = maxIdlePollInterval
+        if let maxOperationsInFlight { configuration.maxOperationsInFlight = maxOperationsInFlight }
+        if let maxRetransmitTimeout { configuration.maxRetransmitTimeout = maxRetransmitTimeout }
         return configuration
     }
 
@@ -179,6 +190,12 @@ public struct StreamTuning: Sendable, Hashable {
         }
         guard maxIdlePollInterval >= .seconds(1) else {
             throw ConfigurationError(key: "stream.max_idle_poll_interval", message: "must be at least 1s")
+        }
+        if let maxRetransmitTimeout, !(maxRetransmitTimeout >= .seconds(3) && maxRetransmitTimeout <= .seconds(3600)) {
+            throw ConfigurationError(key: "stream.max_retransmit_timeout", message: "must be \"auto\" or between 3s and 1h")
+        }
+        if let maxOperationsInFlight, !(2...65_536).contains(maxOperationsInFlight) {
+            throw ConfigurationError(key: "stream.max_operations_in_flight", message: "must be \"auto\" or between 2 and 65536")
         }
         do {
             try engineConfiguration.validate()

@@ -48,7 +48,7 @@ extension StreamHost {
         var machine: StreamMachine
         do {
             machine = try StreamMachine(
-                address: address, role: role, boxSize: boxSize, configuration: configuration.stream.engineConfiguration,
+                address: address, role: role, boxSize: boxSize, configuration: configuration.streamConfiguration,
                 durability: .explicit, now: now, randomSeed: UInt64.random(in: .min ... .max))
         } catch {
             throw IPCError(.invalidAddress, error.message)

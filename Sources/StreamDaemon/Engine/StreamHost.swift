@@ -113,7 +113,7 @@ actor StreamHost {
         let records = try row.journal.map { entry throws(StreamError) in try CheckpointRecord(encoded: entry.bytes) }
         let machine = try StreamMachine(
             restoring: checkpoint, journal: records, boxSize: checkpoint.boxSize,
-            configuration: configuration.stream.engineConfiguration, durability: .explicit, now: now,
+            configuration: configuration.streamConfiguration, durability: .explicit, now: now,
             randomSeed: UInt64.random(in: .min ... .max))
         let stream = ManagedStream(id: row.id, name: name, metadata: metadata, machine: machine, rowsSinceCheckpoint: row.journal.count)
         stream.bytesSinceCheckpoint = row.journal.reduce(0) { $0 + $1.bytes.count }

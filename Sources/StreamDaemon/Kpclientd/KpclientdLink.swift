@@ -13,6 +13,7 @@ actor KpclientdLink {
     private let endpoint: KpclientdEndpoint
     private let embedded: EmbeddedConfiguration
     private let scheduler: SchedulerConfiguration
+    private let transport: TransportTuning
     private let runtimeDirectory: String
     private let stateDirectory: String
     private let logger: Logger
@@ -28,12 +29,13 @@ actor KpclientdLink {
     private var closing = false
 
     init(
-        endpoint: KpclientdEndpoint, embedded: EmbeddedConfiguration, scheduler: SchedulerConfiguration, runtimeDirectory: String,
-        stateDirectory: String, logger: Logger
+        endpoint: KpclientdEndpoint, embedded: EmbeddedConfiguration, scheduler: SchedulerConfiguration, transport: TransportTuning,
+        runtimeDirectory: String, stateDirectory: String, logger: Logger
     ) {
         self.endpoint = endpoint
         self.embedded = embedded
         self.scheduler = scheduler
+        self.transport = transport
         self.runtimeDirectory = runtimeDirectory
         self.stateDirectory = stateDirectory
         self.logger = logger
@@ -56,9 +58,11 @@ actor KpclientdLink {
     /// CPU (a created stream's parked reads polled every 20 ms: 0.74 s/s of CPU for 100 idle
     /// streams) and add up to a poll pause to every box's latency, so reads wait in the
     /// simulator and are re-issued every 30 s.
-    static func waitingReads(endpoint: KpclientdEndpoint, embedded: EmbeddedConfiguration) -> WaitingReadStrategy {
+    ///
+    /// - Parameter poll: the configured schedule (`[poll]`), for a mixnet.
+    static func waitingReads(endpoint: KpclientdEndpoint, embedded: EmbeddedConfiguration, poll: PollSchedule) -> WaitingReadStrategy {
         if case .embedded = endpoint, embedded.profile == nil { return .reissue(every: .seconds(30)) }
-        return PigeonholeTransportConfiguration().waitingReads
+        return .poll(poll)
     }
 
     /// The embedded simulator's counters, or `nil` when streamd uses an external kpclientd.
@@ -99,9 +103,11 @@ actor KpclientdLink {
         // submissions to kpclientd (λP, its 16-request queue, writes first).
         configuration.maxOutstandingMixnetRequests = scheduler.maxInFlight
         configuration.maxWaitingMixnetRequests = scheduler.maxInFlight
+        // Short queues at kpclientd, request deadlines, λP until the PKI document says.
+        self.transport.apply(to: &configuration)
         var transport = PigeonholeTransportConfiguration()
         transport.logger = logger
-        transport.waitingReads = Self.waitingReads(endpoint: endpoint, embedded: embedded)
+        transport.waitingReads = Self.waitingReads(endpoint: endpoint, embedded: embedded, poll: self.transport.poll)
         var delay = Duration.milliseconds(200)
         while !closing, !Task.isCancelled {
             do {

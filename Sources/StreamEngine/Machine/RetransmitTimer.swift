@@ -50,6 +50,16 @@ struct RetransmitTimer: Sendable {
 
     /// Records progress (a newly acknowledged frame).
     mutating func resetBackoff() { backoffExponent = 0 }
+
+    /// Responds to a spurious timeout (after Eifel, RFC 4015): the copy before the timer resend
+    /// was acknowledged `originalRTT` after it was sent, which is a valid round-trip sample (Karn's
+    /// rule dropped it only because the resend made it ambiguous), and the backoff goes back
+    /// to what it was before the needless expiry. Without this, a timeout shorter than the
+    /// real round trip would make every frame a resend, so no sample would ever correct it.
+    mutating func spuriousTimeout(originalRTT: Duration, restoring exponent: Int) {
+        addSample(originalRTT)
+        backoffExponent = min(backoffExponent, exponent)
+    }
 }
 
 /// A small deterministic pseudo-random generator (SplitMix64).

@@ -40,6 +40,13 @@ public struct StreamConfiguration: Hashable, Sendable {
     /// How long a stream closed both ways keeps polling after its last activity, to answer a
     /// peer whose last acknowledgement was lost; after that it stops all I/O.
     public var closeLinger: Duration = .seconds(600)
+    /// Whether a quiet stream (at most two data frames outstanding) writes its newest data frame
+    /// a second time as soon as the first write completes. A write's success does not prove the
+    /// box was stored, and on a quiet stream only the retransmission timer would notice, several
+    /// round trips later; the copy costs one box write per such frame (none in bulk transfer)
+    /// and cut the p99 latency of one small write every 5 s at 10 % loss from 13 to 8 mean
+    /// latencies in `stream-benchmark`.
+    public var confirmsQuietFrames = true
     /// How many times one box may fail to decrypt before the stream reports ``StreamError/Code-swift.struct/frameDecrypt``.
     public var maxDecryptFailures: Int = 3
 

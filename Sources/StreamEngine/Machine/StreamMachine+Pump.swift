@@ -22,9 +22,27 @@ extension StreamMachine {
         configuration.maxOperationsInFlight - (checkpoint.inbound != nil ? 1 : 0)
     }
 
+    /// Whether a write may start now: writes stay within ``writeBudget`` and all operations
+    /// within the budget. Reads leave a slot free for the next write (see `scheduleReads`), so
+    /// a write never waits for a read to complete.
+    var canStartWrite: Bool {
+        writeOperations.count < writeBudget && operationsInFlight < configuration.maxOperationsInFlight
+    }
+
+    /// How many reads may be in flight: the room writes (in flight or waiting) do not want,
+    /// but always one. With `forStarting`, less one slot kept free for the next write (an
+    /// acknowledgement, or a frame the app is about to write), so that starting it needs no
+    /// read cancelled; reads already in flight are cancelled only beyond the limit without it.
+    func readLimit(forStarting: Bool) -> Int {
+        let budget = configuration.maxOperationsInFlight
+        let writes = min(writeOperations.count + budgetWaiting.count, writeBudget)
+        let reserve = forStarting && checkpoint.outbound != nil && writes < writeBudget ? 1 : 0
+        return max(1, budget - writeBudget, budget - writes - reserve)
+    }
+
     /// Sends frames that waited for room in the budget, lowest index (oldest) first.
     mutating func sendBudgetWaiting(now: StreamTime) {
-        while operationsInFlight < writeBudget, let index = budgetWaiting.min() {
+        while canStartWrite, let index = budgetWaiting.min() {
             budgetWaiting.remove(index)
             transmit(index, now: now, counting: sendRecords[index] == nil ? \.firstSends : \.timeoutResends)
         }

@@ -77,14 +77,15 @@ extension StreamMachine {
             let depth = configuration.readAhead
             // Reads take only the room writes do not want, but always one: the read the
             // stream is blocked on. Reads ahead give way to writes, highest index first.
-            let readLimit = max(1, configuration.maxOperationsInFlight - writeOperations.count - budgetWaiting.count)
-            if readOperations.count > readLimit {
-                for index in inboundReads.keys.sorted(by: >) where index != first && readOperations.count > readLimit {
+            let keep = readLimit(forStarting: false)
+            if readOperations.count > keep {
+                for index in inboundReads.keys.sorted(by: >) where index != first && readOperations.count > keep {
                     if let operation = inboundReads.removeValue(forKey: index) { cancelRead(operation) }
                 }
             }
+            let limit = readLimit(forStarting: true)
             for index in first..<(first + UInt64(depth)) {
-                guard readOperations.count < readLimit else { break }
+                guard readOperations.count < limit else { break }
                 guard checkpoint.pending[index] == nil, inboundReads[index] == nil else { continue }
                 if let retry = retryReadAt[index], retry > now {
                     wake(at: retry)
@@ -166,7 +167,7 @@ extension StreamMachine {
             elicitingSinceAck += 1
             let immediate = elicitingSinceAck >= max(2, configuration.readAhead / 2)
             // Coalesce more acknowledgements on slow paths: each one costs a box write.
-            let delay = max(configuration.ackDelay, (timer.smoothedRTT ?? .zero) / 8)
+            let delay = max(configuration.ackDelay, (timer.smoothedRTT ?? .zero) / 4)
             let due = immediate ? now : now + delay
             ackDeadline = min(ackDeadline ?? due, due)
         }

@@ -91,7 +91,7 @@ extension StreamMachine {
     /// Writes a retained frame's exact ciphertext.
     mutating func transmit(_ index: UInt64, now: StreamTime, counting reason: WritableKeyPath<StreamSendStatistics, Int>) {
         guard let frame = checkpoint.unacked[index], sendRecords[index]?.inFlight == nil else { return }
-        guard operationsInFlight < writeBudget else {
+        guard canStartWrite else {
             budgetWaiting.insert(index)
             return
         }
@@ -101,9 +101,13 @@ extension StreamMachine {
         writeOperations[operation] = WriteOperation(index: index, started: now)
         actions.append(.write(operation, index: index, bytes: frame.ciphertext))
         if var record = sendRecords[index] {
-            record.lastSent = now
             record.transmissions += 1
             record.inFlight = operation
+            let timerResend = reason == \.timeoutResends
+            record.backoffBeforeTimerResend = timerResend ? timerResendBackoff : nil
+            record.sentBeforeTimerResend = timerResend ? record.lastSent : nil
+            // A confirmation copy follows the first at once: loss recovery keeps the first's clock.
+            if reason != \.confirmationCopies { record.lastSent = now }
             sendRecords[index] = record
         } else {
             sendRecords[index] = SendRecord(firstSent: now, lastSent: now, transmissions: 1, inFlight: operation)
@@ -139,6 +143,7 @@ extension StreamMachine {
     /// acknowledgements pile up, and still reaches a peer whose position we know only late.
     mutating func retransmit(now: StreamTime) {
         let threshold = timer.timeout(jitter: 0).scaled(by: 0.9)
+        timerResendBackoff = timer.backoffExponent
         timer.backOff()
         guard let highest = checkpoint.unacked.lazy.filter({ $0.value.kind.elicitsAck }).map(\.key).max() else {
             retransmitAt = nil
@@ -168,6 +173,12 @@ extension StreamMachine {
     mutating func acknowledged(_ indices: [UInt64], kinds: [UInt64: FrameKind], now: StreamTime) {
         guard !indices.isEmpty else { return }
         var progress = false
+        // One round-trip sample per acknowledging frame, from the most recently sent frame it
+        // acknowledges: older ones may have waited behind a lost frame at the peer (beyond its
+        // read-ahead), which measures the loss, not the path.
+        var sample: Duration?
+        var spuriousSample: Duration?
+        var spuriousBackoff: Int?
         for index in indices {
             budgetWaiting.remove(index)
             guard let record = sendRecords.removeValue(forKey: index) else { continue }
@@ -175,7 +186,15 @@ extension StreamMachine {
                 writeOperations[operation] = nil
                 actions.append(.cancel(operation))
             }
-            if record.transmissions == 1 { timer.addSample(now - record.firstSent) }
+            if record.transmissions == 1 || (record.transmissions == 2 && record.confirmed) {
+                sample = min(sample ?? .seconds(Int64.max), now - record.firstSent)
+            } else if let backoff = record.backoffBeforeTimerResend, let earlier = record.sentBeforeTimerResend, record.inFlight != nil {
+                // Acknowledged while its timer resend is still being written: the
+                // acknowledgement is for the copy before it (Eifel's test, without timestamps).
+                spuriousSample = min(spuriousSample ?? .seconds(Int64.max), now - earlier)
+                spuriousBackoff = min(spuriousBackoff ?? backoff, backoff)
+                sendStatistics.spuriousTimeouts += 1
+            }
             // Only data reaching the peer is progress: acknowledged pings and acknowledgements
             // must not reset the backoff while a data frame stays stuck.
             if kinds[index]?.countsTowardWindow ?? false { progress = true }
@@ -186,8 +205,29 @@ extension StreamMachine {
                 actions.append(.cancel(operation))
             }
         }
+        if let spuriousBackoff, let spuriousSample {
+            timer.spuriousTimeout(originalRTT: min(sample ?? spuriousSample, spuriousSample), restoring: spuriousBackoff)
+        } else if let sample {
+            timer.addSample(sample)
+        }
         if progress { timer.resetBackoff() }
         armRetransmitTimer(now: now)
+    }
+
+    /// Whether the first write of data frame `index` just completed while it is the only frame
+    /// awaiting an answer: then it is written once more (a **confirmation copy**). A write's
+    /// success does not prove the box was stored, and on a quiet stream no later frame would
+    /// reveal the loss through a selective acknowledgement: only the retransmission timer,
+    /// several round trips later. In bulk transfer there is always more than one frame
+    /// outstanding, so this costs nothing there; a low-rate stream pays one write per frame.
+    func needsConfirmationCopy(_ index: UInt64) -> Bool {
+        // "Quiet": at most two data frames outstanding (an app write may span two frames).
+        guard configuration.confirmsQuietFrames, checkpoint.mode == .endToEnd, let frame = checkpoint.unacked[index],
+              frame.kind.countsTowardWindow,
+              let record = sendRecords[index], record.transmissions == 1, record.inFlight == nil
+        else { return false }
+        return checkpoint.unackedWindowFrames <= Self.maxFramesForConfirmation
+            && !checkpoint.unacked.contains { $0.key > index && $0.value.kind.elicitsAck }
     }
 
     /// Resends frames a peer frame shows to be missing: the one its reader waits on (its
@@ -205,9 +245,16 @@ extension StreamMachine {
         }
         // The peer says it waits on this box: each of its frames saying so may trigger a resend
         // (rewriting a box is idempotent; under loss this is the fastest recovery).
-        // Not more often than once per round trip: earlier copies may still be on their way.
+        // Not more often than once per round trip for an ack-only frame (the peer's claim may be
+        // stale: its frames carry the acknowledgement they had when made, and wait for the budget;
+        // and a later ack-only frame lets the peer skip a lost one anyway). A frame the peer needs
+        // goes after a quarter round trip: the round trip grows while the peer waits (its frames
+        // beyond its read-ahead are acknowledged late), so a whole one would slow the recovery
+        // that shortens it.
+        let srtt = timer.smoothedRTT ?? timer.baseTimeout
         if let record = sendRecords[frame.cumulativeAck], record.inFlight == nil,
-           now - record.lastSent >= max(configuration.minRetransmitTimeout, timer.smoothedRTT ?? timer.baseTimeout) {
+           let kind = checkpoint.unacked[frame.cumulativeAck]?.kind,
+           now - record.lastSent >= max(configuration.minRetransmitTimeout, kind == .ackOnly ? srtt : srtt / 4) {
             transmit(frame.cumulativeAck, now: now, counting: \.waitedOnResends)
         }
     }

@@ -74,6 +74,13 @@ public struct StreamMachine: Sendable {
         /// Transient write failures in a row; the first is resent at once, later ones wait for
         /// the retransmission timer.
         var failuresInRow = 0
+        /// If the latest send was a timer resend: the backoff before that expiry, restored if
+        /// the resend proves needless, and when the copy before it was sent.
+        var backoffBeforeTimerResend: Int?
+        var sentBeforeTimerResend: StreamTime?
+        /// Whether a confirmation copy was written (it does not make the round trip ambiguous:
+        /// both copies went out within one write's time, so a sample from the first is fair).
+        var confirmed = false
     }
     struct WriteOperation {
         var index: UInt64
@@ -84,10 +91,15 @@ public struct StreamMachine: Sendable {
     /// Frames due for a (re)send that wait for room in the operation budget, lowest index first.
     var budgetWaiting: Set<UInt64> = []
     var retransmitAt: StreamTime?
+    /// The backoff before the latest expiry of the retransmission timer (for its resends).
+    var timerResendBackoff = 0
     var probeRequested = false
     /// A bound on unacknowledged pings (at most one is made per retransmission timeout).
     static let maxOutstandingProbes = 64
     static let maxRetainedAckOnlyFrames = 1024
+    /// The most data frames outstanding for which a stream still counts as quiet, so that the
+    /// newest one gets a confirmation copy (see `needsConfirmationCopy`).
+    static let maxFramesForConfirmation = 2
 
     // Acknowledging.
     var ackDeadline: StreamTime?
@@ -324,6 +336,9 @@ public struct StreamMachine: Sendable {
             sendRecords[index]?.failuresInRow = 0
             if checkpoint.mode == .multicast, checkpoint.unacked[index] != nil, verifyReads[index] == nil {
                 verifyReads[index] = startRead(channel: .outbound, index: index, mode: .poll, now: now)
+            } else if needsConfirmationCopy(index) {
+                sendRecords[index]?.confirmed = true
+                transmit(index, now: now, counting: \.confirmationCopies)
             }
         case .failure(let error) where error.code == .alreadyExists:
             fail(StreamError(.transport, "box \(index) already holds different data; refusing to write another frame there"))

@@ -12,6 +12,13 @@ public struct StreamSendStatistics: Sendable, Hashable {
     public var failureResends = 0
     /// Resends after an operation passed its deadline.
     public var deadlineResends = 0
+    /// Second copies of a lone data frame, written when its first write completes: on a quiet
+    /// stream only the retransmission timer would notice a box that was acknowledged but never
+    /// stored, several round trips later.
+    public var confirmationCopies = 0
+    /// Timer resends found needless: the frame's acknowledgement came while the resend was
+    /// still being written, so it was for an earlier copy (not themselves writes).
+    public var spuriousTimeouts = 0
 
     /// Creates empty statistics.
     public init() {}
@@ -24,5 +31,7 @@ public struct StreamSendStatistics: Sendable, Hashable {
         waitedOnResends += other.waitedOnResends
         failureResends += other.failureResends
         deadlineResends += other.deadlineResends
+        confirmationCopies += other.confirmationCopies
+        spuriousTimeouts += other.spuriousTimeouts
     }
 }

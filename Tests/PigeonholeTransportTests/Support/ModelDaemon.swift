@@ -23,6 +23,8 @@ actor ModelDaemon {
         var cancels: [[UInt8]] = []
         var submittedHashes: [[UInt8]] = []
         var alreadyExists = 0
+        /// Read ARQs started, by box counter (each poll is one).
+        var readStarts: [UInt64: Int] = [:]
     }
 
     let rtt: Duration
@@ -144,7 +146,10 @@ actor ModelDaemon {
 
     private func runARQ(hash: [UInt8], queryID: [UInt8], envelope: (write: Bool, counter: UInt64, payload: [UInt8]), noRetry: Bool, hang: Bool) async {
         counters.ticks += 1
-        if !envelope.write { counters.readTicks += 1 }
+        if !envelope.write {
+            counters.readTicks += 1
+            counters.readStarts[envelope.counter, default: 0] += 1
+        }
         if hang {
             try? await Task.sleep(for: .seconds(3600))
             return
