@@ -48,10 +48,8 @@ public struct PollSchedule: Sendable, Hashable {
     /// read ahead polling (no frontier).
     ///
     /// A frontier (`ahead` 2: the next box, and one past it in case that one was lost) saves
-    /// ticks on a paced mixnet, but it is off by default: after a burst of lost boxes (a
-    /// kpclientd restarted without its store) a reader could wait on a box the writer had
-    /// abandoned, behind held reads of the boxes that hold its newer frames, and one of the
-    /// reliability harness's transfers stalled that way.
+    /// ticks on a paced mixnet; streamd sets it (`[poll] ahead`). It is off in this default so
+    /// that the library's timing-sensitive users keep every read polling unless they ask.
     public init(
         firstPause: Double = 1, maxPause: Double = 4, multiplier: Double = 2, shortest: Duration = .milliseconds(20),
         longest: Duration = .seconds(60), ahead: Int = .max

@@ -2,6 +2,7 @@ import KpclientdSim
 import Logging
 import PigeonholeTransport
 import StreamCrypto
+import StreamDaemon
 import StreamEngine
 import ThinClient
 
@@ -29,7 +30,7 @@ enum TestnetBenchmark {
         /// The thin clients' `maxDaemonQueueDelay` in testnet seconds (`nil`: none, kpclientd's
         /// queue of 16 is kept full).
         var queueDelaySeconds: Int? = 4
-        /// The waiting reads' `PollSchedule.ahead` (`nil`: the default; `Int.max`: no frontier).
+        /// The waiting reads' `PollSchedule.ahead` (`nil`: streamd's default, 2; `Int.max`: no frontier).
         var pollAhead: Int?
         /// The streams' `sendWindow`, `readAhead` and `ackDelay` (testnet seconds); `nil`: the
         /// engine's defaults.
@@ -46,9 +47,9 @@ enum TestnetBenchmark {
             if let seconds = maxRetransmitSeconds { return .seconds(seconds) }
             return max(StreamConfiguration().maxRetransmitTimeout, Self.sizing.retransmitTimeoutCeiling(longestPoll: pollSchedule.longest))
         }
-        /// The waiting reads' schedule in testnet time.
+        /// The waiting reads' schedule in testnet time: streamd's (`[poll]`), with the options applied.
         var pollSchedule: PollSchedule {
-            var schedule = PollSchedule()
+            var schedule = TransportTuning().poll
             if let ahead = pollAhead { schedule.ahead = ahead }
             if let maxPause = pollMaxPause { schedule.maxPause = max(schedule.firstPause, maxPause) }
             return schedule

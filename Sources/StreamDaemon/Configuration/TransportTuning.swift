@@ -17,8 +17,11 @@ public struct TransportTuning: Sendable, Hashable {
     public var expectedRoundTrip: Duration = .seconds(2)
     /// The deadline of each request to kpclientd (`nil`: none).
     public var deadline: DeadlinePolicy? = DeadlinePolicy()
-    /// When waiting reads poll, and how far ahead.
-    public var poll = PollSchedule()
+    /// When waiting reads poll, and how far ahead: by default only 2 boxes past each channel's
+    /// frontier (``PollSchedule/ahead``; the library's own default polls every box read ahead).
+    /// On a paced mixnet every poll of a box not yet written costs two send ticks, and a writer
+    /// fills boxes in order.
+    public var poll = PollSchedule(ahead: 2)
 
     /// Creates the defaults.
     public init() {}
