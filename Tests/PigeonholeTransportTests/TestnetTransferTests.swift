@@ -96,10 +96,13 @@ struct TestnetTransferTests {
             #expect(operations.longestOutstanding <= operations.longestDeadline + Self.deadlineSlack)
         }
 
+        // Every hung ARQ was cancelled by its client (the halted streams' reads and writes
+        // cancel their requests at the daemon): none is left on a departed courier. Checked
+        // before the clients close, since a session whose connection drops before kpclientd
+        // reads its thin_close keeps its ARQs for the grace period.
+        try await waitUntil { await sim.statistics().arqsOnDepartedCouriers == 0 }
         await listenerClient.close()
         await dialerClient.close()
-        // Every hung ARQ was cancelled: none is left on a departed courier.
-        try await waitUntil { await sim.statistics().arqsOnDepartedCouriers == 0 }
         await sim.shutdown()
     }
 
