@@ -50,6 +50,7 @@ enum IPCKey {
     static let writeClosed = "write_closed"
     static let peerClosed = "peer_closed"
     static let reason = "reason"
+    static let engine = "engine"
 
     static let kpclientdConnected = "kpclientd_connected"
     static let kpclientd = "kpclientd"

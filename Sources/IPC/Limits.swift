@@ -19,6 +19,9 @@ public enum IPCLimits {
     /// The longest free-text field (client and daemon descriptions, error messages, failure
     /// reasons, the kpclientd description), in UTF-8 bytes; encoders truncate longer text.
     public static let maxTextLength = 1024
+    /// The longest engine diagnostics text of a stream description (``IPCStreamInfo/engine``),
+    /// in UTF-8 bytes; encoders truncate longer text.
+    public static let maxEngineTextLength = 8192
     /// The most stream names one `subscribe` request may list.
     public static let maxSubscribeNames = 1024
     /// The most features one `hello` reply may list.

@@ -57,13 +57,17 @@ public struct IPCStreamInfo: Sendable, Hashable {
     public var peerClosed: Bool
     /// Why the stream failed or is damaged; `nil` otherwise.
     public var reason: String?
+    /// The stream engine's state for humans debugging a stream (unacknowledged frames and how
+    /// often each was sent, outstanding reads, timers, the retransmission timeout): secret-free,
+    /// in no stable format. Only `status` sets it, not `list`.
+    public var engine: String?
 
     /// Creates a stream description.
     public init(
         name: StreamName, role: IPCStreamRole, state: IPCStreamState,
         bytesWritten: UInt64 = 0, bytesDurable: UInt64? = nil, bytesAcked: UInt64 = 0,
         bytesReceived: UInt64 = 0, bytesConsumed: UInt64 = 0, readable: UInt64 = 0, writeBuffered: UInt64 = 0,
-        writeClosed: Bool = false, peerClosed: Bool = false, reason: String? = nil
+        writeClosed: Bool = false, peerClosed: Bool = false, reason: String? = nil, engine: String? = nil
     ) {
         self.name = name
         self.role = role
@@ -78,9 +82,11 @@ public struct IPCStreamInfo: Sendable, Hashable {
         self.writeClosed = writeClosed
         self.peerClosed = peerClosed
         self.reason = reason
+        self.engine = engine
     }
 
-    /// The wire form: a map (docs/IPC.md, "Stream description"). `reason` is truncated to ``IPCLimits/maxTextLength``.
+    /// The wire form: a map (docs/IPC.md, "Stream description"). `reason` is truncated to
+    /// ``IPCLimits/maxTextLength``, `engine` to ``IPCLimits/maxEngineTextLength``.
     public var cborValue: CBORValue {
         var pairs: [(String, CBORValue)] = [
             (IPCKey.name, .text(name.rawValue)), (IPCKey.role, .text(role.rawValue)), (IPCKey.state, .text(state.rawValue)),
@@ -94,6 +100,7 @@ public struct IPCStreamInfo: Sendable, Hashable {
             (IPCKey.peerClosed, .bool(peerClosed)),
         ]
         if let reason { pairs.append((IPCKey.reason, .text(truncated(reason)))) }
+        if let engine { pairs.append((IPCKey.engine, .text(truncated(engine, to: IPCLimits.maxEngineTextLength)))) }
         return .textMap(pairs)
     }
 
@@ -105,7 +112,8 @@ public struct IPCStreamInfo: Sendable, Hashable {
             bytesAcked: try fields.uint(IPCKey.bytesAcked), bytesReceived: try fields.uint(IPCKey.bytesReceived),
             bytesConsumed: try fields.uint(IPCKey.bytesConsumed), readable: try fields.uint(IPCKey.readable),
             writeBuffered: try fields.uint(IPCKey.writeBuffered), writeClosed: try fields.bool(IPCKey.writeClosed),
-            peerClosed: try fields.bool(IPCKey.peerClosed), reason: try fields.optionalText(IPCKey.reason, max: IPCLimits.maxTextLength))
+            peerClosed: try fields.bool(IPCKey.peerClosed), reason: try fields.optionalText(IPCKey.reason, max: IPCLimits.maxTextLength),
+            engine: try fields.optionalText(IPCKey.engine, max: IPCLimits.maxEngineTextLength))
     }
 }
 

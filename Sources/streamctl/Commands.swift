@@ -73,6 +73,8 @@ struct Status: AsyncParsableCommand {
     @OptionGroup var options: CommonOptions
     @Argument(help: "The stream; omit it for the daemon's status.")
     var name: String?
+    @Flag(help: "Also print the stream engine's state (unacknowledged frames, reads, timers), for debugging a stream that makes no progress.")
+    var engine = false
 
     func run() async throws {
         try await reporting {
@@ -103,6 +105,7 @@ struct Status: AsyncParsableCommand {
                     "closed:      \(info.writeClosed ? "yes" : "no") (peer: \(info.peerClosed ? "yes" : "no"))",
                 ]
                 if let reason = info.reason { lines.append("reason:      \(reason)") }
+                if engine, let engine = info.engine { lines.append("engine:      \(engine)") }
                 print(lines.joined(separator: "\n"))
             }
         }
@@ -215,6 +218,7 @@ enum JSON {
             ("write_closed", "\(info.writeClosed)"), ("peer_closed", "\(info.peerClosed)"),
         ]
         if let reason = info.reason { pairs.append(("reason", string(reason))) }
+        if let engine = info.engine { pairs.append(("engine", string(engine))) }
         return object(pairs)
     }
 

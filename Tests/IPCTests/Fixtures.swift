@@ -38,7 +38,8 @@ enum Fixtures {
         name: chat, role: .listener, state: .open, bytesWritten: 10, bytesDurable: 10, bytesAcked: 4,
         bytesReceived: 7, bytesConsumed: 2, readable: 5, writeBuffered: 6, writeClosed: false, peerClosed: true)
     static let failedInfo = IPCStreamInfo(
-        name: name("x"), role: .multicastReader, state: .failed, bytesReceived: UInt64.max, reason: "transport failed")
+        name: name("x"), role: .multicastReader, state: .failed, bytesReceived: UInt64.max, reason: "transport failed",
+        engine: "unacked=[] reads=[\"in3/wait\"] rto=0.2 seconds backoff=0")
     static let allRolesAndStates: [IPCStreamInfo] = IPCStreamRole.allCases.flatMap { role in
         IPCStreamState.allCases.map { IPCStreamInfo(name: name("s-\(role.rawValue)"), role: role, state: $0) }
     }

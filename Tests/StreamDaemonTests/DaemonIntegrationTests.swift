@@ -49,7 +49,11 @@ struct DaemonIntegrationTests {
 
         let list = try await alice.list()
         #expect(list.map(\.name.rawValue) == ["alice", "bob"])
+        #expect(list.allSatisfy { $0.engine == nil }, "only status describes the engine")
         let status = try await alice.status("alice")
+        // The engine's diagnostics, for a human debugging a stream: its frames, reads and timers.
+        let engine = try #require(status.engine)
+        #expect(engine.contains("unacked=") && engine.contains("reads=") && engine.contains("rto="))
         #expect(status.bytesWritten == UInt64(fromAlice.count))
         #expect(status.bytesAcked == UInt64(fromAlice.count))
         #expect(status.bytesConsumed == UInt64(fromBob.count))

@@ -111,10 +111,13 @@ extension StreamHost {
         return all.sorted { $0.name.rawValue < $1.name.rawValue }
     }
 
-    /// One stream's state.
+    /// One stream's state, with its engine's diagnostics.
     func status(name: StreamName) throws(IPCError) -> IPCStreamInfo {
         if let entry = damaged[name.rawValue] { return IPCStreamInfo.damaged(name: name, reason: entry.reason) }
-        return info(try lookup(name))
+        let stream = try lookup(name)
+        var described = info(stream)
+        described.engine = stream.machine.diagnostics
+        return described
     }
 
     /// The stream's address, or the read-only address of a multicast stream.

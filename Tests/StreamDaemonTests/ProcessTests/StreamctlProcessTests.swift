@@ -79,6 +79,11 @@ struct StreamctlProcessTests {
         #expect(daemonStatus.kpclientd.contains("embedded") && daemonStatus.version.hasPrefix("streamd"))
         let daemonText = try await daemon.ctl(["status"])
         #expect(daemonText.stdout.contains("(connected)") && daemonText.stdout.contains("streams:     3"), "\(daemonText)")
+        // One stream's status; --engine adds the engine's state, for debugging.
+        let plain = try await daemon.ctl(["status", "alice"])
+        #expect(plain.status == 0 && plain.stdout.contains("role:        listener") && !plain.stdout.contains("engine:"), "\(plain)")
+        let detailed = try await daemon.ctl(["status", "alice", "--engine"])
+        #expect(detailed.status == 0 && detailed.stdout.contains("engine:      unacked=") && detailed.stdout.contains("rto="), "\(detailed)")
 
         // alice → bob: 300 000 bytes (more than the 256 KiB write buffer), received by a running `recv`.
         let payload = testBytes(300_000, seed: 1)
