@@ -98,6 +98,10 @@ struct KpclientdFaultTests {
         let intact = SHA256.hash(bytes) == SHA256.hash(input.bytes)
         #expect(intact, "[\(fault.rawValue)] received \(bytes.count) of \(size) bytes, SHA-256 differs")
         if !intact || sent != 0 || got != 0 || closeFailure != nil {
+            // Each end's engine (frames, reads, timers) says where a transfer is stuck.
+            let writer = try? await rig.streamctl(["status", "out", "--engine", "--socket", a.socketPath], name: "status-out", timeout: .seconds(20))
+            let reader = try? await rig.streamctl(["status", "in", "--engine", "--socket", b.socketPath], name: "status-in", timeout: .seconds(20))
+            print("[\(fault.rawValue)] writer:\n\(writer?.output ?? "no status")\nreader:\n\(reader?.output ?? "no status")")
             print("[\(fault.rawValue)] streamd a log:\n\(a.log.suffix(3000))\nstreamd b log:\n\(b.log.suffix(3000))")
         }
         let recoveryText = recovery.map { "\(Int(milliseconds($0))) ms" } ?? "n/a"
