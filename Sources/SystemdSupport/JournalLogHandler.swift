@@ -18,10 +18,15 @@ public struct JournalLogHandler: LogHandler {
     public final class Sink: Sendable {
         private let sender: UnixDatagramSender?
         private let isSystemJournal: Bool
+        /// How long one entry may wait while journald's queue is full, as libsystemd's blocking
+        /// send would, before it goes to standard error unstructured. Never waiting lost the
+        /// fields of entries logged the moment a reload switched on debug logging (the debug
+        /// entries of every thread filled the queue; a systemd-test check failed on it).
+        static let longestWait = Duration.milliseconds(250)
 
         /// Opens a datagram socket for `path` (nothing is sent until a log call).
         public init(path: String = JournalLogHandler.defaultSocketPath) {
-            sender = try? UnixDatagramSender(path: path, sendBuffer: 8 << 20)
+            sender = try? UnixDatagramSender(path: path, sendBuffer: 8 << 20, waitUpTo: Self.longestWait)
             isSystemJournal = path == JournalLogHandler.defaultSocketPath
         }
 

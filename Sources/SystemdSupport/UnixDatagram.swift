@@ -9,12 +9,17 @@ final class UnixDatagramSender: Sendable {
     let descriptor: Int32
     private let address: sockaddr_un
     private let addressLength: socklen_t
+    /// Whether a send may wait (up to the socket's send timeout) while the receiver's queue is full.
+    private let waits: Bool
 
     /// The longest socket path (`sun_path` minus its terminator).
     static let maxPathLength = 107
 
     /// Opens a socket for sending to `path`; a leading `@` names an abstract socket.
-    init(path: String, sendBuffer: Int32? = nil) throws(SystemdError) {
+    ///
+    /// - Parameter waitUpTo: how long a send may wait while the receiver's queue is full (a busy
+    ///   journald); `nil`: never wait (the service manager's notifications must not block).
+    init(path: String, sendBuffer: Int32? = nil, waitUpTo wait: Duration? = nil) throws(SystemdError) {
         let bytes = Array(path.utf8)
         guard !bytes.isEmpty, bytes.count <= Self.maxPathLength else {
             throw SystemdError(.invalidEnvironment, "socket path is empty or longer than \(Self.maxPathLength) bytes")
@@ -36,6 +41,12 @@ final class UnixDatagramSender: Sendable {
         if var size = sendBuffer {
             _ = setsockopt(descriptor, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         }
+        if let wait {
+            let microseconds = max(1, wait.components.seconds * 1_000_000 + wait.components.attoseconds / 1_000_000_000_000)
+            var timeout = timeval(tv_sec: Int(microseconds / 1_000_000), tv_usec: Int(microseconds % 1_000_000))
+            _ = setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        }
+        waits = wait != nil
         self.descriptor = descriptor
         self.address = address
         self.addressLength = socklen_t(length)
@@ -43,15 +54,16 @@ final class UnixDatagramSender: Sendable {
 
     deinit { close(descriptor) }
 
-    /// Sends one datagram without blocking.
+    /// Sends one datagram; waits only if the sender was opened with `waitUpTo`.
     func send(_ bytes: [UInt8]) throws(SystemdError) {
+        let flags = Int32(MSG_NOSIGNAL) | (waits ? 0 : Int32(MSG_DONTWAIT))
         var address = self.address
         let result: Int = bytes.withUnsafeBytes { buffer in
             withUnsafePointer(to: &address) { pointer in
                 pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
                     var sent: Int
                     repeat {
-                        sent = sendto(descriptor, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT), socketAddress, addressLength)
+                        sent = sendto(descriptor, buffer.baseAddress, buffer.count, flags, socketAddress, addressLength)
                     } while sent < 0 && errno == EINTR
                     return sent
                 }

@@ -97,4 +97,26 @@ struct JournalLogHandlerTests {
         #expect(!LogTarget.auto.usesJournal(environment: [:]))
         #expect(LogTarget.journal.usesJournal(environment: [:]))
     }
+
+    @Test("entries wait for room while journald's queue is full instead of losing their fields")
+    func waitsForRoomInAFullQueue() async throws {
+        // An unread datagram socket holds only net.unix.max_dgram_qlen entries (10 by default on
+        // a system without systemd's sysctl.d): more used to go to standard error, unstructured.
+        let journal = try DatagramReceiver()
+        let control = LogLevelControl(.info)
+        let factory = LogTarget.journal.makeFactory(
+            identifier: "streamd", control: control, environment: ["STREAMD_JOURNAL_SOCKET": journal.path])
+        let count = 200
+        let sender = Task.detached {
+            let logger = Logger(label: "streamd", factory: factory)
+            for index in 0..<count { logger.info("entry", metadata: ["index": "\(index)"]) }
+        }
+        try await Task.sleep(for: .milliseconds(50))  // the queue fills while nobody reads
+        var indices: [String] = []
+        while indices.count < count, let entry = journal.receive().flatMap(JournalEntry.init(decoding:)) {
+            indices.append(entry.value("INDEX") ?? "?")
+        }
+        await sender.value
+        #expect(indices == (0..<count).map { "\($0)" })
+    }
 }
