@@ -4,7 +4,7 @@ import Glibc
 
 /// A bound `AF_UNIX` datagram socket in a fresh temporary directory: the fake service manager
 /// or journald of these tests.
-final class DatagramReceiver {
+final class DatagramReceiver: Sendable {
     let directory: String
     let path: String
     let descriptor: Int32

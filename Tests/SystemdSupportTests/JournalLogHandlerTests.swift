@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import SystemdSupport
 import Testing
@@ -107,16 +108,22 @@ struct JournalLogHandlerTests {
         let factory = LogTarget.journal.makeFactory(
             identifier: "streamd", control: control, environment: ["STREAMD_JOURNAL_SOCKET": journal.path])
         let count = 200
-        let sender = Task.detached {
-            let logger = Logger(label: "streamd", factory: factory)
-            for index in 0..<count { logger.info("entry", metadata: ["index": "\(index)"]) }
+        // Both ends on threads of their own: on a busy cooperative pool the reader could start
+        // later than an entry's longest wait, which is the loss the test is about.
+        let indices: [String] = await withCheckedContinuation { continuation in
+            Thread {
+                let logger = Logger(label: "streamd", factory: factory)
+                for index in 0..<count { logger.info("entry", metadata: ["index": "\(index)"]) }
+            }.start()
+            Thread {
+                usleep(50_000)  // the queue fills while nobody reads
+                var indices: [String] = []
+                while indices.count < count, let entry = journal.receive().flatMap(JournalEntry.init(decoding:)) {
+                    indices.append(entry.value("INDEX") ?? "?")
+                }
+                continuation.resume(returning: indices)
+            }.start()
         }
-        try await Task.sleep(for: .milliseconds(50))  // the queue fills while nobody reads
-        var indices: [String] = []
-        while indices.count < count, let entry = journal.receive().flatMap(JournalEntry.init(decoding:)) {
-            indices.append(entry.value("INDEX") ?? "?")
-        }
-        await sender.value
         #expect(indices == (0..<count).map { "\($0)" })
     }
 }
