@@ -316,17 +316,31 @@ extension StreamHost {
             if stream.machine.isHalted { throw IPCError(.shuttingDown, "the stream was stopped") }
             if Task.isCancelled { throw IPCError(.shuttingDown, "the request was cancelled") }
             await withTaskCancellationHandler {
-                await withCheckedContinuation { stream.waiters.append($0) }
+                await suspend(on: stream)
             } onCancel: {
                 Task { await self.wakeAll(name) }
             }
         }
     }
 
+    /// Parks the caller in `stream`'s waiter list until the stream is woken.
+    ///
+    /// A method of the actor, not a closure: Swift 6.3 runs a continuation closure that does not
+    /// capture `self` off the actor (even inside an actor method), where appending to the list
+    /// raced with other waiters and with ``ManagedStream/wake()``: waiters were lost and the
+    /// heap corrupted (`StreamWaiterTests`).
+    private func suspend(on stream: ManagedStream) async {
+        await withCheckedContinuation { continuation in
+            self.preconditionIsolated()
+            stream.waiters.append(continuation)
+        }
+    }
+
     /// How long a write waits for room in a full send buffer before it is refused with `busy`.
     static let writeRoomWait = Duration.seconds(2)
 
-    private func wakeAll(_ name: StreamName) {
+    /// Wakes every request waiting on the named stream; each re-checks its condition.
+    func wakeAll(_ name: StreamName) {
         lookupOptional(name)?.wake()
     }
 
