@@ -57,6 +57,7 @@ enum DurableWritesBenchmark {
         let requestsBefore = await daemon.probe.embeddedKpclientdStatistics()?.framesReceived ?? 0
         let payload = pattern(size, seed: 1)
         let clock = ContinuousClock()
+        let cpuBefore = processCPUSeconds()
         let start = clock.now
         let deadline = start + duration
         let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
@@ -79,6 +80,8 @@ enum DurableWritesBenchmark {
             return all
         }
         let elapsed = (clock.now - start).seconds
+        let cpu = processCPUSeconds() - cpuBefore
+        print("process CPU while writing (daemon, embedded kpclientd and the \(streams) apps): \(format(cpu / elapsed)) s/s, \(format(cpu / Double(max(1, latencies.count)) * 1e6, 0)) µs per app write")
         let requests = (await daemon.probe.embeddedKpclientdStatistics()?.framesReceived ?? 0) - requestsBefore
         print("embedded kpclientd requests while writing: \(requests), \(format(Double(requests) / Double(max(1, latencies.count)))) per app write")
         for client in clients { await client.close() }
