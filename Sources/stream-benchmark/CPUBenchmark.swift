@@ -183,7 +183,8 @@ enum CPUBenchmark {
 
         /// Advances the virtual clock to the earliest deadline and runs the timers due.
         mutating func fireTimers(_ machines: inout [StreamMachine]) {
-            guard let deadline = machines.compactMap(\.nextDeadline).min() else {
+            // Indexing in place: a key path over the array would copy each machine.
+            guard let deadline = machines.indices.compactMap({ machines[$0].nextDeadline }).min() else {
                 fatalError("the machine pair stalled with nothing in flight and no timer")
             }
             now = max(now, deadline)
