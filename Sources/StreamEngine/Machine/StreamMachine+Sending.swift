@@ -20,7 +20,7 @@ extension StreamMachine {
         }
         guard endToEnd, failure == nil else { return }
         if probeRequested && !createdEliciting {
-            let outstandingProbes = checkpoint.unacked.values.lazy.filter { $0.kind == .ping }.count
+            let outstandingProbes = checkpoint.unacked.count(of: .ping)
             if outstandingProbes < Self.maxOutstandingProbes {
                 let sack = currentSackRanges(limit: Frame.sackCapacity(plaintextSize: sealer.plaintextSize))
                 emitFrame(makeFrame(flags: .ping, sack: sack, data: []), kind: .ping, sealer: sealer)
@@ -32,7 +32,7 @@ extension StreamMachine {
             // Ack-only frames are kept until the peer acknowledges them, which an honest peer does
             // with every frame it sends; one that keeps eliciting acks without ever acknowledging
             // them would make that set grow without bound.
-            let retained = checkpoint.unacked.values.lazy.filter { $0.kind == .ackOnly }.count
+            let retained = checkpoint.unacked.count(of: .ackOnly)
             guard retained < Self.maxRetainedAckOnlyFrames else {
                 fail(StreamError(.protocolViolation, "the peer left \(retained) acknowledgement frames unacknowledged"))
                 return
@@ -170,8 +170,9 @@ extension StreamMachine {
     }
 
     /// Processes acknowledgement progress: RTT samples, backoff reset, fast retransmission.
-    mutating func acknowledged(_ indices: [UInt64], kinds: [UInt64: FrameKind], now: StreamTime) {
-        guard !indices.isEmpty else { return }
+    /// - Parameter frames: the frames newly acknowledged, in index order, with their kinds.
+    mutating func acknowledged(_ frames: [(index: UInt64, kind: FrameKind)], now: StreamTime) {
+        guard !frames.isEmpty else { return }
         var progress = false
         // One round-trip sample per acknowledging frame, from the most recently sent frame it
         // acknowledges: older ones may have waited behind a lost frame at the peer (beyond its
@@ -179,7 +180,7 @@ extension StreamMachine {
         var sample: Duration?
         var spuriousSample: Duration?
         var spuriousBackoff: Int?
-        for index in indices {
+        for (index, kind) in frames {
             budgetWaiting.remove(index)
             guard let record = sendRecords.removeValue(forKey: index) else { continue }
             if let operation = record.inFlight {
@@ -197,9 +198,9 @@ extension StreamMachine {
             }
             // Only data reaching the peer is progress: acknowledged pings and acknowledgements
             // must not reset the backoff while a data frame stays stuck.
-            if kinds[index]?.countsTowardWindow ?? false { progress = true }
+            if kind.countsTowardWindow { progress = true }
         }
-        for index in indices {
+        for (index, _) in frames {
             if let operation = verifyReads.removeValue(forKey: index) {
                 readOperations[operation] = nil
                 actions.append(.cancel(operation))
@@ -238,10 +239,12 @@ extension StreamMachine {
     /// ack-only box would never read the acknowledgements behind it.
     mutating func fastRetransmit(after frame: Frame, now: StreamTime) {
         let sackTop = frame.sackRanges.last?.end ?? 0
-        let threshold = timer.smoothedRTT.map { $0.scaled(by: 9.0 / 8.0) } ?? timer.baseTimeout
-        for index in checkpoint.unacked.keys.sorted() where index < sackTop {
-            guard let record = sendRecords[index], record.inFlight == nil, now - record.lastSent >= threshold else { continue }
-            transmit(index, now: now, counting: \.sackResends)
+        if sackTop > 0 {
+            let threshold = timer.smoothedRTT.map { $0.scaled(by: 9.0 / 8.0) } ?? timer.baseTimeout
+            for index in checkpoint.unacked.keys.filter({ $0 < sackTop }).sorted() {
+                guard let record = sendRecords[index], record.inFlight == nil, now - record.lastSent >= threshold else { continue }
+                transmit(index, now: now, counting: \.sackResends)
+            }
         }
         // The peer says it waits on this box: each of its frames saying so may trigger a resend
         // (rewriting a box is idempotent; under loss this is the fastest recovery).

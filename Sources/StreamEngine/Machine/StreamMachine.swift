@@ -115,7 +115,8 @@ public struct StreamMachine: Sendable {
     var readOperations: [OperationID: ReadRecord] = [:]
     /// Why this stream's box writes were made, since it was created or restored.
     public internal(set) var sendStatistics = StreamSendStatistics()
-    var inboundReads: [UInt64: OperationID] = [:]
+    /// The inbound read in flight for each index (all within one read-ahead of each other).
+    var inboundReads = IndexSlots<OperationID>(span: 1)
     var verifyReads: [UInt64: OperationID] = [:]
     var retryReadAt: [UInt64: StreamTime] = [:]
     var decryptFailures: [UInt64: Int] = [:]
@@ -196,6 +197,7 @@ public struct StreamMachine: Sendable {
         lastActivity = now
         pollInterval = configuration.minIdlePollInterval
         nextPollAt = now
+        inboundReads = IndexSlots(span: configuration.readAhead)
     }
 
     static func checkBoxSize(_ boxSize: Int) throws(StreamError) {
