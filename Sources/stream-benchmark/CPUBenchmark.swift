@@ -93,8 +93,8 @@ enum CPUBenchmark {
         var received = 0
         while received < bytes {
             // The writer app keeps the send buffer full; the reader app drains everything.
-            while written < bytes, machines[0].writeCapacity > 0 {
-                let take = min(chunk.count, bytes - written, machines[0].writeCapacity)
+            while written < bytes, case let capacity = inPlace(&machines[0], \.writeCapacity), capacity > 0 {
+                let take = min(chunk.count, bytes - written, capacity)
                 written += try! machines[0].appWrite(take == chunk.count ? chunk : Array(chunk[..<take]), now: loop.now).accepted
             }
             while true {
@@ -183,8 +183,8 @@ enum CPUBenchmark {
 
         /// Advances the virtual clock to the earliest deadline and runs the timers due.
         mutating func fireTimers(_ machines: inout [StreamMachine]) {
-            // Indexing in place: a key path over the array would copy each machine.
-            guard let deadline = machines.indices.compactMap({ machines[$0].nextDeadline }).min() else {
+            // In place: reading through the array's getter would copy each machine.
+            guard let deadline = machines.indices.compactMap({ inPlace(&machines[$0], \.nextDeadline) }).min() else {
                 fatalError("the machine pair stalled with nothing in flight and no timer")
             }
             now = max(now, deadline)
@@ -234,6 +234,12 @@ enum CPUBenchmark {
     }
 
     // MARK: - Helpers
+
+    /// Reads a property of a machine held in an array through an in-place access: reading it
+    /// through the array's subscript getter copies the whole machine first.
+    static func inPlace<T>(_ machine: inout StreamMachine, _ property: KeyPath<StreamMachine, T>) -> T {
+        machine[keyPath: property]
+    }
 
     static func format(_ seconds: Double) -> String { String(format: "%.3f", seconds) }
 

@@ -102,18 +102,34 @@ struct IndexSlots<Value>: Sendable where Value: Sendable {
     /// The indices, in slot order.
     var keys: [UInt64] { entries.map(\.index) }
 
-    /// Removes the entries for which `shouldBeRemoved` holds.
-    mutating func removeAll(where shouldBeRemoved: (UInt64, Value) -> Bool) {
-        guard count > 0 else { return }
+    /// Removes the entries for which `shouldBeRemoved` holds and returns them, in slot order
+    /// (then the dictionary's); allocates nothing when none is removed.
+    @discardableResult
+    mutating func removeAll(where shouldBeRemoved: (UInt64, Value) -> Bool) -> [(index: UInt64, value: Value)] {
+        guard count > 0 else { return [] }
+        var removed: [(index: UInt64, value: Value)] = []
         for s in slots.indices {
             if let entry = slots[s], shouldBeRemoved(entry.index, entry.value) {
                 slots[s] = nil
                 count -= 1
+                removed.append(entry)
             }
         }
-        guard !overflow.isEmpty else { return }
-        let before = overflow.count
-        overflow = overflow.filter { !shouldBeRemoved($0.key, $0.value) }
-        count -= before - overflow.count
+        guard !overflow.isEmpty else { return removed }
+        for (index, value) in overflow where shouldBeRemoved(index, value) {
+            removed.append((index, value))
+        }
+        for entry in removed where overflow[entry.index] != nil {
+            overflow[entry.index] = nil
+            count -= 1
+        }
+        return removed
+    }
+
+    /// Whether any entry satisfies `predicate`.
+    func contains(where predicate: (UInt64, Value) -> Bool) -> Bool {
+        guard count > 0 else { return false }
+        for case let entry? in slots where predicate(entry.index, entry.value) { return true }
+        return overflow.contains { predicate($0.key, $0.value) }
     }
 }

@@ -44,10 +44,9 @@ extension StreamMachine {
         guard checkpoint.inbound != nil else { return }
         let first = checkpoint.nextReadIndex
         let pendingEmpty = checkpoint.pending.isEmpty
-        for (index, operation) in inboundReads.entries where index < first || (!pendingEmpty && checkpoint.pending[index] != nil) {
-            inboundReads[index] = nil
-            cancelRead(operation)
-        }
+        let pending = checkpoint.pending
+        let stale = inboundReads.removeAll { index, _ in index < first || (!pendingEmpty && pending[index] != nil) }
+        for (_, operation) in stale { cancelRead(operation) }
         if first != perIndexStateFrom {
             // Only when the reader moved on: these are rebuilt, not edited in place.
             perIndexStateFrom = first

@@ -387,6 +387,7 @@ public struct StreamMachine: Sendable {
 
     /// Takes the transport operations to perform, in order.
     public mutating func takeActions() -> [StreamAction] {
+        guard !actions.isEmpty else { return [] }
         defer { actions.removeAll(keepingCapacity: true) }
         return actions
     }
