@@ -126,10 +126,45 @@ struct IndexSlots<Value>: Sendable where Value: Sendable {
         return removed
     }
 
+    /// Calls `body` with every entry, in slot order (then the dictionary's), allocating nothing.
+    func forEach(_ body: (UInt64, Value) -> Void) {
+        guard count > 0 else { return }
+        for case let entry? in slots { body(entry.index, entry.value) }
+        for (index, value) in overflow { body(index, value) }
+    }
+
     /// Whether any entry satisfies `predicate`.
     func contains(where predicate: (UInt64, Value) -> Bool) -> Bool {
         guard count > 0 else { return false }
         for case let entry? in slots where predicate(entry.index, entry.value) { return true }
         return overflow.contains { predicate($0.key, $0.value) }
     }
+}
+
+/// The operations in flight by ``OperationID``, in an ``IndexSlots`` ring: identifiers are
+/// issued in order, so those in flight at once lie within a short span.
+struct OperationSlots<Value>: Sendable where Value: Sendable {
+    private var slots: IndexSlots<Value>
+
+    init(span: Int) { slots = IndexSlots(span: span) }
+
+    var count: Int { slots.count }
+    var isEmpty: Bool { slots.isEmpty }
+
+    subscript(operation: OperationID) -> Value? {
+        get { slots[operation.rawValue] }
+        set { slots[operation.rawValue] = newValue }
+    }
+
+    @discardableResult
+    mutating func removeValue(forKey operation: OperationID) -> Value? { slots.removeValue(at: operation.rawValue) }
+
+    mutating func removeAll() { slots.removeAll() }
+
+    /// The entries, in no particular order.
+    var entries: [(key: OperationID, value: Value)] { slots.entries.map { (OperationID(rawValue: $0.index), $0.value) } }
+    /// The operations, in no particular order.
+    var keys: [OperationID] { slots.keys.map { OperationID(rawValue: $0) } }
+    /// Calls `body` with every value, in no particular order, allocating nothing.
+    func forEachValue(_ body: (Value) -> Void) { slots.forEach { body($1) } }
 }

@@ -95,7 +95,7 @@ extension StreamMachine {
             budgetWaiting.insert(index)
             return
         }
-        budgetWaiting.remove(index)
+        if !budgetWaiting.isEmpty { budgetWaiting.remove(index) }
         sendStatistics[keyPath: reason] += 1
         let operation = newOperation()
         writeOperations[operation] = WriteOperation(index: index, started: now)
@@ -122,7 +122,7 @@ extension StreamMachine {
         for (index, frame) in checkpoint.unacked where frame.kind.elicitsAck {
             guard let record = sendRecords[index] else { continue }
             // A frame in flight, or queued for the budget, is about to be sent: it cannot have timed out.
-            let sent = record.inFlight == nil && !budgetWaiting.contains(index) ? record.lastSent : now
+            let sent = record.inFlight == nil && (budgetWaiting.isEmpty || !budgetWaiting.contains(index)) ? record.lastSent : now
             if oldest.map({ sent < $0 }) ?? true { oldest = sent }
         }
         guard let oldest else {
@@ -181,8 +181,8 @@ extension StreamMachine {
         var spuriousSample: Duration?
         var spuriousBackoff: Int?
         for (index, kind) in frames {
-            budgetWaiting.remove(index)
-            guard let record = sendRecords.removeValue(forKey: index) else { continue }
+            if !budgetWaiting.isEmpty { budgetWaiting.remove(index) }
+            guard let record = sendRecords.removeValue(at: index) else { continue }
             if let operation = record.inFlight {
                 writeOperations[operation] = nil
                 actions.append(.cancel(operation))
