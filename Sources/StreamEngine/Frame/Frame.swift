@@ -83,7 +83,11 @@ public struct Frame: Hashable, Sendable {
     /// Encodes the frame, zero-padded to exactly `plaintextSize` bytes.
     ///
     /// - Precondition: the data fits (see ``dataCapacity(plaintextSize:sackCount:)``).
-    public func encode(plaintextSize: Int) -> [UInt8] {
+    public func encode(plaintextSize: Int) -> [UInt8] { encode(plaintextSize: plaintextSize, data: data[...]) }
+
+    /// Encodes the frame's header with `data` in place of ``data`` (which is ignored), so that
+    /// a sender can frame bytes straight from its buffer without copying them out first.
+    func encode(plaintextSize: Int, data: ArraySlice<UInt8>) -> [UInt8] {
         precondition(sackRanges.count <= Self.maxSackRanges)
         precondition(data.count <= Self.dataCapacity(plaintextSize: plaintextSize, sackCount: sackRanges.count))
         var out = [UInt8]()

@@ -35,8 +35,12 @@ struct FrameSealer: Sendable {
     }
 
     /// Seals `frame` into a box of exactly ``boxSize`` bytes.
-    func seal(_ frame: Frame) -> [UInt8] {
-        let plaintext = frame.encode(plaintextSize: plaintextSize)
+    func seal(_ frame: Frame) -> [UInt8] { seal(frame, data: frame.data[...]) }
+
+    /// Seals `frame` with `data` in place of its ``Frame/data`` (see
+    /// ``Frame/encode(plaintextSize:data:)``).
+    func seal(_ frame: Frame, data: ArraySlice<UInt8>) -> [UInt8] {
+        let plaintext = frame.encode(plaintextSize: plaintextSize, data: data)
         var box = StreamKeySchedule.withFrameKeyAndNonce(frameKeyBase: frameKeyBase, index: frame.index) {
             SecretBox.seal(plaintext, key: $0, nonce: $1)
         }

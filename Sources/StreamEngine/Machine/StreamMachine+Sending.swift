@@ -13,8 +13,11 @@ extension StreamMachine {
             let sack = endToEnd ? currentSackRanges(limit: Frame.maxSackRangesWithData) : []
             let take = min(buffered, Frame.dataCapacity(plaintextSize: sealer.plaintextSize, sackCount: sack.count))
             let fin = finDue && take == buffered
-            let frame = makeFrame(flags: fin ? .fin : [], sack: sack, data: Array(checkpoint.writeBuffer.bytes.prefix(take)))
-            emitFrame(frame, kind: fin ? .fin : .data, sealer: sealer)
+            // The data is sealed straight from the write buffer, not copied into the frame first
+            // (and the slice is gone before the record drops those bytes from the buffer).
+            let frame = makeFrame(flags: fin ? .fin : [], sack: sack, data: [])
+            let ciphertext = sealer.seal(frame, data: checkpoint.writeBuffer.bytes.prefix(take))
+            recordCreated(index: frame.index, dataLength: take, kind: fin ? .fin : .data, ciphertext: ciphertext)
             createdEliciting = true
             createdAny = true
         }
@@ -57,9 +60,13 @@ extension StreamMachine {
     }
 
     mutating func emitFrame(_ frame: Frame, kind: FrameKind, sealer: FrameSealer) {
-        let ciphertext = sealer.seal(frame)
-        recordOrFail(.frameCreated(index: frame.index, dataLength: frame.data.count, kind: kind, ciphertext: ciphertext))
-        gatedWrites.append((sequence: lastSequence, index: frame.index))
+        recordCreated(index: frame.index, dataLength: frame.data.count, kind: kind, ciphertext: sealer.seal(frame))
+    }
+
+    /// Records a sealed new frame and queues its first send for when the record is durable.
+    mutating func recordCreated(index: UInt64, dataLength: Int, kind: FrameKind, ciphertext: [UInt8]) {
+        recordOrFail(.frameCreated(index: index, dataLength: dataLength, kind: kind, ciphertext: ciphertext))
+        gatedWrites.append((sequence: lastSequence, index: index))
     }
 
     /// The ranges of peer frames held above the cumulative acknowledgement, lowest first, at
