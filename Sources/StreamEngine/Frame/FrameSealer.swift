@@ -40,9 +40,9 @@ struct FrameSealer: Sendable {
     /// Seals `frame` with `data` in place of its ``Frame/data`` (see
     /// ``Frame/encode(plaintextSize:data:)``).
     func seal(_ frame: Frame, data: ArraySlice<UInt8>) -> [UInt8] {
-        let plaintext = frame.encode(plaintextSize: plaintextSize, data: data)
-        var box = StreamKeySchedule.withFrameKeyAndNonce(frameKeyBase: frameKeyBase, index: frame.index) {
-            SecretBox.seal(plaintext, key: $0, nonce: $1)
+        // The frame is encoded straight into the box and sealed there.
+        var box = StreamKeySchedule.withFrameKeyAndNonce(frameKeyBase: frameKeyBase, index: frame.index) { key, nonce in
+            SecretBox.seal(plaintextCount: plaintextSize, key: key, nonce: nonce) { frame.encode(into: $0, data: data) }
         }
         if let signingSecretKey {
             box += Ed25519.sign(Self.signedMessage(index: frame.index, sealed: box), secretKey: signingSecretKey)
