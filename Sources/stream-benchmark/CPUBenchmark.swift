@@ -93,7 +93,7 @@ enum CPUBenchmark {
         var received = 0
         while received < bytes {
             // The writer app keeps the send buffer full; the reader app drains everything.
-            while written < bytes, case let capacity = inPlace(&machines[0], \.writeCapacity), capacity > 0 {
+            while written < bytes, case let capacity = inPlace(&machines[0], { $0.writeCapacity }), capacity > 0 {
                 let take = min(chunk.count, bytes - written, capacity)
                 written += try! machines[0].appWrite(take == chunk.count ? chunk : Array(chunk[..<take]), now: loop.now).accepted
             }
@@ -191,7 +191,7 @@ enum CPUBenchmark {
         /// Advances the virtual clock to the earliest deadline and runs the timers due.
         mutating func fireTimers(_ machines: inout [StreamMachine]) {
             // In place: reading through the array's getter would copy each machine.
-            guard let deadline = machines.indices.compactMap({ inPlace(&machines[$0], \.nextDeadline) }).min() else {
+            guard let deadline = machines.indices.compactMap({ inPlace(&machines[$0]) { $0.nextDeadline } }).min() else {
                 fatalError("the machine pair stalled with nothing in flight and no timer")
             }
             now = max(now, deadline)
@@ -244,9 +244,7 @@ enum CPUBenchmark {
 
     /// Reads a property of a machine held in an array through an in-place access: reading it
     /// through the array's subscript getter copies the whole machine first.
-    static func inPlace<T>(_ machine: inout StreamMachine, _ property: KeyPath<StreamMachine, T>) -> T {
-        machine[keyPath: property]
-    }
+    static func inPlace<T>(_ machine: inout StreamMachine, _ read: (inout StreamMachine) -> T) -> T { read(&machine) }
 
     static func format(_ seconds: Double) -> String { String(format: "%.3f", seconds) }
 
