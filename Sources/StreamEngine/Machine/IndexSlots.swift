@@ -10,6 +10,9 @@ struct IndexSlots<Value>: Sendable where Value: Sendable {
     private var overflow: [UInt64: Value] = [:]
     /// The number of entries.
     private(set) var count = 0
+    /// At most the lowest index stored (`UInt64.max` when empty): lowered by inserts, made exact
+    /// again by ``removeAll(where:)``, so a caller can tell cheaply that no index is below a bound.
+    private(set) var lowestIndexBound = UInt64.max
     /// The most slots the ring grows to.
     static var maxSlots: Int { 4096 }
 
@@ -55,6 +58,7 @@ struct IndexSlots<Value>: Sendable where Value: Sendable {
     }
 
     private mutating func insert(_ value: Value, at index: UInt64) {
+        lowestIndexBound = min(lowestIndexBound, index)
         if !overflow.isEmpty, overflow[index] != nil {
             overflow[index] = value
             return
@@ -91,6 +95,7 @@ struct IndexSlots<Value>: Sendable where Value: Sendable {
         for s in slots.indices { slots[s] = nil }
         overflow.removeAll()
         count = 0
+        lowestIndexBound = .max
     }
 
     /// The entries, in slot order.
@@ -108,21 +113,31 @@ struct IndexSlots<Value>: Sendable where Value: Sendable {
     mutating func removeAll(where shouldBeRemoved: (UInt64, Value) -> Bool) -> [(index: UInt64, value: Value)] {
         guard count > 0 else { return [] }
         var removed: [(index: UInt64, value: Value)] = []
+        var lowest = UInt64.max
         for s in slots.indices {
-            if let entry = slots[s], shouldBeRemoved(entry.index, entry.value) {
+            guard let entry = slots[s] else { continue }
+            if shouldBeRemoved(entry.index, entry.value) {
                 slots[s] = nil
                 count -= 1
                 removed.append(entry)
+            } else {
+                lowest = min(lowest, entry.index)
             }
         }
-        guard !overflow.isEmpty else { return removed }
-        for (index, value) in overflow where shouldBeRemoved(index, value) {
-            removed.append((index, value))
+        if !overflow.isEmpty {
+            for (index, value) in overflow {
+                if shouldBeRemoved(index, value) {
+                    removed.append((index, value))
+                } else {
+                    lowest = min(lowest, index)
+                }
+            }
+            for entry in removed where overflow[entry.index] != nil {
+                overflow[entry.index] = nil
+                count -= 1
+            }
         }
-        for entry in removed where overflow[entry.index] != nil {
-            overflow[entry.index] = nil
-            count -= 1
-        }
+        lowestIndexBound = lowest
         return removed
     }
 

@@ -44,9 +44,12 @@ extension StreamMachine {
         guard checkpoint.inbound != nil else { return }
         let first = checkpoint.nextReadIndex
         let pendingEmpty = checkpoint.pending.isEmpty
-        let pending = checkpoint.pending
-        let stale = inboundReads.removeAll { index, _ in index < first || (!pendingEmpty && pending[index] != nil) }
-        for (_, operation) in stale { cancelRead(operation) }
+        // Reads below the reader's position, or of frames already received, are stale.
+        if inboundReads.lowestIndexBound < first || !pendingEmpty {
+            let pending = checkpoint.pending
+            let stale = inboundReads.removeAll { index, _ in index < first || (!pendingEmpty && pending[index] != nil) }
+            for (_, operation) in stale { cancelRead(operation) }
+        }
         if first != perIndexStateFrom {
             // Only when the reader moved on: these are rebuilt, not edited in place.
             perIndexStateFrom = first
