@@ -43,6 +43,32 @@ public enum SecretBox {
         }
     }
 
+    /// Encrypts and authenticates a plaintext of `plaintextCount` bytes that `writePlaintext`
+    /// writes straight into the box's memory (behind the tag), sealing it in place: no
+    /// plaintext array is allocated or copied. `writePlaintext` must initialize every byte.
+    ///
+    /// - Precondition: `key` is 32 bytes, `nonce` 24 bytes and `plaintextCount` not negative.
+    public static func seal(
+        plaintextCount: Int, key: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer,
+        writingPlaintext writePlaintext: (UnsafeMutableRawBufferPointer) -> Void
+    ) -> [UInt8] {
+        precondition(key.count == keyLength, "secretbox key must be 32 bytes")
+        precondition(nonce.count == nonceLength, "secretbox nonce must be 24 bytes")
+        precondition(plaintextCount >= 0, "a plaintext has a length")
+        Sodium.initialize()
+        let boxLength = macLength + plaintextCount
+        return [UInt8](unsafeUninitializedCapacity: boxLength) { box, initialized in
+            let base = box.baseAddress!
+            writePlaintext(UnsafeMutableRawBufferPointer(start: base + macLength, count: plaintextCount))
+            // libsodium seals in place when the message is where the ciphertext goes (c + 16 == m).
+            let status = crypto_secretbox_easy(
+                base, base + macLength, UInt64(plaintextCount),
+                nonce.baseAddress!.assumingMemoryBound(to: UInt8.self), key.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            precondition(status == 0, "crypto_secretbox_easy failed")
+            initialized = boxLength
+        }
+    }
+
     /// Verifies and decrypts `box`.
     ///
     /// - Returns: the plaintext, or `nil` if the box is shorter than the tag or fails

@@ -83,25 +83,43 @@ public struct Frame: Hashable, Sendable {
     /// Encodes the frame, zero-padded to exactly `plaintextSize` bytes.
     ///
     /// - Precondition: the data fits (see ``dataCapacity(plaintextSize:sackCount:)``).
-    public func encode(plaintextSize: Int) -> [UInt8] {
-        precondition(sackRanges.count <= Self.maxSackRanges)
-        precondition(data.count <= Self.dataCapacity(plaintextSize: plaintextSize, sackCount: sackRanges.count))
-        var out = [UInt8]()
-        out.reserveCapacity(plaintextSize)
-        out.append(Self.version)
-        out.append(flags.rawValue)
-        out.appendBigEndian(index)
-        out.appendBigEndian(dataOffset)
-        out.appendBigEndian(cumulativeAck)
-        out.append(UInt8(sackRanges.count))
-        for range in sackRanges {
-            out.appendBigEndian(range.start)
-            out.appendBigEndian(range.count)
+    public func encode(plaintextSize: Int) -> [UInt8] { encode(plaintextSize: plaintextSize, data: data[...]) }
+
+    /// Encodes the frame's header with `data` in place of ``data`` (which is ignored), so that
+    /// a sender can frame bytes straight from its buffer without copying them out first.
+    func encode(plaintextSize: Int, data: ArraySlice<UInt8>) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: plaintextSize) { buffer, initialized in
+            encode(into: UnsafeMutableRawBufferPointer(buffer), data: data)
+            initialized = plaintextSize
         }
-        out.appendBigEndian(UInt16(data.count))
-        out.append(contentsOf: data)
-        out.append(contentsOf: repeatElement(0, count: plaintextSize - out.count))
-        return out
+    }
+
+    /// Encodes the frame's header with `data` (see ``encode(plaintextSize:data:)``) into
+    /// `plaintext`, zero-padding it to its whole size, which is the plaintext size.
+    func encode(into plaintext: UnsafeMutableRawBufferPointer, data: ArraySlice<UInt8>) {
+        precondition(sackRanges.count <= Self.maxSackRanges)
+        precondition(data.count <= Self.dataCapacity(plaintextSize: plaintext.count, sackCount: sackRanges.count))
+        var position = 0
+        func put<T: FixedWidthInteger>(_ value: T) {
+            withUnsafeBytes(of: value.bigEndian) { plaintext.baseAddress!.advanced(by: position).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            position += MemoryLayout<T>.size
+        }
+        put(Self.version)
+        put(flags.rawValue)
+        put(index)
+        put(dataOffset)
+        put(cumulativeAck)
+        put(UInt8(sackRanges.count))
+        for range in sackRanges {
+            put(range.start)
+            put(range.count)
+        }
+        put(UInt16(data.count))
+        data.withUnsafeBytes { bytes in
+            if let source = bytes.baseAddress { plaintext.baseAddress!.advanced(by: position).copyMemory(from: source, byteCount: bytes.count) }
+        }
+        position += data.count
+        (plaintext.baseAddress! + position).initializeMemory(as: UInt8.self, repeating: 0, count: plaintext.count - position)
     }
 
     /// Decodes a frame from a padded plaintext, checking every field.

@@ -35,10 +35,14 @@ struct FrameSealer: Sendable {
     }
 
     /// Seals `frame` into a box of exactly ``boxSize`` bytes.
-    func seal(_ frame: Frame) -> [UInt8] {
-        let plaintext = frame.encode(plaintextSize: plaintextSize)
-        var box = StreamKeySchedule.withFrameKeyAndNonce(frameKeyBase: frameKeyBase, index: frame.index) {
-            SecretBox.seal(plaintext, key: $0, nonce: $1)
+    func seal(_ frame: Frame) -> [UInt8] { seal(frame, data: frame.data[...]) }
+
+    /// Seals `frame` with `data` in place of its ``Frame/data`` (see
+    /// ``Frame/encode(plaintextSize:data:)``).
+    func seal(_ frame: Frame, data: ArraySlice<UInt8>) -> [UInt8] {
+        // The frame is encoded straight into the box and sealed there.
+        var box = StreamKeySchedule.withFrameKeyAndNonce(frameKeyBase: frameKeyBase, index: frame.index) { key, nonce in
+            SecretBox.seal(plaintextCount: plaintextSize, key: key, nonce: nonce) { frame.encode(into: $0, data: data) }
         }
         if let signingSecretKey {
             box += Ed25519.sign(Self.signedMessage(index: frame.index, sealed: box), secretKey: signingSecretKey)

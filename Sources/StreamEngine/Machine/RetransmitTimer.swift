@@ -3,6 +3,10 @@
 /// Samples come only from frames sent once (Karn's rule). The timeout doubles with each
 /// consecutive expiry up to a cap, and each arming adds random jitter so that streams never
 /// retransmit in lockstep.
+///
+/// The values derived from the estimates (``baseTimeout``, the backed-off timeout and the
+/// machine's activity window) are computed when an estimate or the backoff changes, not on
+/// every use: the machine reads them on every input, and `Duration` arithmetic is 128-bit.
 struct RetransmitTimer: Sendable {
     private(set) var smoothedRTT: Duration?
     private(set) var rttVariation: Duration = .zero
@@ -10,7 +14,24 @@ struct RetransmitTimer: Sendable {
     private(set) var backoffExponent = 0
     let configuration: StreamConfiguration
 
-    init(configuration: StreamConfiguration) { self.configuration = configuration }
+    /// The timeout without backoff or jitter.
+    private(set) var baseTimeout: Duration
+    /// The timeout with backoff, without jitter: `timeout(jitter: 0)`.
+    private(set) var backedOffTimeout: Duration
+    /// How long a stream stays active after its last activity:
+    /// `max(idleAfter, 2 × timeout(jitter: 0))`, and the same in whole nanoseconds (clamped,
+    /// as `StreamTime + Duration` takes it).
+    private(set) var activeWindow: Duration
+    private(set) var activeWindowNanoseconds: Int64
+
+    init(configuration: StreamConfiguration) {
+        self.configuration = configuration
+        baseTimeout = configuration.initialRetransmitTimeout
+        backedOffTimeout = baseTimeout
+        activeWindow = configuration.idleAfter
+        activeWindowNanoseconds = 0
+        derive()
+    }
 
     /// Adds a round-trip sample.
     mutating func addSample(_ rtt: Duration) {
@@ -22,13 +43,25 @@ struct RetransmitTimer: Sendable {
             smoothedRTT = rtt
             rttVariation = rtt / 2
         }
+        derive()
     }
 
-    /// The timeout without backoff or jitter.
-    var baseTimeout: Duration {
-        guard let srtt = smoothedRTT else { return configuration.initialRetransmitTimeout }
-        let rto = srtt + rttVariation * 4 + configuration.ackDelay
-        return min(max(rto, configuration.minRetransmitTimeout), configuration.maxRetransmitTimeout)
+    /// Recomputes the derived values from the estimates and the backoff.
+    private mutating func derive() {
+        if let srtt = smoothedRTT {
+            let rto = srtt + rttVariation * 4 + configuration.ackDelay
+            baseTimeout = min(max(rto, configuration.minRetransmitTimeout), configuration.maxRetransmitTimeout)
+        } else {
+            baseTimeout = configuration.initialRetransmitTimeout
+        }
+        var rto = baseTimeout
+        let doublings = max(0, backoffExponent - Self.retriesBeforeBackoff)
+        for _ in 0..<min(doublings, 32) where rto < configuration.maxRetransmitTimeout {
+            rto = min(rto * 2, configuration.maxRetransmitTimeout)
+        }
+        backedOffTimeout = rto
+        activeWindow = max(configuration.idleAfter, rto * 2)
+        activeWindowNanoseconds = activeWindow.nanosecondsClamped
     }
 
     /// Expiries that do not yet back off: on a lossy path a timeout usually means one lost
@@ -37,19 +70,21 @@ struct RetransmitTimer: Sendable {
 
     /// The timeout with backoff and a jitter fraction in `0...1` scaled by the configured maximum.
     func timeout(jitter: Double) -> Duration {
-        var rto = baseTimeout
-        let doublings = max(0, backoffExponent - Self.retriesBeforeBackoff)
-        for _ in 0..<min(doublings, 32) where rto < configuration.maxRetransmitTimeout {
-            rto = min(rto * 2, configuration.maxRetransmitTimeout)
-        }
-        return rto + rto.scaled(by: jitter * configuration.retransmitJitter)
+        backedOffTimeout + backedOffTimeout.scaled(by: jitter * configuration.retransmitJitter)
     }
 
     /// Records an expiry without progress.
-    mutating func backOff() { backoffExponent += 1 }
+    mutating func backOff() {
+        backoffExponent += 1
+        derive()
+    }
 
     /// Records progress (a newly acknowledged frame).
-    mutating func resetBackoff() { backoffExponent = 0 }
+    mutating func resetBackoff() {
+        guard backoffExponent != 0 else { return }
+        backoffExponent = 0
+        derive()
+    }
 
     /// Responds to a spurious timeout (after Eifel, RFC 4015): the copy before the timer resend
     /// was acknowledged `originalRTT` after it was sent, which is a valid round-trip sample (Karn's
@@ -59,6 +94,7 @@ struct RetransmitTimer: Sendable {
     mutating func spuriousTimeout(originalRTT: Duration, restoring exponent: Int) {
         addSample(originalRTT)
         backoffExponent = min(backoffExponent, exponent)
+        derive()
     }
 }
 

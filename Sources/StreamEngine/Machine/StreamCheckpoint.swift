@@ -41,7 +41,7 @@ public struct StreamCheckpoint: Sendable, Hashable {
     /// The index of the frame that first carried FIN.
     public internal(set) var finIndex: UInt64?
     /// Frames that must reach the peer and have not been acknowledged (or, in multicast, verified).
-    var unacked: [UInt64: RetainedFrame] = [:]
+    var unacked = RetainedFrames()
     /// The peer's highest cumulative acknowledgement.
     public internal(set) var peerCumulativeAck: UInt64 = 0
 
@@ -95,12 +95,12 @@ public struct StreamCheckpoint: Sendable, Hashable {
     /// Frames awaiting acknowledgement or verification.
     public var unackedCount: Int { unacked.count }
     /// Data and FIN frames awaiting acknowledgement: the ones the send window counts.
-    var unackedWindowFrames: Int { unacked.values.lazy.filter { $0.kind.countsTowardWindow }.count }
+    var unackedWindowFrames: Int { unacked.windowCount }
     /// Whether the peer's direction has ended and every byte of it was consumed.
     public var isReadFinished: Bool { peerFinOffset != nil && readBuffer.isEmpty }
     /// Whether every written byte, and the FIN if closed, was acknowledged.
     public var isWriteSettled: Bool {
-        writeBuffer.isEmpty && !unacked.values.contains { $0.kind.countsTowardWindow } && (!closeRequested || finIndex != nil)
+        writeBuffer.isEmpty && unacked.windowCount == 0 && (!closeRequested || finIndex != nil)
     }
 }
 
@@ -254,9 +254,10 @@ extension StreamCheckpoint {
 
         if outbound != nil && mode == .endToEnd {
             peerCumulativeAck = max(peerCumulativeAck, frame.cumulativeAck)
-            for index in unacked.keys where index < peerCumulativeAck || frame.sackRanges.contains(where: { $0.contains(index) }) {
-                unacked[index] = nil
+            let acknowledged = unacked.keys.filter { index in
+                index < peerCumulativeAck || frame.sackRanges.contains(where: { $0.contains(index) })
             }
+            for index in acknowledged { unacked[index] = nil }
         }
         _ = try resolve(adding: frame.index, received, commit: true)
     }
@@ -272,9 +273,14 @@ extension StreamCheckpoint {
         var delivered = deliveredBytes
         var fin = peerFinOffset
         var resolvedAny = false
-        var indices = pending.keys.filter { $0 >= next }
-        indices.append(index)
-        indices.sort()
+        var indices: [UInt64]
+        if pending.isEmpty {
+            indices = [index]
+        } else {
+            indices = pending.keys.filter { $0 >= next }
+            indices.append(index)
+            indices.sort()
+        }
         for i in indices {
             let candidate = i == index ? frame : pending[i]!
             if candidate.dataOffset > delivered {

@@ -51,8 +51,8 @@ extension StreamMachine {
     /// When the oldest operation in flight reaches ``StreamConfiguration/operationTimeout``.
     var operationDeadline: StreamTime? {
         var oldest: StreamTime?
-        for operation in writeOperations.values where oldest.map({ operation.started < $0 }) ?? true { oldest = operation.started }
-        for operation in readOperations.values where oldest.map({ operation.started < $0 }) ?? true { oldest = operation.started }
+        writeOperations.forEachValue { operation in if oldest.map({ operation.started < $0 }) ?? true { oldest = operation.started } }
+        readOperations.forEachValue { operation in if oldest.map({ operation.started < $0 }) ?? true { oldest = operation.started } }
         return oldest.map { $0 + configuration.operationTimeout }
     }
 
@@ -60,13 +60,13 @@ extension StreamMachine {
     /// again (a write resends the same ciphertext; reads are re-planned), oldest first.
     mutating func expireOperations(now: StreamTime) {
         let timeout = configuration.operationTimeout
-        for operation in writeOperations.filter({ now - $0.value.started >= timeout }).keys.sorted() {
+        for operation in writeOperations.entries.filter({ now - $0.value.started >= timeout }).map(\.key).sorted() {
             guard let index = writeOperations.removeValue(forKey: operation)?.index else { continue }
             actions.append(.cancel(operation))
             if sendRecords[index]?.inFlight == operation { sendRecords[index]?.inFlight = nil }
             transmit(index, now: now, counting: \.deadlineResends)
         }
-        for operation in readOperations.filter({ now - $0.value.started >= timeout }).keys.sorted() {
+        for operation in readOperations.entries.filter({ now - $0.value.started >= timeout }).map(\.key).sorted() {
             guard let record = readOperations.removeValue(forKey: operation) else { continue }
             actions.append(.cancel(operation))
             switch record.channel {

@@ -21,11 +21,11 @@ extension StreamMachine {
     /// at least twice the current retransmission timeout, so that a peer retransmitting with
     /// backoff does not find it polling slowly.
     func isActive(now: StreamTime) -> Bool {
-        now < lastActivity + activeWindow || !checkpoint.isWriteSettled || ackDeadline != nil
-            || checkpoint.unacked.values.contains { $0.kind.elicitsAck }
+        now.nanoseconds < lastActivity.nanoseconds &+ timer.activeWindowNanoseconds || !checkpoint.isWriteSettled || ackDeadline != nil
+            || checkpoint.unacked.elicitingCount > 0
     }
 
-    var activeWindow: Duration { max(configuration.idleAfter, timer.timeout(jitter: 0) * 2) }
+    var activeWindow: Duration { timer.activeWindow }
 
     /// Whether the stream is closed both ways and has lingered long enough to answer a peer
     /// whose last acknowledgement was lost: then it reads nothing more.
@@ -43,16 +43,19 @@ extension StreamMachine {
         readWakeAt = nil
         guard checkpoint.inbound != nil else { return }
         let first = checkpoint.nextReadIndex
-        for (index, operation) in inboundReads where index < first || checkpoint.pending[index] != nil {
-            inboundReads[index] = nil
-            cancelRead(operation)
+        let pendingEmpty = checkpoint.pending.isEmpty
+        // Reads below the reader's position, or of frames already received, are stale.
+        if inboundReads.lowestIndexBound < first || !pendingEmpty {
+            let pending = checkpoint.pending
+            let stale = inboundReads.removeAll { index, _ in index < first || (!pendingEmpty && pending[index] != nil) }
+            for (_, operation) in stale { cancelRead(operation) }
         }
         if first != perIndexStateFrom {
             // Only when the reader moved on: these are rebuilt, not edited in place.
             perIndexStateFrom = first
-            retryReadAt = retryReadAt.filter { $0.key >= first }
-            decryptFailures = decryptFailures.filter { $0.key >= first }
-            readFailures = readFailures.filter { $0.key >= first }
+            if !retryReadAt.isEmpty { retryReadAt = retryReadAt.filter { $0.key >= first } }
+            if !decryptFailures.isEmpty { decryptFailures = decryptFailures.filter { $0.key >= first } }
+            if !readFailures.isEmpty { readFailures = readFailures.filter { $0.key >= first } }
         }
 
         let active = isActive(now: now)
@@ -62,8 +65,8 @@ extension StreamMachine {
                 pollInterval = configuration.minIdlePollInterval
             } else {
                 // Going idle: stop the blocking reads, poll the next index instead.
-                for (_, operation) in inboundReads where readOperations[operation]?.mode == .wait { cancelRead(operation) }
-                inboundReads = inboundReads.filter { readOperations[$0.value] != nil }
+                for (_, operation) in inboundReads.entries where readOperations[operation]?.mode == .wait { cancelRead(operation) }
+                inboundReads.removeAll { readOperations[$1] == nil }
                 nextPollAt = now
             }
         }
@@ -80,21 +83,23 @@ extension StreamMachine {
             let keep = readLimit(forStarting: false)
             if readOperations.count > keep {
                 for index in inboundReads.keys.sorted(by: >) where index != first && readOperations.count > keep {
-                    if let operation = inboundReads.removeValue(forKey: index) { cancelRead(operation) }
+                    if let operation = inboundReads.removeValue(at: index) { cancelRead(operation) }
                 }
             }
             let limit = readLimit(forStarting: true)
             for index in first..<(first + UInt64(depth)) {
                 guard readOperations.count < limit else { break }
-                guard checkpoint.pending[index] == nil, inboundReads[index] == nil else { continue }
-                if let retry = retryReadAt[index], retry > now {
-                    wake(at: retry)
-                    continue
+                guard pendingEmpty || checkpoint.pending[index] == nil, inboundReads[index] == nil else { continue }
+                if !retryReadAt.isEmpty {
+                    if let retry = retryReadAt[index], retry > now {
+                        wake(at: retry)
+                        continue
+                    }
+                    retryReadAt[index] = nil
                 }
-                retryReadAt[index] = nil
                 inboundReads[index] = startRead(channel: .inbound, index: index, mode: .wait, now: now)
             }
-            let idleAt = lastActivity + activeWindow
+            let idleAt = StreamTime(nanoseconds: lastActivity.nanoseconds &+ timer.activeWindowNanoseconds)
             if idleAt > now { wake(at: idleAt) }
         } else if inboundReads.isEmpty, !hasFinishedLingering(now: now) {
             if now >= nextPollAt {
@@ -152,16 +157,22 @@ extension StreamMachine {
     mutating func receive(_ frame: Frame, now: StreamTime) {
         let elicits = FrameKind(received: frame, peerFinKnown: checkpoint.peerFinOffset != nil).elicitsAck
         readFailures.removeAll()
-        let kindsBefore = checkpoint.unacked.mapValues(\.kind)
+        let unackedBefore = checkpoint.unacked  // Shares storage: copied only if the frame acknowledges something.
         do {
             try record(.frameReceived(frame))
         } catch {
             fail(error)
             return
         }
-        decryptFailures[frame.index] = nil
+        if !decryptFailures.isEmpty { decryptFailures[frame.index] = nil }
         lastActivity = now
-        acknowledged(kindsBefore.keys.filter { checkpoint.unacked[$0] == nil }.sorted(), kinds: kindsBefore, now: now)
+        var newlyAcknowledged: [(index: UInt64, kind: FrameKind)] = []
+        if checkpoint.unacked.count != unackedBefore.count {
+            for index in unackedBefore.keys.sorted() where checkpoint.unacked[index] == nil {
+                newlyAcknowledged.append((index, unackedBefore[index]!.kind))
+            }
+        }
+        acknowledged(newlyAcknowledged, now: now)
         fastRetransmit(after: frame, now: now)
         if elicits, checkpoint.mode == .endToEnd, checkpoint.outbound != nil {
             elicitingSinceAck += 1
@@ -181,6 +192,6 @@ extension StreamMachine {
             return
         }
         recordOrFail(.verified(index: index))
-        acknowledged([index], kinds: [index: frame.kind], now: now)
+        acknowledged([(index, frame.kind)], now: now)
     }
 }

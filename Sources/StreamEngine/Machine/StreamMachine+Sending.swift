@@ -13,14 +13,17 @@ extension StreamMachine {
             let sack = endToEnd ? currentSackRanges(limit: Frame.maxSackRangesWithData) : []
             let take = min(buffered, Frame.dataCapacity(plaintextSize: sealer.plaintextSize, sackCount: sack.count))
             let fin = finDue && take == buffered
-            let frame = makeFrame(flags: fin ? .fin : [], sack: sack, data: Array(checkpoint.writeBuffer.bytes.prefix(take)))
-            emitFrame(frame, kind: fin ? .fin : .data, sealer: sealer)
+            // The data is sealed straight from the write buffer, not copied into the frame first
+            // (and the slice is gone before the record drops those bytes from the buffer).
+            let frame = makeFrame(flags: fin ? .fin : [], sack: sack, data: [])
+            let ciphertext = sealer.seal(frame, data: checkpoint.writeBuffer.bytes.prefix(take))
+            recordCreated(index: frame.index, dataLength: take, kind: fin ? .fin : .data, ciphertext: ciphertext)
             createdEliciting = true
             createdAny = true
         }
         guard endToEnd, failure == nil else { return }
         if probeRequested && !createdEliciting {
-            let outstandingProbes = checkpoint.unacked.values.lazy.filter { $0.kind == .ping }.count
+            let outstandingProbes = checkpoint.unacked.count(of: .ping)
             if outstandingProbes < Self.maxOutstandingProbes {
                 let sack = currentSackRanges(limit: Frame.sackCapacity(plaintextSize: sealer.plaintextSize))
                 emitFrame(makeFrame(flags: .ping, sack: sack, data: []), kind: .ping, sealer: sealer)
@@ -32,7 +35,7 @@ extension StreamMachine {
             // Ack-only frames are kept until the peer acknowledges them, which an honest peer does
             // with every frame it sends; one that keeps eliciting acks without ever acknowledging
             // them would make that set grow without bound.
-            let retained = checkpoint.unacked.values.lazy.filter { $0.kind == .ackOnly }.count
+            let retained = checkpoint.unacked.count(of: .ackOnly)
             guard retained < Self.maxRetainedAckOnlyFrames else {
                 fail(StreamError(.protocolViolation, "the peer left \(retained) acknowledgement frames unacknowledged"))
                 return
@@ -57,9 +60,13 @@ extension StreamMachine {
     }
 
     mutating func emitFrame(_ frame: Frame, kind: FrameKind, sealer: FrameSealer) {
-        let ciphertext = sealer.seal(frame)
-        recordOrFail(.frameCreated(index: frame.index, dataLength: frame.data.count, kind: kind, ciphertext: ciphertext))
-        gatedWrites.append((sequence: lastSequence, index: frame.index))
+        recordCreated(index: frame.index, dataLength: frame.data.count, kind: kind, ciphertext: sealer.seal(frame))
+    }
+
+    /// Records a sealed new frame and queues its first send for when the record is durable.
+    mutating func recordCreated(index: UInt64, dataLength: Int, kind: FrameKind, ciphertext: [UInt8]) {
+        recordOrFail(.frameCreated(index: index, dataLength: dataLength, kind: kind, ciphertext: ciphertext))
+        gatedWrites.append((sequence: lastSequence, index: index))
     }
 
     /// The ranges of peer frames held above the cumulative acknowledgement, lowest first, at
@@ -95,7 +102,7 @@ extension StreamMachine {
             budgetWaiting.insert(index)
             return
         }
-        budgetWaiting.remove(index)
+        if !budgetWaiting.isEmpty { budgetWaiting.remove(index) }
         sendStatistics[keyPath: reason] += 1
         let operation = newOperation()
         writeOperations[operation] = WriteOperation(index: index, started: now)
@@ -122,7 +129,7 @@ extension StreamMachine {
         for (index, frame) in checkpoint.unacked where frame.kind.elicitsAck {
             guard let record = sendRecords[index] else { continue }
             // A frame in flight, or queued for the budget, is about to be sent: it cannot have timed out.
-            let sent = record.inFlight == nil && !budgetWaiting.contains(index) ? record.lastSent : now
+            let sent = record.inFlight == nil && (budgetWaiting.isEmpty || !budgetWaiting.contains(index)) ? record.lastSent : now
             if oldest.map({ sent < $0 }) ?? true { oldest = sent }
         }
         guard let oldest else {
@@ -170,8 +177,9 @@ extension StreamMachine {
     }
 
     /// Processes acknowledgement progress: RTT samples, backoff reset, fast retransmission.
-    mutating func acknowledged(_ indices: [UInt64], kinds: [UInt64: FrameKind], now: StreamTime) {
-        guard !indices.isEmpty else { return }
+    /// - Parameter frames: the frames newly acknowledged, in index order, with their kinds.
+    mutating func acknowledged(_ frames: [(index: UInt64, kind: FrameKind)], now: StreamTime) {
+        guard !frames.isEmpty else { return }
         var progress = false
         // One round-trip sample per acknowledging frame, from the most recently sent frame it
         // acknowledges: older ones may have waited behind a lost frame at the peer (beyond its
@@ -179,9 +187,9 @@ extension StreamMachine {
         var sample: Duration?
         var spuriousSample: Duration?
         var spuriousBackoff: Int?
-        for index in indices {
-            budgetWaiting.remove(index)
-            guard let record = sendRecords.removeValue(forKey: index) else { continue }
+        for (index, kind) in frames {
+            if !budgetWaiting.isEmpty { budgetWaiting.remove(index) }
+            guard let record = sendRecords.removeValue(at: index) else { continue }
             if let operation = record.inFlight {
                 writeOperations[operation] = nil
                 actions.append(.cancel(operation))
@@ -197,9 +205,9 @@ extension StreamMachine {
             }
             // Only data reaching the peer is progress: acknowledged pings and acknowledgements
             // must not reset the backoff while a data frame stays stuck.
-            if kinds[index]?.countsTowardWindow ?? false { progress = true }
+            if kind.countsTowardWindow { progress = true }
         }
-        for index in indices {
+        for (index, _) in frames {
             if let operation = verifyReads.removeValue(forKey: index) {
                 readOperations[operation] = nil
                 actions.append(.cancel(operation))
@@ -238,10 +246,12 @@ extension StreamMachine {
     /// ack-only box would never read the acknowledgements behind it.
     mutating func fastRetransmit(after frame: Frame, now: StreamTime) {
         let sackTop = frame.sackRanges.last?.end ?? 0
-        let threshold = timer.smoothedRTT.map { $0.scaled(by: 9.0 / 8.0) } ?? timer.baseTimeout
-        for index in checkpoint.unacked.keys.sorted() where index < sackTop {
-            guard let record = sendRecords[index], record.inFlight == nil, now - record.lastSent >= threshold else { continue }
-            transmit(index, now: now, counting: \.sackResends)
+        if sackTop > 0 {
+            let threshold = timer.smoothedRTT.map { $0.scaled(by: 9.0 / 8.0) } ?? timer.baseTimeout
+            for index in checkpoint.unacked.keys.filter({ $0 < sackTop }).sorted() {
+                guard let record = sendRecords[index], record.inFlight == nil, now - record.lastSent >= threshold else { continue }
+                transmit(index, now: now, counting: \.sackResends)
+            }
         }
         // The peer says it waits on this box: each of its frames saying so may trigger a resend
         // (rewriting a box is idempotent; under loss this is the fastest recovery).

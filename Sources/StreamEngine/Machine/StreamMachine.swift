@@ -86,8 +86,9 @@ public struct StreamMachine: Sendable {
         var index: UInt64
         var started: StreamTime
     }
-    var sendRecords: [UInt64: SendRecord] = [:]
-    var writeOperations: [OperationID: WriteOperation] = [:]
+    /// By frame index (within the span of retained frames).
+    var sendRecords = IndexSlots<SendRecord>(span: 1)
+    var writeOperations = OperationSlots<WriteOperation>(span: 1)
     /// Frames due for a (re)send that wait for room in the operation budget, lowest index first.
     var budgetWaiting: Set<UInt64> = []
     var retransmitAt: StreamTime?
@@ -112,10 +113,11 @@ public struct StreamMachine: Sendable {
         var mode: BoxReadMode
         var started: StreamTime
     }
-    var readOperations: [OperationID: ReadRecord] = [:]
+    var readOperations = OperationSlots<ReadRecord>(span: 1)
     /// Why this stream's box writes were made, since it was created or restored.
     public internal(set) var sendStatistics = StreamSendStatistics()
-    var inboundReads: [UInt64: OperationID] = [:]
+    /// The inbound read in flight for each index (all within one read-ahead of each other).
+    var inboundReads = IndexSlots<OperationID>(span: 1)
     var verifyReads: [UInt64: OperationID] = [:]
     var retryReadAt: [UInt64: StreamTime] = [:]
     var decryptFailures: [UInt64: Int] = [:]
@@ -196,6 +198,10 @@ public struct StreamMachine: Sendable {
         lastActivity = now
         pollInterval = configuration.minIdlePollInterval
         nextPollAt = now
+        inboundReads = IndexSlots(span: configuration.readAhead)
+        sendRecords = IndexSlots(span: configuration.sendWindow * 2)
+        writeOperations = OperationSlots(span: configuration.sendWindow * 2)
+        readOperations = OperationSlots(span: configuration.readAhead * 2)
     }
 
     static func checkBoxSize(_ boxSize: Int) throws(StreamError) {
@@ -385,6 +391,7 @@ public struct StreamMachine: Sendable {
 
     /// Takes the transport operations to perform, in order.
     public mutating func takeActions() -> [StreamAction] {
+        guard !actions.isEmpty else { return [] }
         defer { actions.removeAll(keepingCapacity: true) }
         return actions
     }
@@ -445,7 +452,7 @@ public struct StreamMachine: Sendable {
             let sent = record.map { "sent\($0.transmissions)@\($0.lastSent)\($0.inFlight == nil ? "" : "*")" } ?? "unsent"
             return "\(index):\(checkpoint.unacked[index]!.kind):\(sent)"
         }
-        let reads = readOperations.values.map { "\($0.channel == .inbound ? "in" : "out")\($0.index)/\($0.mode)" }.sorted()
+        let reads = readOperations.entries.map(\.value).map { "\($0.channel == .inbound ? "in" : "out")\($0.index)/\($0.mode)" }.sorted()
         return "unacked=\(frames) reads=\(reads) retransmitAt=\(retransmitAt.map { "\($0)" } ?? "-") "
             + "ackDeadline=\(ackDeadline.map { "\($0)" } ?? "-") readWakeAt=\(readWakeAt.map { "\($0)" } ?? "-") "
             + "active=\(wasActive) pollInterval=\(pollInterval) rto=\(timer.baseTimeout) backoff=\(timer.backoffExponent) "
@@ -486,7 +493,7 @@ public struct StreamMachine: Sendable {
     }
 
     mutating func cancelAllOperations() {
-        for operation in (Array(readOperations.keys) + Array(writeOperations.keys)).sorted() {
+        for operation in (readOperations.keys + writeOperations.keys).sorted() {
             actions.append(.cancel(operation))
         }
         readOperations.removeAll()

@@ -1,0 +1,185 @@
+/// A small map from box indices to values for indices that lie within a short span, such as
+/// the read window: each index has its own slot in a ring, so lookups need no hashing.
+///
+/// Any indices may be stored: the ring grows (doubling, up to ``maxSlots``) when two indices
+/// would share a slot, and beyond that an index goes to a dictionary, so an index span wider
+/// than the ring costs speed, never correctness. Iteration visits the entries in slot order
+/// (then the dictionary's), which is not index order.
+struct IndexSlots<Value>: Sendable where Value: Sendable {
+    private var slots: [(index: UInt64, value: Value)?]
+    private var overflow: [UInt64: Value] = [:]
+    /// The number of entries.
+    private(set) var count = 0
+    /// At most the lowest index stored (`UInt64.max` when empty): lowered by inserts, made exact
+    /// again by ``removeAll(where:)``, so a caller can tell cheaply that no index is below a bound.
+    private(set) var lowestIndexBound = UInt64.max
+    /// The most slots the ring grows to.
+    static var maxSlots: Int { 4096 }
+
+    /// Creates an empty map with room for a span of at least `span` consecutive indices.
+    init(span: Int) {
+        var capacity = 1
+        while capacity < max(span, 1) { capacity <<= 1 }
+        slots = Array(repeating: nil, count: capacity)
+    }
+
+    var isEmpty: Bool { count == 0 }
+
+    private func slot(_ index: UInt64) -> Int { Int(truncatingIfNeeded: index & UInt64(slots.count - 1)) }
+
+    subscript(index: UInt64) -> Value? {
+        get {
+            guard count > 0 else { return nil }
+            if let entry = slots[slot(index)], entry.index == index { return entry.value }
+            return overflow.isEmpty ? nil : overflow[index]
+        }
+        set {
+            if let newValue {
+                insert(newValue, at: index)
+            } else {
+                _ = removeValue(at: index)
+            }
+        }
+    }
+
+    /// Removes the value at `index`, returning it if there was one.
+    @discardableResult
+    mutating func removeValue(at index: UInt64) -> Value? {
+        guard count > 0 else { return nil }
+        let s = slot(index)
+        if let entry = slots[s], entry.index == index {
+            slots[s] = nil
+            count -= 1
+            return entry.value
+        }
+        guard !overflow.isEmpty, let value = overflow.removeValue(forKey: index) else { return nil }
+        count -= 1
+        return value
+    }
+
+    private mutating func insert(_ value: Value, at index: UInt64) {
+        lowestIndexBound = min(lowestIndexBound, index)
+        if !overflow.isEmpty, overflow[index] != nil {
+            overflow[index] = value
+            return
+        }
+        while true {
+            let s = slot(index)
+            if let entry = slots[s] {
+                if entry.index == index {
+                    slots[s] = (index, value)
+                    return
+                }
+                if slots.count < Self.maxSlots {
+                    grow()
+                    continue
+                }
+                overflow[index] = value
+            } else {
+                slots[s] = (index, value)
+            }
+            count += 1
+            return
+        }
+    }
+
+    private mutating func grow() {
+        let old = slots
+        slots = Array(repeating: nil, count: old.count * 2)
+        for case let entry? in old { slots[slot(entry.index)] = entry }
+    }
+
+    /// Removes every entry.
+    mutating func removeAll() {
+        guard count > 0 else { return }
+        for s in slots.indices { slots[s] = nil }
+        overflow.removeAll()
+        count = 0
+        lowestIndexBound = .max
+    }
+
+    /// The entries, in slot order.
+    var entries: [(index: UInt64, value: Value)] {
+        guard count > 0 else { return [] }
+        return slots.compactMap { $0 } + overflow.map { (index: $0.key, value: $0.value) }
+    }
+
+    /// The indices, in slot order.
+    var keys: [UInt64] { entries.map(\.index) }
+
+    /// Removes the entries for which `shouldBeRemoved` holds and returns them, in slot order
+    /// (then the dictionary's); allocates nothing when none is removed.
+    @discardableResult
+    mutating func removeAll(where shouldBeRemoved: (UInt64, Value) -> Bool) -> [(index: UInt64, value: Value)] {
+        guard count > 0 else { return [] }
+        var removed: [(index: UInt64, value: Value)] = []
+        var lowest = UInt64.max
+        for s in slots.indices {
+            guard let entry = slots[s] else { continue }
+            if shouldBeRemoved(entry.index, entry.value) {
+                slots[s] = nil
+                count -= 1
+                removed.append(entry)
+            } else {
+                lowest = min(lowest, entry.index)
+            }
+        }
+        if !overflow.isEmpty {
+            for (index, value) in overflow {
+                if shouldBeRemoved(index, value) {
+                    removed.append((index, value))
+                } else {
+                    lowest = min(lowest, index)
+                }
+            }
+            for entry in removed where overflow[entry.index] != nil {
+                overflow[entry.index] = nil
+                count -= 1
+            }
+        }
+        lowestIndexBound = lowest
+        return removed
+    }
+
+    /// Calls `body` with every entry, in slot order (then the dictionary's), allocating nothing.
+    func forEach(_ body: (UInt64, Value) -> Void) {
+        guard count > 0 else { return }
+        for case let entry? in slots { body(entry.index, entry.value) }
+        for (index, value) in overflow { body(index, value) }
+    }
+
+    /// Whether any entry satisfies `predicate`.
+    func contains(where predicate: (UInt64, Value) -> Bool) -> Bool {
+        guard count > 0 else { return false }
+        for case let entry? in slots where predicate(entry.index, entry.value) { return true }
+        return overflow.contains { predicate($0.key, $0.value) }
+    }
+}
+
+/// The operations in flight by ``OperationID``, in an ``IndexSlots`` ring: identifiers are
+/// issued in order, so those in flight at once lie within a short span.
+struct OperationSlots<Value>: Sendable where Value: Sendable {
+    private var slots: IndexSlots<Value>
+
+    init(span: Int) { slots = IndexSlots(span: span) }
+
+    var count: Int { slots.count }
+    var isEmpty: Bool { slots.isEmpty }
+
+    subscript(operation: OperationID) -> Value? {
+        get { slots[operation.rawValue] }
+        set { slots[operation.rawValue] = newValue }
+    }
+
+    @discardableResult
+    mutating func removeValue(forKey operation: OperationID) -> Value? { slots.removeValue(at: operation.rawValue) }
+
+    mutating func removeAll() { slots.removeAll() }
+
+    /// The entries, in no particular order.
+    var entries: [(key: OperationID, value: Value)] { slots.entries.map { (OperationID(rawValue: $0.index), $0.value) } }
+    /// The operations, in no particular order.
+    var keys: [OperationID] { slots.keys.map { OperationID(rawValue: $0) } }
+    /// Calls `body` with every value, in no particular order, allocating nothing.
+    func forEachValue(_ body: (Value) -> Void) { slots.forEach { body($1) } }
+}

@@ -1,0 +1,82 @@
+import Testing
+@testable import StreamEngine
+
+/// `IndexSlots`, the ring the machine keeps its per-index and per-operation state in, against a
+/// dictionary given the same operations: within its span, beyond it (growth), and beyond its
+/// largest ring (the overflow dictionary).
+@Suite struct IndexSlotsTests {
+    /// Applies a random mix of inserts, replacements, removals and filtered removals to both and
+    /// compares every observable after each step.
+    func checkAgainstDictionary(span: Int, indexRange: ClosedRange<UInt64>, steps: Int, seed: UInt64) {
+        var random = SplitMix64(seed: seed)
+        var slots = IndexSlots<Int>(span: span)
+        var model: [UInt64: Int] = [:]
+        for step in 0..<steps {
+            let index = indexRange.lowerBound + random.next() % (indexRange.upperBound - indexRange.lowerBound + 1)
+            switch random.next() % 10 {
+            case 0..<5:
+                slots[index] = step
+                model[index] = step
+            case 5..<8:
+                #expect(slots.removeValue(at: index) == model.removeValue(forKey: index))
+            case 8:
+                let bound = indexRange.lowerBound + random.next() % (indexRange.upperBound - indexRange.lowerBound + 1)
+                let removed = slots.removeAll { candidate, _ in candidate < bound }
+                let expected = model.filter { $0.key < bound }
+                model = model.filter { $0.key >= bound }
+                #expect(removed.count == expected.count)
+                #expect(removed.allSatisfy { expected[$0.index] == $0.value })
+                #expect(slots.lowestIndexBound == (model.keys.min() ?? .max))
+            default:
+                slots[index] = nil
+                model[index] = nil
+            }
+            #expect(slots.count == model.count)
+            #expect(slots.isEmpty == model.isEmpty)
+            #expect(slots[index] == model[index])
+            #expect(slots.lowestIndexBound <= (model.keys.min() ?? .max))
+        }
+        #expect(Dictionary(uniqueKeysWithValues: slots.entries.map { ($0.index, $0.value) }) == model)
+        #expect(slots.keys.sorted() == model.keys.sorted())
+        var visited: [UInt64: Int] = [:]
+        slots.forEach { visited[$0] = $1 }
+        #expect(visited == model)
+        #expect(slots.contains { index, _ in index == model.keys.first } == !model.isEmpty)
+        slots.removeAll()
+        #expect(slots.isEmpty && slots.entries.isEmpty && slots.lowestIndexBound == .max)
+    }
+
+    @Test func matchesADictionaryWithinItsSpan() {
+        checkAgainstDictionary(span: 18, indexRange: 1_000...1_017, steps: 5_000, seed: 1)
+    }
+
+    @Test func growsWhenIndicesSpreadBeyondItsSpan() {
+        checkAgainstDictionary(span: 4, indexRange: 0...300, steps: 5_000, seed: 2)
+    }
+
+    @Test func overflowsIntoADictionaryBeyondItsLargestRing() {
+        // Indices that collide in every ring up to the largest.
+        checkAgainstDictionary(span: 2, indexRange: 0...(UInt64(IndexSlots<Int>.maxSlots) * 8), steps: 20_000, seed: 3)
+        var slots = IndexSlots<Int>(span: 1)
+        let stride = UInt64(IndexSlots<Int>.maxSlots)
+        for k in UInt64(0)..<50 { slots[k * stride] = Int(k) }
+        #expect(slots.count == 50)
+        for k in UInt64(0)..<50 { #expect(slots[k * stride] == Int(k)) }
+        #expect(slots.removeAll { index, _ in index % (2 * stride) == 0 }.count == 25)
+        #expect(slots.count == 25 && slots.lowestIndexBound == stride)
+    }
+
+    @Test func operationSlotsKeyByOperation() {
+        var operations = OperationSlots<String>(span: 4)
+        for raw in UInt64(1)...40 { operations[OperationID(rawValue: raw)] = "op\(raw)" }
+        #expect(operations.count == 40)
+        #expect(operations.removeValue(forKey: OperationID(rawValue: 7)) == "op7")
+        #expect(operations[OperationID(rawValue: 7)] == nil && operations[OperationID(rawValue: 8)] == "op8")
+        #expect(operations.keys.sorted() == (UInt64(1)...40).filter { $0 != 7 }.map { OperationID(rawValue: $0) })
+        var values: [String] = []
+        operations.forEachValue { values.append($0) }
+        #expect(values.count == 39)
+        operations.removeAll()
+        #expect(operations.isEmpty)
+    }
+}
