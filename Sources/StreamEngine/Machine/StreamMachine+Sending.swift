@@ -13,7 +13,12 @@ extension StreamMachine {
             let sack = endToEnd ? currentSackRanges(limit: Frame.maxSackRangesWithData) : []
             let take = min(buffered, Frame.dataCapacity(plaintextSize: sealer.plaintextSize, sackCount: sack.count))
             let fin = finDue && take == buffered
-            let frame = makeFrame(flags: fin ? .fin : [], sack: sack, data: Array(checkpoint.writeBuffer.bytes.prefix(take)))
+            var flags: Frame.Flags = fin ? .fin : []
+            if endToEnd, needsAckRequest(emptiesBuffer: take == buffered) {
+                flags.insert(.ackNow)
+                lastAckRequest = checkpoint.nextWriteIndex
+            }
+            let frame = makeFrame(flags: flags, sack: sack, data: Array(checkpoint.writeBuffer.bytes.prefix(take)))
             emitFrame(frame, kind: fin ? .fin : .data, sealer: sealer)
             createdEliciting = true
             createdAny = true
@@ -23,7 +28,7 @@ extension StreamMachine {
             let outstandingProbes = checkpoint.unacked.values.lazy.filter { $0.kind == .ping }.count
             if outstandingProbes < Self.maxOutstandingProbes {
                 let sack = currentSackRanges(limit: Frame.sackCapacity(plaintextSize: sealer.plaintextSize))
-                emitFrame(makeFrame(flags: .ping, sack: sack, data: []), kind: .ping, sealer: sealer)
+                emitFrame(makeFrame(flags: [.ping, .ackNow], sack: sack, data: []), kind: .ping, sealer: sealer)
                 createdAny = true
             }
         }
@@ -45,6 +50,18 @@ extension StreamMachine {
             ackDeadline = nil
             elicitingSinceAck = 0
         }
+    }
+
+    /// Whether the data frame about to be created asks the peer to acknowledge at once
+    /// (``Frame/Flags/ackNow``): when it empties the write buffer or fills the window (without
+    /// an acknowledgement the sender would stall), and once per quarter window otherwise, so
+    /// that acknowledgements come about four times per window rather than per few frames.
+    func needsAckRequest(emptiesBuffer: Bool) -> Bool {
+        let window = configuration.sendWindow
+        let since = lastAckRequest.map { checkpoint.nextWriteIndex &- $0 } ?? UInt64.max
+        if emptiesBuffer { return true }
+        if checkpoint.unackedWindowFrames + 1 >= window { return since >= UInt64(max(1, window / 8)) }
+        return since >= UInt64(max(1, window / 4))
     }
 
     func makeFrame(flags: Frame.Flags, sack: [IndexRange], data: [UInt8]) -> Frame {
@@ -251,7 +268,11 @@ extension StreamMachine {
         // goes after a quarter round trip: the round trip grows while the peer waits (its frames
         // beyond its read-ahead are acknowledged late), so a whole one would slow the recovery
         // that shortens it.
-        let srtt = timer.smoothedRTT ?? timer.baseTimeout
+        // At most the largest retransmission timeout: an end that only acknowledges samples its
+        // round trip on ack-only frames, and while the peer's reader is stuck (on this very
+        // frame) those samples grow without bound (542 s on random seed 2008, whose peer then
+        // pinged for hours).
+        let srtt = min(timer.smoothedRTT ?? timer.baseTimeout, configuration.maxRetransmitTimeout)
         if let record = sendRecords[frame.cumulativeAck], record.inFlight == nil,
            let kind = checkpoint.unacked[frame.cumulativeAck]?.kind,
            now - record.lastSent >= max(configuration.minRetransmitTimeout, kind == .ackOnly ? srtt : srtt / 4) {
