@@ -262,20 +262,21 @@ extension StreamMachine {
         }
         // The peer says it waits on this box: each of its frames saying so may trigger a resend
         // (rewriting a box is idempotent; under loss this is the fastest recovery).
-        // Not more often than once per round trip for an ack-only frame (the peer's claim may be
-        // stale: its frames carry the acknowledgement they had when made, and wait for the budget;
-        // and a later ack-only frame lets the peer skip a lost one anyway). A frame the peer needs
+        // Not more often than once per two round trips for an ack-only frame (the peer's claim
+        // may be stale: its frames carry the acknowledgement they had when made, and wait for the
+        // budget; the peer reads this end's boxes in order and may simply be behind; and a later
+        // ack-only frame lets the peer skip a lost one anyway). A frame the peer needs
         // goes after a quarter round trip: the round trip grows while the peer waits (its frames
         // beyond its read-ahead are acknowledged late), so a whole one would slow the recovery
         // that shortens it.
-        // At most the largest retransmission timeout: an end that only acknowledges samples its
+        // SRTT at most the largest retransmission timeout: an end that only acknowledges samples its
         // round trip on ack-only frames, and while the peer's reader is stuck (on this very
         // frame) those samples grow without bound (542 s on random seed 2008, whose peer then
         // pinged for hours).
         let srtt = min(timer.smoothedRTT ?? timer.baseTimeout, configuration.maxRetransmitTimeout)
         if let record = sendRecords[frame.cumulativeAck], record.inFlight == nil,
            let kind = checkpoint.unacked[frame.cumulativeAck]?.kind,
-           now - record.lastSent >= max(configuration.minRetransmitTimeout, kind == .ackOnly ? srtt : srtt / 4) {
+           now - record.lastSent >= max(configuration.minRetransmitTimeout, kind == .ackOnly ? srtt * 2 : srtt / 4) {
             transmit(frame.cumulativeAck, now: now, counting: \.waitedOnResends)
         }
     }
