@@ -13,6 +13,9 @@ import Testing
         let full = Frame(index: 1, dataOffset: 0, data: Array(repeating: 0xaa, count: Frame.dataCapacity(plaintextSize: 200, sackCount: 0)))
         #expect(full.encode(plaintextSize: 200).count == 200)
         #expect(try Frame.decode(full.encode(plaintextSize: 200)) == full)
+        let asking = Frame(index: 3, flags: [.fin, .ackNow], dataOffset: 10, data: [9])
+        #expect(asking.encode(plaintextSize: 200)[1] == 0x05)
+        #expect(try Frame.decode(asking.encode(plaintextSize: 200)) == asking)
     }
 
     @Test func malformedFramesAreProtocolViolations() {
@@ -20,6 +23,7 @@ import Testing
         var cases: [(String, [UInt8])] = []
         var wrongVersion = good; wrongVersion[0] = 2; cases.append(("version", wrongVersion))
         var unknownFlag = good; unknownFlag[1] = 0x80; cases.append(("flags", unknownFlag))
+        var nextUnknownFlag = good; nextUnknownFlag[1] = 0x08; cases.append(("flag 0x08", nextUnknownFlag))
         var tooManySacks = good; tooManySacks[26] = 9; cases.append(("sack count", tooManySacks))
         var badPadding = good; badPadding[119] = 1; cases.append(("padding", badPadding))
         var hugeLength = good; hugeLength[27 + 24] = 0xff; cases.append(("length", hugeLength))

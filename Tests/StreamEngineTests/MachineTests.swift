@@ -224,8 +224,9 @@ import Testing
             for action in machine.takeActions() {
                 switch action {
                 case .read(let operation, .inbound, let readIndex, _) where readIndex == index:
-                    // Data that never acknowledges anything (cumulative ack stays 0).
-                    let box = peer.seal(Frame(index: index, dataOffset: index, data: [1]))
+                    // Data that asks for acknowledgements but never acknowledges anything
+                    // (cumulative ack stays 0).
+                    let box = peer.seal(Frame(index: index, flags: .ackNow, dataOffset: index, data: [1]))
                     machine.readCompleted(operation, result: .success(box), now: now)
                     index += 1
                 case .write(let operation, _, _):

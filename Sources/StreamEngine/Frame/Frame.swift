@@ -31,7 +31,12 @@ public struct Frame: Hashable, Sendable {
         public static let fin = Flags(rawValue: 1)
         /// The sender asks for an acknowledgement although the frame carries no data.
         public static let ping = Flags(rawValue: 2)
-        static let known: Flags = [.fin, .ping]
+        /// The sender asks for an acknowledgement at once rather than after the receiver's
+        /// delayed-ack timer: it is about to run out of window or data, or it has sent a quarter
+        /// of its window since it last asked. The receiver otherwise acknowledges late, so that
+        /// acknowledgements cost few box writes.
+        public static let ackNow = Flags(rawValue: 4)
+        static let known: Flags = [.fin, .ping, .ackNow]
     }
 
     /// The box index this frame belongs in; checked against the box it was read from.

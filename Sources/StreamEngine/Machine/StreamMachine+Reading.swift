@@ -176,9 +176,17 @@ extension StreamMachine {
         fastRetransmit(after: frame, now: now)
         if elicits, checkpoint.mode == .endToEnd, checkpoint.outbound != nil {
             elicitingSinceAck += 1
+            // The sender asks when it needs an acknowledgement (`ackNow`); otherwise wait, and
+            // coalesce more acknowledgements on slow paths: each one costs a box write.
             let immediate = elicitingSinceAck >= max(2, configuration.readAhead / 2)
-            // Coalesce more acknowledgements on slow paths: each one costs a box write.
-            let delay = max(configuration.ackDelay, (timer.smoothedRTT ?? .zero) / 4)
+            // Asked: after `ackDelay`, so that frames read at about the same time, or a frame
+            // of this end's own, carry one acknowledgement.
+            // Not asked: the delayed-ack timer is the fallback for a lost `ackNow` frame: a round
+            // trip, but at most the initial timeout (an end that only acknowledges measures its
+            // round trip on ack-only frames, whose answer waits for the peer's next frame).
+            let rtt = timer.smoothedRTT ?? configuration.initialRetransmitTimeout
+            let delay = frame.flags.contains(.ackNow)
+                ? configuration.ackDelay : max(configuration.ackDelay, min(rtt, configuration.initialRetransmitTimeout))
             let due = immediate ? now : now + delay
             ackDeadline = min(ackDeadline ?? due, due)
         }

@@ -13,9 +13,14 @@ extension StreamMachine {
             let sack = endToEnd ? currentSackRanges(limit: Frame.maxSackRangesWithData) : []
             let take = min(buffered, Frame.dataCapacity(plaintextSize: sealer.plaintextSize, sackCount: sack.count))
             let fin = finDue && take == buffered
+            var flags: Frame.Flags = fin ? .fin : []
+            if endToEnd, needsAckRequest(emptiesBuffer: take == buffered) {
+                flags.insert(.ackNow)
+                lastAckRequest = checkpoint.nextWriteIndex
+            }
             // The data is sealed straight from the write buffer, not copied into the frame first
             // (and the slice is gone before the record drops those bytes from the buffer).
-            let frame = makeFrame(flags: fin ? .fin : [], sack: sack, data: [])
+            let frame = makeFrame(flags: flags, sack: sack, data: [])
             let ciphertext = sealer.seal(frame, data: checkpoint.writeBuffer.bytes.prefix(take))
             recordCreated(index: frame.index, dataLength: take, kind: fin ? .fin : .data, ciphertext: ciphertext)
             createdEliciting = true
@@ -26,7 +31,7 @@ extension StreamMachine {
             let outstandingProbes = checkpoint.unacked.count(of: .ping)
             if outstandingProbes < Self.maxOutstandingProbes {
                 let sack = currentSackRanges(limit: Frame.sackCapacity(plaintextSize: sealer.plaintextSize))
-                emitFrame(makeFrame(flags: .ping, sack: sack, data: []), kind: .ping, sealer: sealer)
+                emitFrame(makeFrame(flags: [.ping, .ackNow], sack: sack, data: []), kind: .ping, sealer: sealer)
                 createdAny = true
             }
         }
@@ -48,6 +53,18 @@ extension StreamMachine {
             ackDeadline = nil
             elicitingSinceAck = 0
         }
+    }
+
+    /// Whether the data frame about to be created asks the peer to acknowledge at once
+    /// (``Frame/Flags/ackNow``): when it empties the write buffer or fills the window (without
+    /// an acknowledgement the sender would stall), and once per quarter window otherwise, so
+    /// that acknowledgements come about four times per window rather than per few frames.
+    func needsAckRequest(emptiesBuffer: Bool) -> Bool {
+        let window = configuration.sendWindow
+        let since = lastAckRequest.map { checkpoint.nextWriteIndex &- $0 } ?? UInt64.max
+        if emptiesBuffer { return true }
+        if checkpoint.unackedWindowFrames + 1 >= window { return since >= UInt64(max(1, window / 8)) }
+        return since >= UInt64(max(1, window / 4))
     }
 
     func makeFrame(flags: Frame.Flags, sack: [IndexRange], data: [UInt8]) -> Frame {
@@ -255,16 +272,21 @@ extension StreamMachine {
         }
         // The peer says it waits on this box: each of its frames saying so may trigger a resend
         // (rewriting a box is idempotent; under loss this is the fastest recovery).
-        // Not more often than once per round trip for an ack-only frame (the peer's claim may be
-        // stale: its frames carry the acknowledgement they had when made, and wait for the budget;
-        // and a later ack-only frame lets the peer skip a lost one anyway). A frame the peer needs
+        // Not more often than once per two round trips for an ack-only frame (the peer's claim
+        // may be stale: its frames carry the acknowledgement they had when made, and wait for the
+        // budget; the peer reads this end's boxes in order and may simply be behind; and a later
+        // ack-only frame lets the peer skip a lost one anyway). A frame the peer needs
         // goes after a quarter round trip: the round trip grows while the peer waits (its frames
         // beyond its read-ahead are acknowledged late), so a whole one would slow the recovery
         // that shortens it.
-        let srtt = timer.smoothedRTT ?? timer.baseTimeout
+        // SRTT at most the largest retransmission timeout: an end that only acknowledges samples its
+        // round trip on ack-only frames, and while the peer's reader is stuck (on this very
+        // frame) those samples grow without bound (542 s on random seed 2008, whose peer then
+        // pinged for hours).
+        let srtt = min(timer.smoothedRTT ?? timer.baseTimeout, configuration.maxRetransmitTimeout)
         if let record = sendRecords[frame.cumulativeAck], record.inFlight == nil,
            let kind = checkpoint.unacked[frame.cumulativeAck]?.kind,
-           now - record.lastSent >= max(configuration.minRetransmitTimeout, kind == .ackOnly ? srtt : srtt / 4) {
+           now - record.lastSent >= max(configuration.minRetransmitTimeout, kind == .ackOnly ? srtt * 2 : srtt / 4) {
             transmit(frame.cumulativeAck, now: now, counting: \.waitedOnResends)
         }
     }

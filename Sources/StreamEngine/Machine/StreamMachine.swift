@@ -105,6 +105,8 @@ public struct StreamMachine: Sendable {
     // Acknowledging.
     var ackDeadline: StreamTime?
     var elicitingSinceAck = 0
+    /// The index of the latest frame this end created with ``Frame/Flags/ackNow``.
+    var lastAckRequest: UInt64?
 
     // Reading.
     struct ReadRecord {
