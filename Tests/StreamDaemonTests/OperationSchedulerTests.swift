@@ -221,9 +221,30 @@ import Testing
         #expect(rest.allSatisfy { $0.key == 2 })
         #expect(scheduler.queued == 0 && scheduler.inFlight == 0 && scheduler.inFlightReads == 0)
 
-        // The stream can queue again after removeAll (its stale ring entry must not break it).
+        // The stream can queue again after removeAll.
         scheduler.enqueue(1, Self.write(ids()))
         #expect(scheduler.start(now: .zero).map(\.key) == [1])
         #expect(scheduler.queued == 0 && scheduler.inFlight == 1)
+    }
+
+    /// A stream removed and queued again before its old turn came up takes one turn per round,
+    /// not two (removeAll used to leave its ring entry behind, and enqueue added a second).
+    @Test func aStreamQueuedAgainAfterRemoveAllTakesOneTurnPerRound() {
+        var scheduler = Scheduler(configuration: Self.configuration(maxInFlight: 1), now: .zero)
+        var ids = IDs()
+        for _ in 0..<3 {
+            scheduler.enqueue(1, Self.write(ids()))
+            scheduler.enqueue(2, Self.write(ids()))
+        }
+        scheduler.removeAll(for: 1)
+        for _ in 0..<3 { scheduler.enqueue(1, Self.write(ids())) }
+        var order: [Int] = []
+        while true {
+            let jobs = scheduler.start(now: .zero)
+            if jobs.isEmpty { break }
+            order += jobs.map(\.key)
+            for job in jobs { scheduler.finished(job.lane) }
+        }
+        #expect(order == [2, 1, 2, 1, 2, 1])
     }
 }

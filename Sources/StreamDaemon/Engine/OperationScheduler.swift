@@ -33,8 +33,9 @@ struct OperationScheduler<Key: Hashable & Sendable>: Sendable {
     }
 
     let configuration: SchedulerConfiguration
-    /// Invariant: a stream with a queue in a lane (even an empty one) has an entry in that
-    /// lane's ring; `take` drops a queue it finds empty, so the next `enqueue` adds the entry back.
+    /// Invariant: a stream has an entry in a lane's ring exactly when it has a queue in that lane
+    /// (even an empty one); `take` drops a queue it finds empty, so the next `enqueue` adds the
+    /// entry back, and `removeAll` drops both.
     private var writeQueues: [Key: FIFO<Job>] = [:]
     private var readQueues: [Key: FIFO<Job>] = [:]
     private var writeRing = FIFO<Key>()
@@ -107,7 +108,10 @@ struct OperationScheduler<Key: Hashable & Sendable>: Sendable {
         let before = polls.count
         polls.removeAll { $0.key == key }
         queued -= before - polls.count
-        // Ring entries of an emptied stream are skipped when they come up.
+        // Its ring entries go too: left behind, a stream queued again would hold two and take
+        // two turns per round.
+        writeRing.removeAll { $0 == key }
+        readRing.removeAll { $0 == key }
     }
 
     /// Takes the operations that may start now, in order, and counts them as running.
