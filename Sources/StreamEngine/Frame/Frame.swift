@@ -88,19 +88,16 @@ public struct Frame: Hashable, Sendable {
     /// Encodes the frame, zero-padded to exactly `plaintextSize` bytes.
     ///
     /// - Precondition: the data fits (see ``dataCapacity(plaintextSize:sackCount:)``).
-    public func encode(plaintextSize: Int) -> [UInt8] { encode(plaintextSize: plaintextSize, data: data[...]) }
-
-    /// Encodes the frame's header with `data` in place of ``data`` (which is ignored), so that
-    /// a sender can frame bytes straight from its buffer without copying them out first.
-    func encode(plaintextSize: Int, data: ArraySlice<UInt8>) -> [UInt8] {
+    public func encode(plaintextSize: Int) -> [UInt8] {
         [UInt8](unsafeUninitializedCapacity: plaintextSize) { buffer, initialized in
-            encode(into: UnsafeMutableRawBufferPointer(buffer), data: data)
+            encode(into: UnsafeMutableRawBufferPointer(buffer), data: data[...])
             initialized = plaintextSize
         }
     }
 
-    /// Encodes the frame's header with `data` (see ``encode(plaintextSize:data:)``) into
-    /// `plaintext`, zero-padding it to its whole size, which is the plaintext size.
+    /// Encodes the frame's header with `data` in place of ``data`` (which is ignored) into
+    /// `plaintext`, zero-padding it to its whole size, which is the plaintext size: a sender
+    /// frames bytes straight from its buffer without copying them out first.
     func encode(into plaintext: UnsafeMutableRawBufferPointer, data: ArraySlice<UInt8>) {
         precondition(sackRanges.count <= Self.maxSackRanges)
         precondition(data.count <= Self.dataCapacity(plaintextSize: plaintext.count, sackCount: sackRanges.count))

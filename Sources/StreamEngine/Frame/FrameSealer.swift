@@ -38,7 +38,7 @@ struct FrameSealer: Sendable {
     func seal(_ frame: Frame) -> [UInt8] { seal(frame, data: frame.data[...]) }
 
     /// Seals `frame` with `data` in place of its ``Frame/data`` (see
-    /// ``Frame/encode(plaintextSize:data:)``).
+    /// ``Frame/encode(into:data:)``).
     func seal(_ frame: Frame, data: ArraySlice<UInt8>) -> [UInt8] {
         // The frame is encoded straight into the box and sealed there.
         var box = StreamKeySchedule.withFrameKeyAndNonce(frameKeyBase: frameKeyBase, index: frame.index) { key, nonce in
