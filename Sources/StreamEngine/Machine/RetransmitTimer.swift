@@ -10,6 +10,11 @@
 struct RetransmitTimer: Sendable {
     private(set) var smoothedRTT: Duration?
     private(set) var rttVariation: Duration = .zero
+    /// The smoothed spread of one acknowledgement's round trips: how much longer its oldest
+    /// newly acknowledged frame waited than its youngest. One acknowledgement answers a batch
+    /// of frames (ACK-NOW asks about four times per window), so the oldest frame of a batch
+    /// waits longer than the youngest's round trip, which is what ``smoothedRTT`` samples.
+    private(set) var batchSpread: Duration = .zero
     /// Consecutive expiries without progress.
     private(set) var backoffExponent = 0
     let configuration: StreamConfiguration
@@ -33,6 +38,12 @@ struct RetransmitTimer: Sendable {
         derive()
     }
 
+    /// Adds a round-trip sample, and the spread of the batch it came from.
+    mutating func addSample(_ rtt: Duration, batchSpread spread: Duration) {
+        batchSpread = smoothedRTT == nil ? spread : batchSpread.scaled(by: 0.875) + spread.scaled(by: 0.125)
+        addSample(rtt)
+    }
+
     /// Adds a round-trip sample.
     mutating func addSample(_ rtt: Duration) {
         if let srtt = smoothedRTT {
@@ -49,7 +60,7 @@ struct RetransmitTimer: Sendable {
     /// Recomputes the derived values from the estimates and the backoff.
     private mutating func derive() {
         if let srtt = smoothedRTT {
-            let rto = srtt + rttVariation * 4 + configuration.ackDelay
+            let rto = srtt + rttVariation * 4 + batchSpread * 2 + configuration.ackDelay
             baseTimeout = min(max(rto, configuration.minRetransmitTimeout), configuration.maxRetransmitTimeout)
         } else {
             baseTimeout = configuration.initialRetransmitTimeout

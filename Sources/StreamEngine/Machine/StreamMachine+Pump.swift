@@ -72,6 +72,7 @@ extension StreamMachine {
             switch record.channel {
             case .inbound:
                 if inboundReads[record.index] == operation { inboundReads[record.index] = nil }
+                if aheadProbe == operation { aheadProbe = nil }
             case .outbound:
                 if verifyReads[record.index] == operation {
                     verifyReads[record.index] = startRead(channel: .outbound, index: record.index, mode: .poll, now: now)

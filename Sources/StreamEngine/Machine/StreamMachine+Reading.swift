@@ -33,6 +33,15 @@ extension StreamMachine {
         isInboundFinished && (checkpoint.outbound == nil || isClosed) && now >= lastActivity + configuration.closeLinger
     }
 
+    /// The longest interval between idle polls. A stream closed both ways polls no slower than
+    /// the peer retransmits at most (its largest retransmission timeout) while it lingers: the
+    /// peer may still wait for its last acknowledgement, and each of its probes is a box this
+    /// end must read before the linger ends.
+    var longestPollInterval: Duration {
+        let closedBothWays = isInboundFinished && (checkpoint.outbound == nil || isClosed)
+        return closedBothWays ? min(configuration.maxIdlePollInterval, configuration.maxRetransmitTimeout) : configuration.maxIdlePollInterval
+    }
+
     /// Whether the peer closed its direction and every byte up to its FIN arrived.
     var isInboundFinished: Bool {
         checkpoint.peerFinOffset.map { checkpoint.deliveredBytes == $0 } ?? false
@@ -113,6 +122,13 @@ extension StreamMachine {
     mutating func inboundReadCompleted(_ record: ReadRecord, operation: OperationID, result: Result<[UInt8]?, BoxTransportError>, now: StreamTime) {
         let index = record.index
         if inboundReads[index] == operation { inboundReads[index] = nil }
+        if operation == aheadProbe {
+            // A probe beyond the read window: only a frame it finds counts.
+            aheadProbe = nil
+            guard case .success(let bytes?) = result else { return }
+            openAndReceive(bytes, index: index, now: now)
+            return
+        }
         switch result {
         case .failure(let error) where !error.isTransient:
             fail(StreamError(.transport, "reading box \(index) failed for good: \(error.message)"))
@@ -127,31 +143,36 @@ extension StreamMachine {
         case .success(nil):
             if record.mode == .poll {
                 nextPollAt = now + pollInterval.scaled(by: 1 + 0.25 * random.unit())
-                pollInterval = min(pollInterval * 2, configuration.maxIdlePollInterval)
+                pollInterval = min(pollInterval * 2, longestPollInterval)
             } else {
                 // The transport stopped waiting; ask again shortly (not in a tight loop).
                 retryReadAt[index] = now + configuration.minRetransmitTimeout
             }
         case .success(let bytes?):
-            guard index >= checkpoint.nextReadIndex, checkpoint.pending[index] == nil, let sealer = inboundSealer else { return }
-            let frame: Frame
-            do {
-                frame = try sealer.open(bytes, index: index)
-            } catch where error.code == .frameDecrypt {
-                let failures = decryptFailures[index, default: 0] + 1
-                decryptFailures[index] = failures
-                if failures >= configuration.maxDecryptFailures {
-                    fail(StreamError(.frameDecrypt, "box \(index) failed to decrypt \(failures) times: \(error.message)"))
-                } else {
-                    retryReadAt[index] = now + timer.baseTimeout
-                }
-                return
-            } catch {
-                fail(error)
-                return
-            }
-            receive(frame, now: now)
+            openAndReceive(bytes, index: index, now: now)
         }
+    }
+
+    /// Opens the box read at `index` and processes its frame, unless it was already received.
+    mutating func openAndReceive(_ bytes: [UInt8], index: UInt64, now: StreamTime) {
+        guard index >= checkpoint.nextReadIndex, checkpoint.pending[index] == nil, let sealer = inboundSealer else { return }
+        let frame: Frame
+        do {
+            frame = try sealer.open(bytes, index: index)
+        } catch where error.code == .frameDecrypt {
+            let failures = decryptFailures[index, default: 0] + 1
+            decryptFailures[index] = failures
+            if failures >= configuration.maxDecryptFailures {
+                fail(StreamError(.frameDecrypt, "box \(index) failed to decrypt \(failures) times: \(error.message)"))
+            } else {
+                retryReadAt[index] = now + timer.baseTimeout
+            }
+            return
+        } catch {
+            fail(error)
+            return
+        }
+        receive(frame, now: now)
     }
 
     mutating func receive(_ frame: Frame, now: StreamTime) {

@@ -98,6 +98,11 @@ public struct StreamMachine: Sendable {
     /// A bound on unacknowledged pings (at most one is made per retransmission timeout).
     static let maxOutstandingProbes = 64
     static let maxRetainedAckOnlyFrames = 1024
+    /// The fewest frames with round-trip samples one acknowledgement must cover for its spread
+    /// to count as a batch's (see `RetransmitTimer.batchSpread`): on a quiet stream, one
+    /// acknowledgement covering two frames sent seconds apart measures the app's pace, and
+    /// counting it slowed loss recovery (low-rate p99 6.9 L → 9.2 L).
+    static let minFramesForBatchSpread = 4
     /// The most data frames outstanding for which a stream still counts as quiet, so that the
     /// newest one gets a confirmation copy (see `needsConfirmationCopy`).
     static let maxFramesForConfirmation = 2
@@ -121,6 +126,9 @@ public struct StreamMachine: Sendable {
     /// The inbound read in flight for each index (all within one read-ahead of each other).
     var inboundReads = IndexSlots<OperationID>(span: 1)
     var verifyReads: [UInt64: OperationID] = [:]
+    /// The read of a box beyond the read-ahead window while this end's frames go unanswered
+    /// (see `probeAhead`), if one is in flight.
+    var aheadProbe: OperationID?
     var retryReadAt: [UInt64: StreamTime] = [:]
     var decryptFailures: [UInt64: Int] = [:]
     var readFailures: [UInt64: Int] = [:]
@@ -502,6 +510,7 @@ public struct StreamMachine: Sendable {
         writeOperations.removeAll()
         inboundReads.removeAll()
         verifyReads.removeAll()
+        aheadProbe = nil
         gatedWrites.removeAll()
         budgetWaiting.removeAll()
         retransmitAt = nil
