@@ -133,11 +133,9 @@ public actor Stream {
         var mustBeDurable: UInt64 = 0
         do {
             while accepted < bytes.count {
-                // Offer only what fits (at least one byte, so that a closed or failed stream
-                // throws), so each byte is copied once however many rounds the write takes.
-                let end = min(bytes.count, accepted + max(1, machine.writeCapacity))
-                let offered = accepted == 0 && end == bytes.count ? bytes : Array(bytes[accepted..<end])
-                let (taken, sequence) = try machine.appWrite(offered, now: now)
+                // The machine copies only the prefix it accepts, so each byte is copied once
+                // however many rounds the write takes.
+                let (taken, sequence) = try machine.appWrite(bytes[accepted...], now: now)
                 accepted += taken
                 mustBeDurable = sequence
                 step()
