@@ -63,6 +63,9 @@ public struct StreamMachine: Sendable {
     var gatedWrites: [(sequence: UInt64, index: UInt64)] = []
 
     var actions: [StreamAction] = []
+    /// The batch ``takeActions()`` returned last: once the embedder has dropped it, its storage
+    /// takes the next batch, so taking actions allocates nothing.
+    var takenActions: [StreamAction] = []
     var nextOperation: UInt64 = 1
 
     // Sending.
@@ -407,8 +410,9 @@ public struct StreamMachine: Sendable {
     /// Takes the transport operations to perform, in order.
     public mutating func takeActions() -> [StreamAction] {
         guard !actions.isEmpty else { return [] }
-        defer { actions.removeAll(keepingCapacity: true) }
-        return actions
+        takenActions.removeAll(keepingCapacity: true)  // In place unless the embedder still holds it.
+        swap(&actions, &takenActions)
+        return takenActions
     }
 
     /// Takes the journal records made since the last call (``StreamDurability/explicit`` only).
