@@ -205,8 +205,8 @@ public struct StreamMachine: Sendable {
         nextPollAt = now
         inboundReads = IndexSlots(span: configuration.readAhead)
         sendRecords = IndexSlots(span: configuration.sendWindow * 2)
-        writeOperations = OperationSlots(span: configuration.sendWindow * 2)
-        readOperations = OperationSlots(span: configuration.readAhead * 2)
+        writeOperations = OperationSlots(span: configuration.sendWindow * 2) { $0.started }
+        readOperations = OperationSlots(span: configuration.readAhead * 2) { $0.started }
     }
 
     static func checkBoxSize(_ boxSize: Int) throws(StreamError) {
