@@ -131,7 +131,7 @@ public final class InMemoryBoxStore: BoxStore {
             try await withCheckedThrowingContinuation { continuation in
                 // Register under the lock, looking again: the box may have been written since.
                 let (found, startSweeper) = state.withLock { state -> ([UInt8]??, Bool) in
-                    if let bytes = state.boxes[key] { return (.some(bytes), false) }
+                    if let bytes = state.box(key) { return (.some(bytes), false) }
                     if Task.isCancelled { return (.some(nil), false) }
                     return (nil, state.park(continuation, key: key, id: id))
                 }
@@ -177,6 +177,37 @@ public final class InMemoryBoxStore: BoxStore {
 
     private typealias Waiter = CheckedContinuation<[UInt8]?, any Error>
 
+    /// The boxes of one channel: a channel is written from box 0 on, nearly in order, so boxes
+    /// up to a little beyond the highest so far sit in an array (no hashing per operation); any
+    /// others, far beyond, in a map.
+    private struct ChannelBoxes {
+        /// How far beyond the array's end a box still extends it.
+        static let maxGap = 1024
+        var dense: [[UInt8]?] = []
+        var sparse: [UInt64: [UInt8]] = [:]
+
+        subscript(index: UInt64) -> [UInt8]? {
+            if index < UInt64(dense.count) { return dense[Int(index)] }
+            return sparse.isEmpty ? nil : sparse[index]
+        }
+
+        /// Stores a box that is not there yet.
+        mutating func insert(_ bytes: [UInt8], at index: UInt64) {
+            if index < UInt64(dense.count) {
+                dense[Int(index)] = bytes
+            } else if index <= UInt64(dense.count + Self.maxGap) {
+                dense.append(contentsOf: repeatElement(nil, count: Int(index) - dense.count))
+                dense.append(bytes)
+                // Boxes in the map that the array now covers move into it (it alone is looked at).
+                if !sparse.isEmpty {
+                    for covered in sparse.keys.filter({ $0 < UInt64(dense.count) }) { dense[Int(covered)] = sparse.removeValue(forKey: covered) }
+                }
+            } else {
+                sparse[index] = bytes
+            }
+        }
+    }
+
     /// The store's mutable state; every method runs under the store's lock.
     private struct State {
         /// What a read finds without waiting.
@@ -188,7 +219,9 @@ public final class InMemoryBoxStore: BoxStore {
         }
 
         let configuration: Configuration
-        var boxes: [BoxKey: [UInt8]] = [:]
+        /// The boxes of each channel, by its namespace number.
+        var boxes: [ChannelBoxes] = []
+        var boxCount = 0
         /// The number of every channel locator seen, in order of first use.
         var namespaces: [[UInt8]: Int] = [:]
         var waiters: [BoxKey: [UInt64: Waiter]] = [:]
@@ -213,13 +246,17 @@ public final class InMemoryBoxStore: BoxStore {
             if let number = namespaces[locator] { return number }
             let number = namespaces.count
             namespaces[locator] = number
+            boxes.append(ChannelBoxes())
             return number
         }
+
+        /// The box at `key`, if written.
+        func box(_ key: BoxKey) -> [UInt8]? { boxes[key.namespace][key.index] }
 
         /// Stores a box; returns the reads waiting on it, to be answered outside the lock.
         mutating func write(_ key: BoxKey, _ bytes: [UInt8]) throws(BoxTransportError) -> [Waiter] {
             statistics.writes += 1
-            if let existing = boxes[key] {
+            if let existing = box(key) {
                 guard existing == bytes else {
                     statistics.conflictingWrites += 1
                     throw BoxTransportError(.alreadyExists, "box \(key.index) already holds different data")
@@ -230,9 +267,10 @@ public final class InMemoryBoxStore: BoxStore {
                 statistics.lostWrites += 1
                 return []
             }
-            guard boxes.count < configuration.maxBoxes else { throw BoxTransportError(.unavailable, "the store is full") }
-            boxes[key] = bytes
-            statistics.boxes = boxes.count
+            guard boxCount < configuration.maxBoxes else { throw BoxTransportError(.unavailable, "the store is full") }
+            boxes[key.namespace].insert(bytes, at: key.index)
+            boxCount += 1
+            statistics.boxes = boxCount
             guard let waiting = waiters.removeValue(forKey: key) else { return [] }
             return Array(waiting.values)
         }
@@ -241,7 +279,7 @@ public final class InMemoryBoxStore: BoxStore {
         mutating func lookUp(_ key: BoxKey, mode: BoxReadMode) throws(BoxTransportError) -> Lookup {
             statistics.reads += 1
             if random.unit() < configuration.readLoss { throw BoxTransportError(.timeout, "the read was lost") }
-            if let bytes = boxes[key] { return .found(bytes) }
+            if let bytes = box(key) { return .found(bytes) }
             guard mode == .wait else { return .found(nil) }
             nextWaiter += 1
             return .wait(id: nextWaiter)

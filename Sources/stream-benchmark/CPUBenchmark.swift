@@ -95,7 +95,7 @@ enum CPUBenchmark {
             // The writer app keeps the send buffer full; the reader app drains everything.
             while written < bytes, case let capacity = inPlace(&machines[0], { $0.writeCapacity }), capacity > 0 {
                 let take = min(chunk.count, bytes - written, capacity)
-                written += try! machines[0].appWrite(take == chunk.count ? chunk : Array(chunk[..<take]), now: loop.now).accepted
+                written += try! machines[0].appWrite(chunk[..<take], now: loop.now).accepted
             }
             while true {
                 let got = machines[1].appRead(maxLength: 1 << 20, now: loop.now).count
@@ -122,12 +122,21 @@ enum CPUBenchmark {
         /// How many of the newest boxes of each channel the store keeps.
         static let keptBoxes: UInt64 = 4096
 
+        /// A read waiting for an unwritten box.
+        struct ParkedRead {
+            var channel: Int
+            var index: UInt64
+            var machine: Int
+            var operation: OperationID
+        }
+
         let boxSize: Int
         var now = StreamTime.zero
-        /// Boxes of channel `c`: channel 0 is written by machine 0 (listener), 1 by machine 1.
-        var boxes: [[UInt64: [UInt8]]] = [[:], [:]]
-        /// Reads parked on unwritten boxes, per channel and index.
-        var parked: [[UInt64: [(machine: Int, operation: OperationID)]]] = [[:], [:]]
+        /// The newest ``keptBoxes`` boxes of channel `c`, box `i` in slot `i % keptBoxes`:
+        /// channel 0 is written by machine 0 (listener), 1 by machine 1.
+        var boxes: [[(index: UInt64, bytes: [UInt8])?]] = Array(repeating: Array(repeating: nil, count: Int(keptBoxes)), count: 2)
+        /// Reads parked on unwritten boxes (a few read-aheads: a list is cheaper than a map).
+        var parked: [ParkedRead] = []
         var completions: [Completion] = []
         var head = 0
         var boxWrites = 0
@@ -140,35 +149,42 @@ enum CPUBenchmark {
                     switch action {
                     case .write(let operation, let index, let bytes):
                         boxWrites += 1
-                        if boxes[m][index] == nil {
-                            boxes[m][index] = bytes
+                        if box(m, index) == nil {
                             // Forget boxes far behind any reader (the window and read-ahead are
                             // 16 and 18): a heap growing page by page for the whole run would
                             // bill page faults to the machine.
-                            if index >= Self.keptBoxes { boxes[m][index - Self.keptBoxes] = nil }
-                            for waiter in parked[m].removeValue(forKey: index) ?? [] {
+                            boxes[m][Int(index % Self.keptBoxes)] = (index, bytes)
+                            var p = 0
+                            while p < parked.count {
+                                guard parked[p].channel == m, parked[p].index == index else {
+                                    p += 1
+                                    continue
+                                }
+                                let waiter = parked.remove(at: p)
                                 completions.append(Completion(machine: waiter.machine, operation: waiter.operation, read: .some(bytes)))
                             }
                         }
                         completions.append(Completion(machine: m, operation: operation, read: nil))
                     case .read(let operation, let channel, let index, let mode):
                         let c = channel == .outbound ? m : 1 - m
-                        if let bytes = boxes[c][index] {
+                        if let bytes = box(c, index) {
                             completions.append(Completion(machine: m, operation: operation, read: .some(bytes)))
                         } else if mode == .poll {
                             completions.append(Completion(machine: m, operation: operation, read: .some(nil)))
                         } else {
-                            parked[c][index, default: []].append((m, operation))
+                            parked.append(ParkedRead(channel: c, index: index, machine: m, operation: operation))
                         }
                     case .cancel(let operation):
-                        for c in 0..<2 {
-                            for (index, waiters) in parked[c] where waiters.contains(where: { $0.operation == operation && $0.machine == m }) {
-                                parked[c][index] = waiters.filter { !($0.operation == operation && $0.machine == m) }
-                            }
-                        }
+                        parked.removeAll { $0.operation == operation && $0.machine == m }
                     }
                 }
             }
+        }
+
+        /// Box `index` of channel `c`, if it was written and is still kept.
+        func box(_ c: Int, _ index: UInt64) -> [UInt8]? {
+            guard let slot = boxes[c][Int(index % Self.keptBoxes)], slot.index == index else { return nil }
+            return slot.bytes
         }
 
         /// Delivers the oldest completion; false if none is queued.
@@ -179,7 +195,14 @@ enum CPUBenchmark {
                 return false
             }
             let completion = completions[head]
+            // Delivered entries must not keep their boxes: the queue drains only now and then,
+            // and the boxes it held (up to 100 MB) made the heap grow page by page all run.
+            completions[head].read = nil
             head += 1
+            if head >= 4096 && head * 2 >= completions.count {
+                completions.removeFirst(head)
+                head = 0
+            }
             if let read = completion.read {
                 machines[completion.machine].readCompleted(completion.operation, result: .success(read), now: now)
             } else {

@@ -79,4 +79,27 @@ import Testing
         operations.removeAll()
         #expect(operations.isEmpty)
     }
+
+    @Test func operationSlotsKeepTheEarliestStart() {
+        // Starts out of order and repeated, in a ring that grows wide: the earliest start
+        // must always equal a scan's.
+        var operations = OperationSlots<StreamTime>(span: 2) { $0 }
+        var random = SplitMix64(seed: 9)
+        var live: [UInt64: StreamTime] = [:]
+        for raw in UInt64(1)...3000 {
+            let started = StreamTime(nanoseconds: Int64(random.next() % 50))
+            operations[OperationID(rawValue: raw)] = started
+            live[raw] = started
+            if random.next() % 3 != 0, let victim = live.keys.sorted().dropLast(live.count / 4).last {
+                #expect(operations.removeValue(forKey: OperationID(rawValue: victim)) == live.removeValue(forKey: victim))
+            }
+            if raw % 97 == 0, let some = live.keys.min() {
+                operations[OperationID(rawValue: some)] = StreamTime(nanoseconds: 60)  // Replaced in place.
+                live[some] = StreamTime(nanoseconds: 60)
+            }
+            #expect(operations.earliestStart == live.values.min())
+        }
+        operations.removeAll()
+        #expect(operations.earliestStart == nil)
+    }
 }

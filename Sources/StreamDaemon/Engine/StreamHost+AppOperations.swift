@@ -167,7 +167,7 @@ extension StreamHost {
             let accepted: Int
             let sequence: UInt64
             do {
-                (accepted, sequence) = try stream.machine.appWrite(Array(data[skip...]), now: now)
+                (accepted, sequence) = try stream.machine.appWrite(data[skip...], now: now)
             } catch {
                 throw Self.ipcError(error)
             }

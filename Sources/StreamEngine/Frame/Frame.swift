@@ -126,8 +126,22 @@ public struct Frame: Hashable, Sendable {
 
     /// Decodes a frame from a padded plaintext, checking every field.
     ///
+    /// The frame's data reuses the plaintext's storage when the caller gives up its last
+    /// reference (the data is moved to the front and the rest cut off): no array is allocated.
+    ///
     /// - Throws: ``StreamError/Code-swift.struct/protocolViolation`` for anything malformed.
-    public static func decode(_ plaintext: [UInt8]) throws(StreamError) -> Frame {
+    public static func decode(_ plaintext: consuming [UInt8]) throws(StreamError) -> Frame {
+        let header = try decodeHeader(plaintext)
+        plaintext.removeSubrange((header.dataStart + header.dataLength)...)
+        plaintext.removeSubrange(..<header.dataStart)
+        var frame = header.frame
+        frame.data = plaintext
+        return frame
+    }
+
+    /// Decodes and checks everything but the data of a padded plaintext: the frame without
+    /// its data, and where the data lies.
+    private static func decodeHeader(_ plaintext: [UInt8]) throws(StreamError) -> (frame: Frame, dataStart: Int, dataLength: Int) {
         var reader = ByteReader(plaintext)
         func fail(_ why: String) -> StreamError { StreamError(.protocolViolation, "malformed frame: \(why)") }
         guard let version = reader.readByte() else { throw fail("empty") }
@@ -150,10 +164,12 @@ public struct Frame: Hashable, Sendable {
         }
         guard let length = reader.readUInt16() else { throw fail("truncated length") }
         guard Int(length) <= reader.remaining else { throw fail("data length exceeds the frame") }
-        let data = reader.readBytes(Int(length))
+        let dataStart = reader.position
+        reader.skip(Int(length))
         guard reader.restIsZero() else { throw fail("non-zero padding") }
         guard offset.addingReportingOverflow(UInt64(length)).overflow == false else { throw fail("offset overflow") }
-        return Frame(index: index, flags: flags, dataOffset: offset, cumulativeAck: ack, sackRanges: ranges, data: data)
+        let frame = Frame(index: index, flags: flags, dataOffset: offset, cumulativeAck: ack, sackRanges: ranges)
+        return (frame, dataStart, Int(length))
     }
 }
 
@@ -191,9 +207,10 @@ struct ByteReader {
     mutating func readUInt32() -> UInt32? { readInteger(UInt32.self) }
     mutating func readUInt64() -> UInt64? { readInteger(UInt64.self) }
 
-    mutating func readBytes(_ count: Int) -> [UInt8] {
-        defer { position += count }
-        return Array(bytes[position..<(position + count)])
+    /// Moves past `count` bytes, which must remain.
+    mutating func skip(_ count: Int) {
+        precondition(count <= remaining)
+        position += count
     }
 
     func restIsZero() -> Bool { bytes[position...].allSatisfy { $0 == 0 } }

@@ -67,12 +67,12 @@ struct FrameSealer: Sendable {
                 throw StreamError(.frameDecrypt, "box \(index) is not signed by the stream's writer")
             }
         }
-        let opened = StreamKeySchedule.withFrameKeyAndNonce(frameKeyBase: frameKeyBase, index: index) {
+        guard let plaintext = StreamKeySchedule.withFrameKeyAndNonce(frameKeyBase: frameKeyBase, index: index, {
             SecretBox.open(sealed, key: $0, nonce: $1)
-        }
-        guard let plaintext = opened else {
+        }) else {
             throw StreamError(.frameDecrypt, "box \(index) failed to authenticate")
         }
+        // The last use of the plaintext: the frame's data takes over its storage.
         let frame = try Frame.decode(plaintext)
         guard frame.index == index else {
             throw StreamError(.protocolViolation, "box \(index) holds a frame for index \(frame.index)")

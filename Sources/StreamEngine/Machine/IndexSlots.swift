@@ -160,21 +160,61 @@ struct IndexSlots<Value>: Sendable where Value: Sendable {
 /// issued in order, so those in flight at once lie within a short span.
 struct OperationSlots<Value>: Sendable where Value: Sendable {
     private var slots: IndexSlots<Value>
+    /// When a value's operation started, if ``earliestStart`` is kept.
+    private let startTime: (@Sendable (Value) -> StreamTime)?
+    /// The earliest start of the operations held (kept only with a `startTime`), updated as
+    /// they come and go: the ring can be wide (reads that wait long while many writes come
+    /// and go), too wide to scan whenever the machine asks for its next deadline.
+    private(set) var earliestStart: StreamTime?
 
-    init(span: Int) { slots = IndexSlots(span: span) }
+    /// Creates an empty map; with `startTime`, it keeps ``earliestStart``.
+    init(span: Int, startTime: (@Sendable (Value) -> StreamTime)? = nil) {
+        slots = IndexSlots(span: span)
+        self.startTime = startTime
+    }
 
     var count: Int { slots.count }
     var isEmpty: Bool { slots.isEmpty }
 
     subscript(operation: OperationID) -> Value? {
         get { slots[operation.rawValue] }
-        set { slots[operation.rawValue] = newValue }
+        set {
+            guard let newValue else {
+                removeValue(forKey: operation)
+                return
+            }
+            let old = startTime == nil ? nil : slots[operation.rawValue]
+            slots[operation.rawValue] = newValue
+            if let startTime {
+                let started = startTime(newValue)
+                if earliestStart.map({ started < $0 }) ?? true { earliestStart = started }
+                if let old { removed(old) }
+            }
+        }
     }
 
     @discardableResult
-    mutating func removeValue(forKey operation: OperationID) -> Value? { slots.removeValue(at: operation.rawValue) }
+    mutating func removeValue(forKey operation: OperationID) -> Value? {
+        let value = slots.removeValue(at: operation.rawValue)
+        if let value { removed(value) }
+        return value
+    }
 
-    mutating func removeAll() { slots.removeAll() }
+    mutating func removeAll() {
+        slots.removeAll()
+        earliestStart = nil
+    }
+
+    /// Updates ``earliestStart`` for a value gone: looks for the new earliest only if it was it.
+    private mutating func removed(_ value: Value) {
+        guard let startTime, startTime(value) == earliestStart else { return }
+        var earliest: StreamTime?
+        forEachValue { value in
+            let started = startTime(value)
+            if earliest.map({ started < $0 }) ?? true { earliest = started }
+        }
+        earliestStart = earliest
+    }
 
     /// The entries, in no particular order.
     var entries: [(key: OperationID, value: Value)] { slots.entries.map { (OperationID(rawValue: $0.index), $0.value) } }

@@ -192,10 +192,7 @@ extension StreamCheckpoint {
         func bad(_ why: String) -> StreamError { StreamError(.invalidCheckpoint, why) }
         switch delta {
         case .appended(let bytes):
-            guard outbound != nil else { throw bad("append on a stream end that cannot write") }
-            guard !closeRequested else { throw bad("append after close") }
-            guard UInt64(writeBuffer.count) + UInt64(bytes.count) <= Self.maxCounter - framedBytes else { throw bad("the stream is too long") }
-            writeBuffer.append(contentsOf: bytes)
+            try append(bytes[...])
         case .closeRequested:
             guard outbound != nil else { throw bad("close on a stream end that cannot write") }
             closeRequested = true
@@ -223,6 +220,16 @@ extension StreamCheckpoint {
             guard count >= 0, count <= readBuffer.count else { throw bad("consumed more bytes than were buffered") }
             readBuffer.drop(count)
         }
+    }
+
+    /// Applies ``CheckpointDelta/appended(_:)`` with the bytes of `bytes`, after checking it;
+    /// on error the state is unchanged.
+    mutating func append(_ bytes: ArraySlice<UInt8>) throws(StreamError) {
+        func bad(_ why: String) -> StreamError { StreamError(.invalidCheckpoint, why) }
+        guard outbound != nil else { throw bad("append on a stream end that cannot write") }
+        guard !closeRequested else { throw bad("append after close") }
+        guard UInt64(writeBuffer.count) + UInt64(bytes.count) <= Self.maxCounter - framedBytes else { throw bad("the stream is too long") }
+        writeBuffer.append(contentsOf: bytes)
     }
 
     private mutating func applyReceived(_ frame: Frame) throws(StreamError) {

@@ -50,9 +50,8 @@ extension StreamMachine {
 
     /// When the oldest operation in flight reaches ``StreamConfiguration/operationTimeout``.
     var operationDeadline: StreamTime? {
-        var oldest: StreamTime?
-        writeOperations.forEachValue { operation in if oldest.map({ operation.started < $0 }) ?? true { oldest = operation.started } }
-        readOperations.forEachValue { operation in if oldest.map({ operation.started < $0 }) ?? true { oldest = operation.started } }
+        var oldest = writeOperations.earliestStart
+        if let reads = readOperations.earliestStart, oldest.map({ reads < $0 }) ?? true { oldest = reads }
         return oldest.map { $0 + configuration.operationTimeout }
     }
 

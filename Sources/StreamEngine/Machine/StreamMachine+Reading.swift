@@ -96,7 +96,10 @@ extension StreamMachine {
                 }
             }
             let limit = readLimit(forStarting: true)
-            for index in first..<(first + UInt64(depth)) {
+            // With `depth` reads in flight every index of the window has one: none lies below
+            // `first` (cleared above) or beyond the window, which only moves forward.
+            let unread = inboundReads.count < depth ? UInt64(depth) : 0
+            for index in first..<(first + unread) {
                 guard readOperations.count < limit else { break }
                 guard pendingEmpty || checkpoint.pending[index] == nil, inboundReads[index] == nil else { continue }
                 if !retryReadAt.isEmpty {

@@ -63,6 +63,9 @@ public struct StreamMachine: Sendable {
     var gatedWrites: [(sequence: UInt64, index: UInt64)] = []
 
     var actions: [StreamAction] = []
+    /// The batch ``takeActions()`` returned last: once the embedder has dropped it, its storage
+    /// takes the next batch, so taking actions allocates nothing.
+    var takenActions: [StreamAction] = []
     var nextOperation: UInt64 = 1
 
     // Sending.
@@ -210,8 +213,8 @@ public struct StreamMachine: Sendable {
         nextPollAt = now
         inboundReads = IndexSlots(span: configuration.readAhead)
         sendRecords = IndexSlots(span: configuration.sendWindow * 2)
-        writeOperations = OperationSlots(span: configuration.sendWindow * 2)
-        readOperations = OperationSlots(span: configuration.readAhead * 2)
+        writeOperations = OperationSlots(span: configuration.sendWindow * 2) { $0.started }
+        readOperations = OperationSlots(span: configuration.readAhead * 2) { $0.started }
     }
 
     static func checkBoxSize(_ boxSize: Int) throws(StreamError) {
@@ -236,12 +239,25 @@ public struct StreamMachine: Sendable {
     ///   ``StreamError/Code-swift.struct/readOnly`` on a multicast reader, or the stream's failure.
     @discardableResult
     public mutating func appWrite(_ bytes: [UInt8], now: StreamTime) throws(StreamError) -> (accepted: Int, sequence: UInt64) {
+        try appWrite(bytes[...], now: now)
+    }
+
+    /// Offers app bytes for sending from a slice, like the array form.
+    ///
+    /// An app that sends a large buffer piece by piece passes what is left of it; the accepted
+    /// prefix is copied once, straight into the write buffer.
+    @discardableResult
+    public mutating func appWrite(_ bytes: ArraySlice<UInt8>, now: StreamTime) throws(StreamError) -> (accepted: Int, sequence: UInt64) {
         try checkUsable()
         guard checkpoint.outbound != nil else { throw StreamError(.readOnly, "this end of the stream can only read") }
         guard !checkpoint.closeRequested else { throw StreamError(.closed, "the stream was closed for writing") }
         let accepted = min(bytes.count, writeCapacity)
         guard accepted > 0 else { return (0, lastSequence) }
-        recordOrFail(.appended(accepted == bytes.count ? bytes : Array(bytes.prefix(accepted))))
+        do {
+            try recordAppended(bytes.prefix(accepted))
+        } catch {
+            fail(error)
+        }
         try checkUsable()  // Not accepted after all if that failed the stream (at `StreamCheckpoint.maxCounter`).
         let sequence = lastSequence
         lastActivity = now
@@ -402,8 +418,9 @@ public struct StreamMachine: Sendable {
     /// Takes the transport operations to perform, in order.
     public mutating func takeActions() -> [StreamAction] {
         guard !actions.isEmpty else { return [] }
-        defer { actions.removeAll(keepingCapacity: true) }
-        return actions
+        takenActions.removeAll(keepingCapacity: true)  // In place unless the embedder still holds it.
+        swap(&actions, &takenActions)
+        return takenActions
     }
 
     /// Takes the journal records made since the last call (``StreamDurability/explicit`` only).
@@ -489,6 +506,17 @@ public struct StreamMachine: Sendable {
         } else {
             durableSequence = checkpoint.sequence
         }
+    }
+
+    /// Records app bytes appended to the write buffer: as an ``CheckpointDelta/appended(_:)``
+    /// record with ``StreamDurability/explicit`` durability; otherwise, with no journal to keep,
+    /// straight from `bytes` into the write buffer, with no record array copied first.
+    mutating func recordAppended(_ bytes: ArraySlice<UInt8>) throws(StreamError) {
+        guard durability == .automatic else { return try record(.appended(Array(bytes))) }
+        guard checkpoint.sequence < StreamCheckpoint.maxCounter else { throw StreamError(.invalidCheckpoint, "the journal is too long") }
+        try checkpoint.append(bytes)
+        checkpoint.sequence += 1
+        durableSequence = checkpoint.sequence
     }
 
     mutating func checkUsable() throws(StreamError) {

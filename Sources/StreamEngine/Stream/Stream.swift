@@ -133,11 +133,9 @@ public actor Stream {
         var mustBeDurable: UInt64 = 0
         do {
             while accepted < bytes.count {
-                // Offer only what fits (at least one byte, so that a closed or failed stream
-                // throws), so each byte is copied once however many rounds the write takes.
-                let end = min(bytes.count, accepted + max(1, machine.writeCapacity))
-                let offered = accepted == 0 && end == bytes.count ? bytes : Array(bytes[accepted..<end])
-                let (taken, sequence) = try machine.appWrite(offered, now: now)
+                // The machine copies only the prefix it accepts, so each byte is copied once
+                // however many rounds the write takes.
+                let (taken, sequence) = try machine.appWrite(bytes[accepted...], now: now)
                 accepted += taken
                 mustBeDurable = sequence
                 step()
@@ -382,11 +380,15 @@ public actor Stream {
     /// away leaves the timer armed: it fires early, finds nothing due, and is re-armed then.
     /// That is one wake-up per armed deadline instead of reprogramming the timer per change.
     private func scheduleTimer() {
-        guard let deadline = machine.nextDeadline else { return }
+        guard let deadline = Self.nextDeadline(of: &machine) else { return }
         if let armed = timerArmedAt, armed <= deadline { return }
         timerArmedAt = deadline
         timer.arm(in: deadline.nanoseconds &- now.nanoseconds)
     }
+
+    /// The machine's ``StreamMachine/nextDeadline``, read in place: read from the actor's
+    /// stored property the plain way, the whole machine is copied out first (on every step).
+    private static func nextDeadline(of machine: inout StreamMachine) -> StreamTime? { machine.nextDeadline }
 
     private func timerFired() {
         timerArmedAt = nil
