@@ -203,14 +203,16 @@ extension StreamMachine {
     /// seed 5573, read-ahead 2, 49 % loss: 18,245 writes and no progress in 4 h). Any later
     /// frame of the peer carries its newest acknowledgements, and shows whether the frames
     /// before it held data (if not, the reader skips them). The distance doubles with each
-    /// expiry, one read-ahead to 128, and starts again; one probe at a time, within the
-    /// budget for reads.
+    /// expiry, one read-ahead to 8, and starts again (the peer's frames that answer this end's
+    /// pings lie just beyond the window; and on Pigeonhole reaching box *i* steps the index
+    /// chain from the nearest known one, a local kpclientd request per box); one probe at a
+    /// time, within the budget for reads.
     mutating func probeAhead(now: StreamTime) {
         let expiries = timer.backoffExponent - RetransmitTimer.retriesBeforeBackoff
         guard expiries > 0, aheadProbe == nil, checkpoint.mode == .endToEnd, checkpoint.inbound != nil,
               checkpoint.pending.count < configuration.readAhead, readOperations.count < readLimit(forStarting: true)
         else { return }
-        let distance = UInt64(configuration.readAhead) << UInt64((expiries - 1) % 8)
+        let distance = UInt64(configuration.readAhead) << UInt64((expiries - 1) % 4)
         aheadProbe = startRead(channel: .inbound, index: checkpoint.nextReadIndex + distance, mode: .poll, now: now)
     }
 
