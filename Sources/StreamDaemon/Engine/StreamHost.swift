@@ -161,13 +161,14 @@ actor StreamHost {
             pendingRecords[key, default: []].append(contentsOf: records)
             commitIfIdle()
         }
-        timers.arm(key, at: stream.machine.nextDeadline)
-        if !stream.loggedPeerClosed, stream.machine.checkpoint.peerFinOffset != nil {
+        let (deadline, peerClosed) = stream.inspect { ($0.nextDeadline, $0.checkpoint.peerFinOffset != nil) }
+        timers.arm(key, at: deadline)
+        if !stream.loggedPeerClosed, peerClosed {
             stream.loggedPeerClosed = true
             logger.info("peer closed the stream", metadata: ["stream": "\(stream.name.rawValue)", "event": "peer-closed"])
         }
         announce(stream)
-        stream.wake()
+        wake(stream)
         dispatch()
     }
 
@@ -274,7 +275,7 @@ actor StreamHost {
         pendingRecords[stream.id] = nil
         streams[stream.id] = nil
         names[stream.name.rawValue] = nil
-        stream.wake()
+        wake(stream)
     }
 
     /// Stops a stream that cannot go on; it stays listed, as failed, with the reason.
@@ -282,7 +283,7 @@ actor StreamHost {
         stream.hostFailure = failure
         halt(stream)
         announce(stream)
-        stream.wake()
+        wake(stream)
     }
 
     /// Halts a stream's machine and releases its operations and timer.
@@ -452,7 +453,7 @@ actor StreamHost {
             stream.machine.halt()
             for running in stream.running.values { running.task.cancel() }
             stream.running.removeAll()
-            stream.wake()
+            wake(stream)
         }
         timerTask?.cancel()
         onFatal(error)
@@ -510,7 +511,7 @@ actor StreamHost {
         }
         publish(.kpclientd(connected: up))
         if up { dispatch() }
-        for stream in streams.values { stream.wake() }
+        for stream in streams.values { wake(stream) }
     }
 
     // MARK: - Shutdown
@@ -527,7 +528,7 @@ actor StreamHost {
         for stream in streams.values {
             for running in stream.running.values { running.task.cancel() }
             stream.machine.halt()
-            stream.wake()
+            wake(stream)
         }
         for subscriber in subscribers.values { subscriber.continuation.finish() }
         subscribers.removeAll()

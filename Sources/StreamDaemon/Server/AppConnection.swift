@@ -153,7 +153,7 @@ struct AppConnection {
                         throw ProtocolViolation(description: error.description)
                     }
                     guard let payload else { break }
-                    try handleFrame(payload, requests: &requests, outbox: outbox)
+                    try await handleFrame(payload, requests: &requests, outbox: outbox)
                 }
                 let buffered = decoder.bufferedByteCount
                 state.withLockedValue {
@@ -166,7 +166,7 @@ struct AppConnection {
         }
     }
 
-    private func handleFrame(_ payload: [UInt8], requests: inout ThrowingDiscardingTaskGroup<any Error>, outbox: Outbox) throws {
+    private func handleFrame(_ payload: [UInt8], requests: inout ThrowingDiscardingTaskGroup<any Error>, outbox: Outbox) async throws {
         let state = outbox.state
         let message: IPCRequestMessage
         do {
@@ -214,6 +214,14 @@ struct AppConnection {
             error.retryAfterMilliseconds = 100
             outbox.send(.reply(id: id, .failure(error)))
             return
+        }
+        if case .write(let name, let offset, let data) = message.request {
+            // The common write needs no task: the host answers it once it is durable.
+            let started = await context.host.startWrite(name: name, offset: offset, data: data) { result in
+                state.withLockedValue { $0.inFlight -= 1 }
+                outbox.send(.reply(id: id, result.map { .written(accepted: $0.accepted, offset: $0.offset) }))
+            }
+            if started { return }
         }
         requests.addTask {
             let result = await perform(message.request, outbox: outbox)
