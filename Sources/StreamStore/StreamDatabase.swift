@@ -108,7 +108,9 @@ public final class StreamDatabase: Sendable {
     /// Batches are committed one after another in the order they were queued, and completions
     /// run in that order, so a caller can keep the next batch queued while one commits (a
     /// pipeline) without waiting for a round trip between them. The completion must return
-    /// quickly: the next commit starts after it.
+    /// quickly: the next commit starts after it. A batch refused before it is queued
+    /// (``StreamStoreError/Code/misuse``, or ``StreamStoreError/Code/closed`` once the store is
+    /// closed) is reported at once, on the caller's thread, possibly before earlier batches end.
     ///
     /// - Important: A failure is final: do not retry (see the type's documentation).
     public func commit(
