@@ -30,16 +30,17 @@ public actor StreamdClient {
     /// The daemon's `hello`, once connected.
     public private(set) var hello: Hello?
 
-    private let outgoing: AsyncStream<ByteBuffer>.Continuation
+    /// The connection's channel: requests are written straight onto it.
+    private let channel: any Channel
     private var pending: [UInt64: CheckedContinuation<Result<IPCReply, IPCError>, any Error>] = [:]
     private var nextID: UInt64 = 1
     private var closedError: StreamClientError?
     private var eventSink: AsyncStream<IPCEvent>.Continuation?
     private var connectionTask: Task<Void, Never>?
 
-    private init(socketPath: String, outgoing: AsyncStream<ByteBuffer>.Continuation) {
+    private init(socketPath: String, channel: any Channel) {
         self.socketPath = socketPath
-        self.outgoing = outgoing
+        self.channel = channel
     }
 
     /// The socket streamd uses by default: `$STREAMD_SOCKET`, else `$XDG_RUNTIME_DIR/streamd/streamd.sock`.
@@ -64,9 +65,8 @@ public actor StreamdClient {
         } catch {
             throw StreamClientError(.notRunning, "cannot connect to streamd at \(socketPath): \(error); is streamd running?")
         }
-        let (outgoing, sink) = AsyncStream.makeStream(of: ByteBuffer.self)
-        let client = StreamdClient(socketPath: socketPath, outgoing: sink)
-        await client.start(channel, outgoing: outgoing)
+        let client = StreamdClient(socketPath: socketPath, channel: channel.channel)
+        await client.start(channel)
         let reply = try await client.request(.hello(minVersion: IPCVersion.supported.lowerBound, maxVersion: IPCVersion.supported.upperBound, client: clientName))
         guard case .hello(let version, let daemon, let instance, let features) = reply else {
             throw StreamClientError(.protocolViolation, "streamd answered hello with \(reply.kind)")
@@ -77,26 +77,17 @@ public actor StreamdClient {
 
     private func setHello(_ hello: Hello) { self.hello = hello }
 
-    private func start(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, outgoing: AsyncStream<ByteBuffer>) {
+    private func start(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>) {
         connectionTask = Task { [weak self] in
             var reason = "streamd closed the connection"
             do {
-                try await channel.executeThenClose { inbound, outbound in
-                    try await withThrowingTaskGroup(of: Void.self) { group in
-                        group.addTask {
-                            for await frame in outgoing { try await outbound.write(frame) }
+                try await channel.executeThenClose { inbound, _ in
+                    var decoder = IPCFrameDecoder()
+                    for try await buffer in inbound {
+                        decoder.append(buffer.readableBytesView)
+                        while let payload = try decoder.nextFrame() {
+                            await self?.deliver(payload)
                         }
-                        group.addTask {
-                            var decoder = IPCFrameDecoder()
-                            for try await buffer in inbound {
-                                decoder.append(buffer.readableBytesView)
-                                while let payload = try decoder.nextFrame() {
-                                    await self?.deliver(payload)
-                                }
-                            }
-                        }
-                        defer { group.cancelAll() }
-                        try await group.next()
                     }
                 }
             } catch {
@@ -129,7 +120,7 @@ public actor StreamdClient {
         guard closedError == nil else { return }
         let error = StreamClientError(.connectionLost, reason)
         closedError = error
-        outgoing.finish()
+        channel.close(promise: nil)
         eventSink?.finish()
         let waiting = pending
         pending.removeAll()
@@ -146,7 +137,7 @@ public actor StreamdClient {
         let frame = ByteBuffer(bytes: IPCRequestMessage(id: id, request: request).framed())
         let result = try await withCheckedThrowingContinuation { continuation in
             pending[id] = continuation
-            outgoing.yield(frame)
+            channel.writeAndFlush(frame, promise: nil)
         }
         return try result.get()
     }

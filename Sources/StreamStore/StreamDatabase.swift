@@ -102,6 +102,33 @@ public final class StreamDatabase: Sendable {
         }.get()
     }
 
+    /// Queues `batch` for one transaction and returns at once; `completion` runs on the store
+    /// thread once the batch is durable (fsynced) or failed.
+    ///
+    /// Batches are committed one after another in the order they were queued, and completions
+    /// run in that order, so a caller can keep the next batch queued while one commits (a
+    /// pipeline) without waiting for a round trip between them. The completion must return
+    /// quickly: the next commit starts after it. A batch refused before it is queued
+    /// (``StreamStoreError/Code/misuse``, or ``StreamStoreError/Code/closed`` once the store is
+    /// closed) is reported at once, on the caller's thread, possibly before earlier batches end.
+    ///
+    /// - Important: A failure is final: do not retry (see the type's documentation).
+    public func commit(
+        _ batch: CommitBatch, completion: @escaping @Sendable (Result<[StoredStreamID], StreamStoreError>) -> Void
+    ) {
+        do throws(StreamStoreError) {
+            try StreamCommitter.validate(batch)
+        } catch {
+            completion(.failure(error))
+            return
+        }
+        let state = self.state
+        let queued = thread.submit {
+            completion(batch.isEmpty ? .success([]) : Result { () throws(StreamStoreError) -> [StoredStreamID] in try state.commit(batch) })
+        }
+        if !queued { completion(.failure(StreamStoreError(.closed, "the store is closed"))) }
+    }
+
     /// Closes the database (waiting for queued work) and stops its thread. Later calls fail with `.closed`.
     public func close() async {
         let state = self.state

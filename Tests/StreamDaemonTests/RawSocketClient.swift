@@ -18,6 +18,8 @@ final class RawSocketClient {
     private let descriptor: Int32
     private var buffer: [UInt8] = []
     private var nextID: UInt64 = 1000
+    /// Replies that came while another was awaited: concurrent requests may be answered in any order.
+    private var earlyReplies: [UInt64: Result<IPCReply, IPCError>] = [:]
     private(set) var peerClosed = false
 
     init(path: String) throws {
@@ -105,11 +107,13 @@ final class RawSocketClient {
         }
     }
 
-    /// The reply to request `id`, skipping events.
+    /// The reply to request `id`, skipping events and keeping other replies for their own `reply(to:)`.
     func reply(to id: UInt64, timeout: Duration = .seconds(10)) async throws -> Result<IPCReply, IPCError> {
+        if let early = earlyReplies.removeValue(forKey: id) { return early }
         while let message = try await next(timeout: timeout) {
             switch message {
             case .reply(let replyID, let result) where replyID == id: return result
+            case .reply(let replyID, let result): earlyReplies[replyID] = result
             case .goodbye(let error): throw Failure(description: "goodbye while waiting for reply \(id): \(error)")
             default: continue
             }

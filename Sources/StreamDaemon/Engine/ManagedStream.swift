@@ -18,9 +18,13 @@ final class ManagedStream {
     /// Why the host stopped the stream (for example a box size kpclientd no longer uses).
     var hostFailure: StreamError?
     /// Why the stream cannot go on, if it cannot.
-    var failure: StreamError? { hostFailure ?? machine.failure }
+    var failure: StreamError? { hostFailure ?? inspect { $0.failure } }
     /// App requests waiting for this stream's state to change.
     var waiters: [CheckedContinuation<Void, Never>] = []
+    /// Accepted writes answered without a task of their own, in sequence order: each reply
+    /// runs once the durable sequence reaches its sequence, or with the error that ends the wait
+    /// (``StreamHost/startWrite(name:offset:data:reply:)``).
+    var durableReplies: [(sequence: UInt64, reply: @Sendable (Result<Void, IPCError>) -> Void)] = []
     /// The box channels, opened on first use.
     var channels: [StreamChannel: Task<PigeonholeBoxChannel, any Error>] = [:]
     /// The channels' index caches: restored from the store, refreshed after each compaction,
@@ -50,6 +54,15 @@ final class ManagedStream {
         announcedPeerClosed = machine.checkpoint.peerFinOffset != nil
         loggedPeerClosed = announcedPeerClosed
         announcedFailure = machine.failure != nil
+    }
+
+    /// Reads the machine in place.
+    ///
+    /// Calling one of the engine's getters on ``machine`` directly copies the whole machine
+    /// first (the getter is opaque, so the class property's read cannot be shared with it);
+    /// through an `inout` access it is read where it lies. `body` must not change the machine.
+    func inspect<T>(_ body: (inout StreamMachine) -> T) -> T {
+        body(&machine)
     }
 
     /// Wakes every waiter; each re-checks its condition.

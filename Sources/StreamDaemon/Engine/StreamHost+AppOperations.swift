@@ -149,7 +149,7 @@ extension StreamHost {
         var stream = try usable(name)
         let end = offset + UInt64(data.count)
         while true {
-            let written = stream.machine.checkpoint.bytesWritten
+            let written = stream.inspect { $0.checkpoint.bytesWritten }
             guard offset <= written else {
                 var error = IPCError(.wrongOffset, "the stream holds \(written) bytes; a write must start at or below that offset")
                 error.expectedOffset = written
@@ -157,7 +157,7 @@ extension StreamHost {
             }
             if end <= written {
                 // Everything is held already: confirm once it is durable.
-                let sequence = stream.machine.lastSequence
+                let sequence = stream.inspect { $0.lastSequence }
                 try await waitUntil(name) { $0.machine.durableSequence >= sequence }
                 return (0, end)
             }
@@ -192,6 +192,41 @@ extension StreamHost {
                 throw IPCError(.busy, "the stream's send buffer is full; retry later", retryAfterMilliseconds: 500)
             }
         }
+    }
+
+    /// Accepts a write at once when the stream has room for some of its new bytes, and answers
+    /// it through `reply` (on the actor) once they are durable, with no task waiting meanwhile:
+    /// the common case of ``write(name:offset:data:)``, with the same outcome.
+    ///
+    /// - Returns: false, having changed nothing, when the write must wait for room or holds no
+    ///   new bytes, or when its offset is past the stream's end: the caller then uses
+    ///   ``write(name:offset:data:)``.
+    func startWrite(
+        name: StreamName, offset: UInt64, data: [UInt8],
+        reply: @escaping @Sendable (Result<(accepted: UInt64, offset: UInt64), IPCError>) -> Void
+    ) -> Bool {
+        let stream: ManagedStream
+        do throws(IPCError) {
+            stream = try usable(name)
+        } catch {
+            reply(.failure(error))
+            return true
+        }
+        let written = stream.inspect { $0.checkpoint.bytesWritten }
+        guard offset <= written, offset + UInt64(data.count) > written, stream.inspect({ $0.writeCapacity }) > 0 else { return false }
+        let accepted: Int
+        let sequence: UInt64
+        do {
+            (accepted, sequence) = try stream.machine.appWrite(offset == written ? data : Array(data[Int(written - offset)...]), now: now)
+        } catch {
+            reply(.failure(Self.ipcError(error)))
+            return true
+        }
+        guard accepted > 0 else { return false }
+        let result = (accepted: UInt64(accepted), offset: written + UInt64(accepted))
+        stream.durableReplies.append((sequence, { outcome in reply(outcome.map { result }) }))
+        step(stream)
+        return true
     }
 
     /// Returns received bytes from stream offset `offset` without consuming them.
@@ -341,7 +376,47 @@ extension StreamHost {
 
     /// Wakes every request waiting on the named stream; each re-checks its condition.
     func wakeAll(_ name: StreamName) {
-        lookupOptional(name)?.wake()
+        if let stream = lookupOptional(name) { wake(stream) }
+    }
+
+    /// Answers the stream's fast-path writes whose wait is over, then wakes every request
+    /// waiting on it; each re-checks its condition.
+    func wake(_ stream: ManagedStream) {
+        if !stream.durableReplies.isEmpty { settleReplies(stream) }
+        stream.wake()
+    }
+
+    /// Runs the replies of fast-path writes that are durable now, in order; if the stream can
+    /// no longer make the rest durable, runs them with the error ``waitUntil(_:_:)`` would throw.
+    private func settleReplies(_ stream: ManagedStream) {
+        let durable = stream.inspect { $0.durableSequence }
+        var settled = 0
+        for entry in stream.durableReplies {
+            guard entry.sequence <= durable else { break }
+            entry.reply(.success(()))
+            settled += 1
+        }
+        stream.durableReplies.removeFirst(settled)
+        guard !stream.durableReplies.isEmpty, let error = waitEndingError(stream) else { return }
+        let failed = stream.durableReplies
+        stream.durableReplies.removeAll()
+        for entry in failed { entry.reply(.failure(error)) }
+    }
+
+    /// Why a request waiting on `stream` can wait no longer, in ``waitUntil(_:_:)``'s order;
+    /// `nil` while it can.
+    private func waitEndingError(_ stream: ManagedStream) -> IPCError? {
+        guard lookupOptional(stream.name) === stream else {
+            return IPCError(.noSuchStream, "no stream is named \(stream.name.rawValue)")
+        }
+        do throws(IPCError) {
+            try checkRunning()
+        } catch {
+            return error
+        }
+        if let failure = stream.failure { return Self.ipcError(failure) }
+        if stream.inspect({ $0.isHalted }) { return IPCError(.shuttingDown, "the stream was stopped") }
+        return nil
     }
 
     static func ipcError(_ error: StreamError) -> IPCError {

@@ -42,9 +42,14 @@ actor StreamHost {
     private var timerTarget: StreamTime?
 
     private var pendingRecords: [Key: [CheckpointRecord]] = [:]
-    private var committing = false
-    /// Direct commits waiting for the running commit to end.
+    /// Group commits queued on the store thread whose outcome the host has not processed yet.
+    private var groupCommitsInFlight = 0
+    /// Whether a direct commit (``commitNow(_:)``) holds the store; group commits wait meanwhile.
+    private var directCommitRunning = false
+    /// Direct commits waiting for the store; each is handed the turn when it resumes.
     private var commitWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Outcomes of group commits, yielded by the store thread in commit order.
+    private let commitOutcomes: AsyncStream<CommitOutcome>.Continuation
     /// Set once a commit failed; everything stops.
     private(set) var fatalError: (any Error)?
     /// Whether the kpclientd session is up; operations are held while it is down.
@@ -70,6 +75,18 @@ actor StreamHost {
         self.onFatal = onFatal
         origin = clock.now
         scheduler = OperationScheduler(configuration: configuration.scheduler, now: .zero)
+        let (outcomes, sink) = AsyncStream.makeStream(of: CommitOutcome.self)
+        commitOutcomes = sink
+        Task { [weak self] in
+            for await outcome in outcomes {
+                guard let self else { return }
+                await self.groupCommitEnded(outcome)
+            }
+        }
+    }
+
+    deinit {
+        commitOutcomes.finish()
     }
 
     /// The host's clock: time since it started.
@@ -144,13 +161,14 @@ actor StreamHost {
             pendingRecords[key, default: []].append(contentsOf: records)
             commitIfIdle()
         }
-        timers.arm(key, at: stream.machine.nextDeadline)
-        if !stream.loggedPeerClosed, stream.machine.checkpoint.peerFinOffset != nil {
+        let (deadline, peerClosed) = stream.inspect { ($0.nextDeadline, $0.checkpoint.peerFinOffset != nil) }
+        timers.arm(key, at: deadline)
+        if !stream.loggedPeerClosed, peerClosed {
             stream.loggedPeerClosed = true
             logger.info("peer closed the stream", metadata: ["stream": "\(stream.name.rawValue)", "event": "peer-closed"])
         }
         announce(stream)
-        stream.wake()
+        wake(stream)
         dispatch()
     }
 
@@ -257,7 +275,7 @@ actor StreamHost {
         pendingRecords[stream.id] = nil
         streams[stream.id] = nil
         names[stream.name.rawValue] = nil
-        stream.wake()
+        wake(stream)
     }
 
     /// Stops a stream that cannot go on; it stays listed, as failed, with the reason.
@@ -265,7 +283,7 @@ actor StreamHost {
         stream.hostFailure = failure
         halt(stream)
         announce(stream)
-        stream.wake()
+        wake(stream)
     }
 
     /// Halts a stream's machine and releases its operations and timer.
@@ -321,11 +339,25 @@ actor StreamHost {
 
     // MARK: - Group commit
 
-    /// Starts a commit of every stream's pending records, unless one is running; records
-    /// that arrive meanwhile go into the next one.
+    /// The end of one group commit: the streams and sequences it made durable, or its error.
+    struct CommitOutcome: Sendable {
+        var marks: [(Key, UInt64)]
+        var result: Result<[StoredStreamID], StreamStoreError>
+    }
+
+    /// Group commits queued on the store thread at once: one committing and the next waiting
+    /// behind it, so the store starts the next transaction the moment one ends instead of
+    /// waiting for the host to process the outcome (a pipeline; outcomes arrive in order).
+    static let maxGroupCommitsInFlight = 2
+
+    /// Queues a commit of every stream's pending records unless the pipeline is full or a
+    /// direct commit holds or waits for the store; records that arrive meanwhile go into the
+    /// next one.
     private func commitIfIdle() {
-        guard !committing, fatalError == nil, !pendingRecords.isEmpty else { return }
-        committing = true
+        guard !directCommitRunning, commitWaiters.isEmpty, groupCommitsInFlight < Self.maxGroupCommitsInFlight,
+              fatalError == nil, !pendingRecords.isEmpty
+        else { return }
+        groupCommitsInFlight += 1
         var batch = CommitBatch()
         var marks: [(Key, UInt64)] = []
         for (key, records) in pendingRecords {
@@ -333,7 +365,8 @@ actor StreamHost {
             marks.append((key, last))
             let size = records.reduce(0) { $0 + Self.approximateSize($1) }
             if stream.rowsSinceCheckpoint + records.count > Self.compactAfterRows || stream.bytesSinceCheckpoint + size > Self.compactAfterBytes {
-                // Compaction: the checkpoint holds every record taken so far, so it replaces them all.
+                // Compaction: the checkpoint holds every record taken so far, so it replaces them all
+                // (and the rows of a commit still queued before this one, which runs first).
                 precondition(stream.machine.checkpoint.sequence == last, "records were left untaken")
                 let snapshots = stream.indexSnapshots
                 batch.checkpoints.append(
@@ -348,15 +381,8 @@ actor StreamHost {
             }
         }
         pendingRecords.removeAll(keepingCapacity: true)
-        let database = self.database
-        Task { [weak self] in
-            do {
-                _ = try await database.commit(batch)
-                await self?.committed(marks)
-            } catch {
-                await self?.fail(error)
-            }
-        }
+        let outcomes = commitOutcomes
+        database.commit(batch) { [marks] result in outcomes.yield(CommitOutcome(marks: marks, result: result)) }
     }
 
     /// Fetches the open channels' index caches, to be stored with the next compaction.
@@ -387,9 +413,16 @@ actor StreamHost {
         }
     }
 
-    private func committed(_ marks: [(Key, UInt64)]) {
+    /// Processes a group commit's outcome (in commit order): the machines learn what is durable.
+    ///
+    /// Nothing is marked after a failure, not even by a later commit that succeeded: the
+    /// failed one may have held earlier records of the same streams.
+    private func groupCommitEnded(_ outcome: CommitOutcome) {
+        groupCommitsInFlight -= 1
+        if case .failure(let error) = outcome.result { fail(error) }
+        guard fatalError == nil else { return }
         let current = now
-        for (key, sequence) in marks {
+        for (key, sequence) in outcome.marks {
             guard let stream = streams[key] else { continue }
             stream.machine.markDurable(through: sequence, now: current)
             step(stream)
@@ -397,10 +430,12 @@ actor StreamHost {
         finishCommit()
     }
 
-    /// Ends a commit: a waiting direct commit goes next, else the next group commit.
+    /// After a commit: hands the store to a waiting direct commit once no group commit is in
+    /// flight, else queues the next group commit.
     private func finishCommit() {
-        committing = false
         if !commitWaiters.isEmpty {
+            guard groupCommitsInFlight == 0, !directCommitRunning else { return }
+            directCommitRunning = true
             commitWaiters.removeFirst().resume()
         } else {
             commitIfIdle()
@@ -418,7 +453,7 @@ actor StreamHost {
             stream.machine.halt()
             for running in stream.running.values { running.task.cancel() }
             stream.running.removeAll()
-            stream.wake()
+            wake(stream)
         }
         timerTask?.cancel()
         onFatal(error)
@@ -426,20 +461,33 @@ actor StreamHost {
 
     /// Performs a commit of its own (creation, removal) and waits for it.
     ///
-    /// Commits never overlap: this waits for a running group commit, so a removal can never
-    /// be applied before a batch that still holds the stream's records.
+    /// Commits never overlap: this waits until no group commit is in flight, so a removal can
+    /// never be applied before a batch that still holds the stream's records.
     func commitNow(_ batch: CommitBatch) async throws -> [StoredStreamID] {
-        while committing {
-            await withCheckedContinuation { commitWaiters.append($0) }
+        if directCommitRunning || groupCommitsInFlight > 0 || !commitWaiters.isEmpty {
+            await waitForCommitTurn()
+        } else {
+            directCommitRunning = true
+        }
+        defer {
+            directCommitRunning = false
+            finishCommit()
         }
         if let fatalError { throw fatalError }
-        committing = true
-        defer { finishCommit() }
         do {
             return try await database.commit(batch)
         } catch {
             fail(error)
             throw error
+        }
+    }
+
+    /// Parks a direct commit until ``finishCommit()`` hands it the store (or a failure stops
+    /// everything); a method of the actor, so the list is only touched on it (invariant 8).
+    private func waitForCommitTurn() async {
+        await withCheckedContinuation { continuation in
+            self.preconditionIsolated()
+            commitWaiters.append(continuation)
         }
     }
 
@@ -463,7 +511,7 @@ actor StreamHost {
         }
         publish(.kpclientd(connected: up))
         if up { dispatch() }
-        for stream in streams.values { stream.wake() }
+        for stream in streams.values { wake(stream) }
     }
 
     // MARK: - Shutdown
@@ -473,14 +521,14 @@ actor StreamHost {
     func shutdown() async {
         stopping = true
         timerTask?.cancel()
-        while committing || !pendingRecords.isEmpty, fatalError == nil {
+        while groupCommitsInFlight > 0 || directCommitRunning || !pendingRecords.isEmpty, fatalError == nil {
             commitIfIdle()
             try? await Task.sleep(for: .milliseconds(5))
         }
         for stream in streams.values {
             for running in stream.running.values { running.task.cancel() }
             stream.machine.halt()
-            stream.wake()
+            wake(stream)
         }
         for subscriber in subscribers.values { subscriber.continuation.finish() }
         subscribers.removeAll()

@@ -12,7 +12,8 @@ import Glibc
 ///
 /// The reader decodes frames with ``IPCFrameDecoder`` (sizes checked before allocating) and
 /// runs each request as a child task, at most ``DaemonConfiguration/maxRequestsPerConnection``
-/// at once; a single writer task sends replies and events in the order they are produced.
+/// at once; replies and events go straight onto the channel through an ``Outbox``, in the
+/// order they are produced (no writer task in between).
 struct AppConnection {
     /// What every connection shares.
     struct Context: Sendable {
@@ -53,29 +54,17 @@ struct AppConnection {
             await Self.refuse(connection, IPCError(.permissionDenied, "streamd serves only its own user"))
             return
         }
-        let (outgoing, sink) = AsyncStream.makeStream(of: [UInt8].self, bufferingPolicy: .unbounded)
         let state = NIOLockedValueBox(State())
+        let outbox = Outbox(channel: connection.channel, state: state)
         do {
-            try await connection.executeThenClose { inbound, outbound in
+            try await connection.executeThenClose { inbound, _ in
+                // The reader or the watchdog ended (the app closed, or broke the protocol): the
+                // frames already sent, a goodbye included, are queued on the channel before it closes.
                 try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        for await frame in outgoing {
-                            try await outbound.write(ByteBuffer(bytes: frame))
-                            state.withLockedValue { $0.queuedFrames -= 1 }
-                        }
-                    }
-                    group.addTask {
-                        // The reader or the watchdog ended (the app closed, or broke the protocol):
-                        // the writer still drains what was queued, a goodbye included, then ends.
-                        defer { sink.finish() }
-                        try await withThrowingTaskGroup(of: Void.self) { inner in
-                            inner.addTask { try await readLoop(inbound, sink: sink, state: state) }
-                            inner.addTask { try await watchdog(state: state, sink: sink) }
-                            defer { inner.cancelAll() }
-                            try await inner.next()
-                        }
-                    }
-                    for try await _ in group {}
+                    group.addTask { try await readLoop(inbound, outbox: outbox) }
+                    group.addTask { try await watchdog(outbox: outbox) }
+                    defer { group.cancelAll() }
+                    try await group.next()
                 }
             }
         } catch {
@@ -83,6 +72,29 @@ struct AppConnection {
         }
         if let subscription = state.withLockedValue({ $0.subscription }) {
             await context.host.unsubscribe(subscription)
+        }
+    }
+
+    /// Writes frames to the app straight onto the connection's channel, in the order they are
+    /// sent, and counts those not yet written (the limit for events).
+    struct Outbox: Sendable {
+        let channel: any Channel
+        let state: NIOLockedValueBox<State>
+
+        /// Queues one framed message on the channel and flushes it.
+        func write(_ frame: [UInt8]) {
+            state.withLockedValue { $0.queuedFrames += 1 }
+            let buffer = ByteBuffer(bytes: frame)
+            let channel = self.channel
+            let state = self.state
+            channel.eventLoop.execute {
+                channel.writeAndFlush(buffer).whenComplete { _ in state.withLockedValue { $0.queuedFrames -= 1 } }
+            }
+        }
+
+        /// Queues a message.
+        func send(_ message: IPCServerMessage) {
+            write(message.framed())
         }
     }
 
@@ -106,7 +118,8 @@ struct AppConnection {
     }
 
     /// Closes connections that never say `hello` or stall in the middle of a frame.
-    private func watchdog(state: NIOLockedValueBox<State>, sink: AsyncStream<[UInt8]>.Continuation) async throws {
+    private func watchdog(outbox: Outbox) async throws {
+        let state = outbox.state
         let timeout = context.configuration.clientTimeout
         while true {
             try await Task.sleep(for: min(timeout, .seconds(1)))
@@ -115,19 +128,18 @@ struct AppConnection {
                 return (state.halfFrame && idle > timeout, state.negotiated == nil && idle > timeout)
             }
             if stalled {
-                send(.goodbye(IPCError(.malformed, "a frame was left unfinished for \(timeout)")), to: sink, state: state)
+                outbox.send(.goodbye(IPCError(.malformed, "a frame was left unfinished for \(timeout)")))
                 throw ProtocolViolation(description: "a frame was left unfinished for \(timeout)")
             }
             if silent {
-                send(.goodbye(IPCError(.helloRequired, "no hello within \(timeout)")), to: sink, state: state)
+                outbox.send(.goodbye(IPCError(.helloRequired, "no hello within \(timeout)")))
                 throw ProtocolViolation(description: "no hello within \(timeout)")
             }
         }
     }
 
-    private func readLoop(
-        _ inbound: NIOAsyncChannelInboundStream<ByteBuffer>, sink: AsyncStream<[UInt8]>.Continuation, state: NIOLockedValueBox<State>
-    ) async throws {
+    private func readLoop(_ inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbox: Outbox) async throws {
+        let state = outbox.state
         var decoder = IPCFrameDecoder()
         try await withThrowingDiscardingTaskGroup { requests in
             for try await buffer in inbound {
@@ -137,11 +149,11 @@ struct AppConnection {
                     do throws(IPCError) {
                         payload = try decoder.nextFrame()
                     } catch {
-                        send(.goodbye(error), to: sink, state: state)
+                        outbox.send(.goodbye(error))
                         throw ProtocolViolation(description: error.description)
                     }
                     guard let payload else { break }
-                    try handleFrame(payload, requests: &requests, sink: sink, state: state)
+                    try await handleFrame(payload, requests: &requests, outbox: outbox)
                 }
                 let buffered = decoder.bufferedByteCount
                 state.withLockedValue {
@@ -154,10 +166,8 @@ struct AppConnection {
         }
     }
 
-    private func handleFrame(
-        _ payload: [UInt8], requests: inout ThrowingDiscardingTaskGroup<any Error>, sink: AsyncStream<[UInt8]>.Continuation,
-        state: NIOLockedValueBox<State>
-    ) throws {
+    private func handleFrame(_ payload: [UInt8], requests: inout ThrowingDiscardingTaskGroup<any Error>, outbox: Outbox) async throws {
+        let state = outbox.state
         let message: IPCRequestMessage
         do {
             message = try IPCRequestMessage(decoding: payload)
@@ -165,33 +175,33 @@ struct AppConnection {
             // A frame that is not a request at all breaks the protocol; a request with a
             // readable id but a bad field only fails that request.
             guard let id = error.requestID else {
-                send(.goodbye(error), to: sink, state: state)
+                outbox.send(.goodbye(error))
                 throw ProtocolViolation(description: error.description)
             }
-            send(.reply(id: id, .failure(error)), to: sink, state: state)
+            outbox.send(.reply(id: id, .failure(error)))
             return
         }
         let id = message.id
         if case .hello(let minimum, let maximum, _) = message.request {
             guard state.withLockedValue({ $0.negotiated }) == nil else {
                 // docs/IPC.md section 4: the version is fixed for the connection once negotiated.
-                send(.reply(id: id, .failure(IPCError(.invalidArgument, "hello was already completed on this connection"))), to: sink, state: state)
+                outbox.send(.reply(id: id, .failure(IPCError(.invalidArgument, "hello was already completed on this connection"))))
                 return
             }
             guard let version = IPCVersion.negotiate(clientMin: minimum, clientMax: maximum) else {
                 let supported = IPCVersion.supported
                 // docs/IPC.md section 4: the app may try again with another range; the watchdog
                 // still closes a connection that has not completed hello within the client timeout.
-                send(.reply(id: id, .failure(IPCError(.unsupportedVersion, "streamd speaks versions \(supported.lowerBound)...\(supported.upperBound)"))), to: sink, state: state)
+                outbox.send(.reply(id: id, .failure(IPCError(.unsupportedVersion, "streamd speaks versions \(supported.lowerBound)...\(supported.upperBound)"))))
                 return
             }
             state.withLockedValue { $0.negotiated = version }
-            send(.reply(id: id, .success(.hello(version: version, daemon: daemonVersion, instance: context.instance, features: Self.features))), to: sink, state: state)
+            outbox.send(.reply(id: id, .success(.hello(version: version, daemon: daemonVersion, instance: context.instance, features: Self.features))))
             return
         }
         guard state.withLockedValue({ $0.negotiated }) != nil else {
             // docs/IPC.md section 4: the connection stays open until hello succeeds (or the watchdog closes it).
-            send(.reply(id: id, .failure(IPCError(.helloRequired, "send hello first"))), to: sink, state: state)
+            outbox.send(.reply(id: id, .failure(IPCError(.helloRequired, "send hello first"))))
             return
         }
         let admitted = state.withLockedValue { state in
@@ -202,23 +212,26 @@ struct AppConnection {
         guard admitted else {
             var error = IPCError(.tooManyRequests, "at most \(context.configuration.maxRequestsPerConnection) requests may be in flight per connection")
             error.retryAfterMilliseconds = 100
-            send(.reply(id: id, .failure(error)), to: sink, state: state)
+            outbox.send(.reply(id: id, .failure(error)))
             return
         }
-        requests.addTask {
-            let result = await perform(message.request, sink: sink, state: state)
-            state.withLockedValue { $0.inFlight -= 1 }
-            send(.reply(id: id, result), to: sink, state: state)
+        if case .write(let name, let offset, let data) = message.request {
+            // The common write needs no task: the host answers it once it is durable.
+            let started = await context.host.startWrite(name: name, offset: offset, data: data) { result in
+                state.withLockedValue { $0.inFlight -= 1 }
+                outbox.send(.reply(id: id, result.map { .written(accepted: $0.accepted, offset: $0.offset) }))
+            }
+            if started { return }
         }
-    }
-
-    private func send(_ message: IPCServerMessage, to sink: AsyncStream<[UInt8]>.Continuation, state: NIOLockedValueBox<State>) {
-        state.withLockedValue { $0.queuedFrames += 1 }
-        sink.yield(IPCFraming.frame(message.encoded()))
+        requests.addTask {
+            let result = await perform(message.request, outbox: outbox)
+            state.withLockedValue { $0.inFlight -= 1 }
+            outbox.send(.reply(id: id, result))
+        }
     }
 
     /// Carries out one request.
-    private func perform(_ request: IPCRequest, sink: AsyncStream<[UInt8]>.Continuation, state: NIOLockedValueBox<State>) async -> Result<IPCReply, IPCError> {
+    private func perform(_ request: IPCRequest, outbox: Outbox) async -> Result<IPCReply, IPCError> {
         let host = context.host
         do throws(IPCError) {
             switch request {
@@ -254,7 +267,7 @@ struct AppConnection {
                 try await host.sync(name: name)
                 return .success(.ok)
             case .subscribe(let names):
-                try await subscribe(names.map { Set($0.map(\.rawValue)) }, sink: sink, state: state)
+                try await subscribe(names.map { Set($0.map(\.rawValue)) }, outbox: outbox)
                 return .success(.ok)
             case .daemonStatus:
                 return .success(.daemonStatus(await context.status()))
@@ -264,7 +277,8 @@ struct AppConnection {
         }
     }
 
-    private func subscribe(_ names: Set<String>?, sink: AsyncStream<[UInt8]>.Continuation, state: NIOLockedValueBox<State>) async throws(IPCError) {
+    private func subscribe(_ names: Set<String>?, outbox: Outbox) async throws(IPCError) {
+        let state = outbox.state
         guard state.withLockedValue({ $0.subscription }) == nil else {
             throw IPCError(.invalidArgument, "this connection is already subscribed")
         }
@@ -272,12 +286,8 @@ struct AppConnection {
         state.withLockedValue { $0.subscription = id }
         Task {
             for await event in events {
-                let admitted = state.withLockedValue { state in
-                    guard state.queuedFrames < Self.maxQueuedFramesForEvents else { return false }
-                    state.queuedFrames += 1
-                    return true
-                }
-                if admitted { sink.yield(IPCServerMessage.event(event).framed()) }
+                let admitted = state.withLockedValue { $0.queuedFrames < Self.maxQueuedFramesForEvents }
+                if admitted { outbox.send(.event(event)) }
             }
         }
     }
