@@ -191,9 +191,6 @@ import Testing
     /// 65 data boxes, not finished in 4 h). The waited-on resend now waits at most
     /// `maxRetransmitTimeout`.
     @Test func aStuckPeerIsAnsweredWithinTheLargestTimeout() async {
-        let parameters = StreamSimulation.Parameters.random(seed: 2008)
-        let report = await offCooperativePool { StreamSimulation.run(parameters) }
-        #expect(report.passed, "\(report)")
-        #expect(report.simulatedTime < .seconds(3600), "\(report)")
+        await expectRandomSeedPasses(2008, within: .seconds(3600))
     }
 }
