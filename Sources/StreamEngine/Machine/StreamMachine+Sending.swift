@@ -143,10 +143,12 @@ extension StreamMachine {
     /// than `minRetransmitTimeout` from now), or stops it if nothing needs acknowledging.
     mutating func armRetransmitTimer(now: StreamTime) {
         var oldest: StreamTime?
+        let newestPing = newestUnackedPing
         for (index, frame) in checkpoint.unacked where frame.kind.elicitsAck {
             guard let record = sendRecords[index] else { continue }
             // A frame in flight, or queued for the budget, is about to be sent: it cannot have timed out.
-            let sent = record.inFlight == nil && (budgetWaiting.isEmpty || !budgetWaiting.contains(index)) ? record.lastSent : now
+            let sent = record.inFlight == nil && (budgetWaiting.isEmpty || !budgetWaiting.contains(index))
+                ? timerClock(index, kind: frame.kind, record: record, newestPing: newestPing) : now
             if oldest.map({ sent < $0 }) ?? true { oldest = sent }
         }
         guard let oldest else {
@@ -154,6 +156,31 @@ extension StreamMachine {
             return
         }
         retransmitAt = max(oldest + timer.timeout(jitter: random.unit()), now + configuration.minRetransmitTimeout)
+    }
+
+    /// The newest unacknowledged ping.
+    var newestUnackedPing: UInt64? {
+        guard checkpoint.unacked.count(of: .ping) > 0 else { return nil }
+        return checkpoint.unacked.lazy.filter { $0.value.kind == .ping }.map(\.key).max()
+    }
+
+    /// When frame `index` counts as last sent, for the retransmission timer.
+    ///
+    /// Pings other than the newest one and those within one read-ahead of the frame the peer
+    /// last said it waits on back off on their own: each resend doubles the wait before the
+    /// next, up to `maxPingBackoff` timeouts, short enough that a peer lingering after its
+    /// close (`closeLinger`) still sees a lost one rewritten. A ping carries no data, so a lost
+    /// one holds the peer's reader only where it reads: an active reader reads past it and
+    /// skips it, an idle one polls only the box it waits on. Rewriting every outstanding ping
+    /// on each expiry made a listener nobody had joined yet rewrite up to 64 a minute
+    /// (`LoneListenerTests`).
+    func timerClock(_ index: UInt64, kind: FrameKind, record: SendRecord, newestPing: UInt64?) -> StreamTime {
+        let waitedOn = checkpoint.peerCumulativeAck
+        guard kind == .ping, index != newestPing, index < waitedOn || index - waitedOn >= UInt64(configuration.readAhead) else {
+            return record.lastSent
+        }
+        let doublings = min(max(record.transmissions - 1, 0), Self.maxPingBackoffDoublings)
+        return record.lastSent + timer.backedOffTimeout * ((1 << doublings) - 1)
     }
 
     /// The retransmission timeout fired: resend what may be lost and probe for lost acknowledgements.
@@ -178,11 +205,12 @@ extension StreamMachine {
         // doubles with each expiry without progress, so a stuck peer is reached in the end.
         let ackOnlyLimit = waitedOn &+ UInt64(configuration.readAhead) << UInt64(min(timer.backoffExponent, 20))
         var resent = false
+        let newestPing = newestUnackedPing
         for index in checkpoint.unacked.keys.sorted() where index <= highest {
             guard let kind = checkpoint.unacked[index]?.kind,
                   kind.elicitsAck || index < ackOnlyLimit,
                   let record = sendRecords[index], record.inFlight == nil, !budgetWaiting.contains(index),
-                  now - record.lastSent >= threshold
+                  now - timerClock(index, kind: kind, record: record, newestPing: newestPing) >= threshold
             else { continue }
             transmit(index, now: now, counting: \.timeoutResends)
             resent = true

@@ -100,6 +100,9 @@ public struct StreamMachine: Sendable {
     var probeRequested = false
     /// A bound on unacknowledged pings (at most one is made per retransmission timeout).
     static let maxOutstandingProbes = 64
+    /// How often a ping's own wait before a timer resend may double (see `timerClock`): at
+    /// most 4 timeouts, 4 minutes at the default `maxRetransmitTimeout`.
+    static let maxPingBackoffDoublings = 2
     static let maxRetainedAckOnlyFrames = 1024
     /// The fewest frames with round-trip samples one acknowledgement must cover for its spread
     /// to count as a batch's (see `RetransmitTimer.batchSpread`): on a quiet stream, one
