@@ -96,9 +96,8 @@ public final class StreamDatabase: Sendable {
     public func commit(_ batch: CommitBatch) async throws(StreamStoreError) -> [StoredStreamID] {
         try StreamCommitter.validate(batch)
         if batch.isEmpty { return [] }
-        let state = self.state
-        return try await thread.run { () -> Result<[StoredStreamID], StreamStoreError> in
-            Result { () throws(StreamStoreError) -> [StoredStreamID] in try state.commit(batch) }
+        return try await withCheckedContinuation { continuation in
+            enqueueCommit(batch) { continuation.resume(returning: $0) }
         }.get()
     }
 
@@ -122,6 +121,13 @@ public final class StreamDatabase: Sendable {
             completion(.failure(error))
             return
         }
+        enqueueCommit(batch, completion: completion)
+    }
+
+    /// Queues a validated batch on the store thread: the one commit path of both forms.
+    private func enqueueCommit(
+        _ batch: CommitBatch, completion: @escaping @Sendable (Result<[StoredStreamID], StreamStoreError>) -> Void
+    ) {
         let state = self.state
         let queued = thread.submit {
             completion(batch.isEmpty ? .success([]) : Result { () throws(StreamStoreError) -> [StoredStreamID] in try state.commit(batch) })

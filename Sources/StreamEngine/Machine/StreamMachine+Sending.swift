@@ -168,7 +168,7 @@ extension StreamMachine {
     ///
     /// Pings other than the newest one and those within one read-ahead of the frame the peer
     /// last said it waits on back off on their own: each resend doubles the wait before the
-    /// next, up to `maxPingBackoff` timeouts, short enough that a peer lingering after its
+    /// next, up to `2^maxPingBackoffDoublings` timeouts, short enough that a peer lingering after its
     /// close (`closeLinger`) still sees a lost one rewritten. A ping carries no data, so a lost
     /// one holds the peer's reader only where it reads: an active reader reads past it and
     /// skips it, an idle one polls only the box it waits on. Rewriting every outstanding ping
@@ -176,7 +176,8 @@ extension StreamMachine {
     /// (`LoneListenerTests`).
     func timerClock(_ index: UInt64, kind: FrameKind, record: SendRecord, newestPing: UInt64?) -> StreamTime {
         let waitedOn = checkpoint.peerCumulativeAck
-        guard kind == .ping, index != newestPing, index < waitedOn || index - waitedOn >= UInt64(configuration.readAhead) else {
+        // Pings below `waitedOn` are acknowledged, so never retained here.
+        guard kind == .ping, index != newestPing, index >= waitedOn &+ UInt64(configuration.readAhead) else {
             return record.lastSent
         }
         let doublings = min(max(record.transmissions - 1, 0), Self.maxPingBackoffDoublings)
