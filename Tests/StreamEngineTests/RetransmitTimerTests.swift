@@ -4,11 +4,36 @@ import Testing
 /// The retransmission timeout's estimates: RFC 6298's, plus the spread of batched
 /// acknowledgements.
 @Suite struct RetransmitTimerTests {
-    func timer() -> RetransmitTimer {
+    func timer(awaitsFirstAnswer: Bool = false) -> RetransmitTimer {
         var configuration = StreamConfiguration()
         configuration.ackDelay = .milliseconds(100)
         configuration.maxRetransmitTimeout = .seconds(60)
-        return RetransmitTimer(configuration: configuration)
+        configuration.maxIdlePollInterval = .seconds(300)
+        return RetransmitTimer(configuration: configuration, awaitsFirstAnswer: awaitsFirstAnswer)
+    }
+
+    /// Until the peer answers, expiries back off to the larger cap; from its first frame on,
+    /// the usual cap holds.
+    @Test func aPeerThatNeverAnsweredIsRetriedLessOften() {
+        var waiting = timer(awaitsFirstAnswer: true)
+        var answered = timer()
+        for _ in 0..<20 {
+            waiting.backOff()
+            answered.backOff()
+        }
+        #expect(answered.timeout(jitter: 0) == .seconds(60))
+        #expect(waiting.timeout(jitter: 0) == .seconds(300))
+        let changed = waiting.peerAnswered()
+        #expect(changed)
+        #expect(!waiting.awaitsFirstAnswer)
+        #expect(waiting.timeout(jitter: 0) == .seconds(60))
+        let changedAgain = waiting.peerAnswered()
+        #expect(!changedAgain)
+        // A peer that answers before the backoff passes the usual cap changes nothing.
+        var early = timer(awaitsFirstAnswer: true)
+        early.backOff()
+        let earlyChanged = early.peerAnswered()
+        #expect(!earlyChanged)
     }
 
     /// Steady samples of 2 s give SRTT + 4·RTTVAR + ackDelay, the variation decaying toward zero.

@@ -73,7 +73,9 @@ import Testing
             for try await result in group { #expect(result == nil) }
         }
         let waited = clock.now - start
-        #expect(waited >= .milliseconds(200) && waited < .seconds(5))
+        // Well under the store's default of 30 s, with room for a loaded machine (the whole
+        // suite runs in parallel with 1,000 simulation seeds; 8 s was seen).
+        #expect(waited >= .milliseconds(200) && waited < .seconds(25))
 
         let box = Array(repeating: UInt8(5), count: 256)
         async let answered = channel.read(index: 100, mode: .wait)

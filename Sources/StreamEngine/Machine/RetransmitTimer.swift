@@ -17,6 +17,10 @@ struct RetransmitTimer: Sendable {
     private(set) var batchSpread: Duration = .zero
     /// Consecutive expiries without progress.
     private(set) var backoffExponent = 0
+    /// Whether the peer has never answered, so that the backoff goes up to
+    /// ``StreamConfiguration/maxIdlePollInterval`` if that is longer than
+    /// ``StreamConfiguration/maxRetransmitTimeout``.
+    private(set) var awaitsFirstAnswer: Bool
     let configuration: StreamConfiguration
 
     /// The timeout without backoff or jitter.
@@ -29,8 +33,9 @@ struct RetransmitTimer: Sendable {
     private(set) var activeWindow: Duration
     private(set) var activeWindowNanoseconds: Int64
 
-    init(configuration: StreamConfiguration) {
+    init(configuration: StreamConfiguration, awaitsFirstAnswer: Bool) {
         self.configuration = configuration
+        self.awaitsFirstAnswer = awaitsFirstAnswer
         baseTimeout = configuration.initialRetransmitTimeout
         backedOffTimeout = baseTimeout
         activeWindow = configuration.idleAfter
@@ -66,9 +71,11 @@ struct RetransmitTimer: Sendable {
             baseTimeout = configuration.initialRetransmitTimeout
         }
         var rto = baseTimeout
+        let cap = awaitsFirstAnswer
+            ? max(configuration.maxRetransmitTimeout, configuration.maxIdlePollInterval) : configuration.maxRetransmitTimeout
         let doublings = max(0, backoffExponent - Self.retriesBeforeBackoff)
-        for _ in 0..<min(doublings, 32) where rto < configuration.maxRetransmitTimeout {
-            rto = min(rto * 2, configuration.maxRetransmitTimeout)
+        for _ in 0..<min(doublings, 32) where rto < cap {
+            rto = min(rto * 2, cap)
         }
         backedOffTimeout = rto
         activeWindow = max(configuration.idleAfter, rto * 2)
@@ -88,6 +95,19 @@ struct RetransmitTimer: Sendable {
     mutating func backOff() {
         backoffExponent += 1
         derive()
+    }
+
+    /// Records the peer's first frame: the timeout's cap returns to
+    /// ``StreamConfiguration/maxRetransmitTimeout``. (The backoff itself ends, as always, when
+    /// a frame is newly acknowledged.)
+    ///
+    /// - Returns: whether the timeout changed (only if it had backed off beyond that cap).
+    mutating func peerAnswered() -> Bool {
+        guard awaitsFirstAnswer else { return false }
+        awaitsFirstAnswer = false
+        let before = backedOffTimeout
+        derive()
+        return backedOffTimeout != before
     }
 
     /// Records progress (a newly acknowledged frame).

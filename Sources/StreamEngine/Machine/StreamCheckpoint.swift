@@ -98,6 +98,11 @@ public struct StreamCheckpoint: Sendable, Hashable {
     var unackedWindowFrames: Int { unacked.windowCount }
     /// Whether the peer's direction has ended and every byte of it was consumed.
     public var isReadFinished: Bool { peerFinOffset != nil && readBuffer.isEmpty }
+    /// Whether this end waits for the peer's first frame: an end-to-end stream that has read
+    /// nothing from its peer yet (a listener whose dialer has not joined).
+    var awaitsFirstAnswer: Bool {
+        mode == .endToEnd && inbound != nil && nextReadIndex == 0 && pending.isEmpty
+    }
     /// Whether every written byte, and the FIN if closed, was acknowledged.
     public var isWriteSettled: Bool {
         writeBuffer.isEmpty && unacked.windowCount == 0 && (!closeRequested || finIndex != nil)

@@ -28,6 +28,10 @@ public struct StreamConfiguration: Hashable, Sendable {
     /// The first polling interval of an idle stream.
     public var minIdlePollInterval: Duration = .seconds(1)
     /// The longest polling interval of an idle stream; polling backs off up to this value.
+    ///
+    /// Until the peer's first frame arrives (a listener whose dialer has not joined yet),
+    /// retransmissions back off up to this value too, when it exceeds ``maxRetransmitTimeout``:
+    /// a peer that may not exist yet is retried no more often than an idle peer is polled.
     public var maxIdlePollInterval: Duration = .seconds(300)
     /// The most transport operations (box writes and reads) this stream keeps in flight at once:
     /// the budget the embedder gives it, separate from the window. Retransmissions and the read

@@ -190,6 +190,10 @@ extension StreamMachine {
         }
         if !decryptFailures.isEmpty { decryptFailures[frame.index] = nil }
         lastActivity = now
+        if timer.awaitsFirstAnswer, timer.peerAnswered() {
+            // The peer has joined: what it has not acknowledged is resent within the usual cap.
+            armRetransmitTimer(now: now)
+        }
         var newlyAcknowledged: [(index: UInt64, kind: FrameKind)] = []
         if checkpoint.unacked.count != unackedBefore.count {
             for index in unackedBefore.keys.sorted() where checkpoint.unacked[index] == nil {

@@ -210,7 +210,7 @@ public struct StreamMachine: Sendable {
         outboundSealer = checkpoint.outbound.map { FrameSealer(outbound: $0, boxSize: checkpoint.boxSize) }
         inboundSealer = checkpoint.inbound.map { FrameSealer(inbound: $0, boxSize: checkpoint.boxSize) }
         random = SplitMix64(seed: randomSeed)
-        timer = RetransmitTimer(configuration: configuration)
+        timer = RetransmitTimer(configuration: configuration, awaitsFirstAnswer: checkpoint.awaitsFirstAnswer)
         lastActivity = now
         pollInterval = configuration.minIdlePollInterval
         nextPollAt = now
