@@ -23,7 +23,7 @@ import Testing
         var cases: [(String, [UInt8])] = []
         var wrongVersion = good; wrongVersion[0] = 2; cases.append(("version", wrongVersion))
         var unknownFlag = good; unknownFlag[1] = 0x80; cases.append(("flags", unknownFlag))
-        var nextUnknownFlag = good; nextUnknownFlag[1] = 0x08; cases.append(("flag 0x08", nextUnknownFlag))
+        var nextUnknownFlag = good; nextUnknownFlag[1] = 0x10; cases.append(("flag 0x10", nextUnknownFlag))
         var tooManySacks = good; tooManySacks[26] = 9; cases.append(("sack count", tooManySacks))
         var badPadding = good; badPadding[119] = 1; cases.append(("padding", badPadding))
         var hugeLength = good; hugeLength[27 + 24] = 0xff; cases.append(("length", hugeLength))

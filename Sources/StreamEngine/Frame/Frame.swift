@@ -36,7 +36,11 @@ public struct Frame: Hashable, Sendable {
         /// of its window since it last asked. The receiver otherwise acknowledges late, so that
         /// acknowledgements cost few box writes.
         public static let ackNow = Flags(rawValue: 4)
-        static let known: Flags = [.fin, .ping, .ackNow]
+        /// The sender is writing at a low rate: this data frame emptied its write buffer and is
+        /// its only one outstanding. Its next frame comes at an unknown later time, so the
+        /// receiver reads the next box with several reads at once, to see that frame sooner.
+        public static let quiet = Flags(rawValue: 8)
+        static let known: Flags = [.fin, .ping, .ackNow, .quiet]
     }
 
     /// The box index this frame belongs in; checked against the box it was read from.

@@ -44,13 +44,17 @@ public struct StreamConfiguration: Hashable, Sendable {
     /// How long a stream closed both ways keeps polling after its last activity, to answer a
     /// peer whose last acknowledgement was lost; after that it stops all I/O.
     public var closeLinger: Duration = .seconds(600)
-    /// Whether a quiet stream (at most two data frames outstanding) writes its newest data frame
-    /// a second time as soon as the first write completes. A write's success does not prove the
-    /// box was stored, and on a quiet stream only the retransmission timer would notice, several
-    /// round trips later; the copy costs one box write per such frame (none in bulk transfer)
-    /// and cut the p99 latency of one small write every 5 s at 10 % loss from 13 to 8 mean
-    /// latencies in `stream-benchmark`.
-    public var confirmsQuietFrames = true
+    /// How many **confirmation copies** a quiet stream (at most two data frames outstanding)
+    /// writes of its newest data frame, together with its first write; with any, the frame is
+    /// flagged ``Frame/Flags/quiet`` so that the peer reads the box after it with
+    /// ``parallelReadsAfterQuietFrame`` reads. A write's success does not prove the box was
+    /// stored, and on a quiet stream only the retransmission timer would notice, several round
+    /// trips later; each copy costs one box write per such frame (none in bulk transfer).
+    public var quietFrameCopies: Int = 2
+    /// How many reads at once this end keeps on the peer's next box after a frame flagged
+    /// ``Frame/Flags/quiet`` (1: no extra reads). The first of them to return the frame
+    /// delivers it; each extra read costs one box read per such frame, none in bulk transfer.
+    public var parallelReadsAfterQuietFrame: Int = 3
     /// How many times one box may fail to decrypt before the stream reports ``StreamError/Code-swift.struct/frameDecrypt``.
     public var maxDecryptFailures: Int = 3
 
@@ -79,6 +83,8 @@ public struct StreamConfiguration: Hashable, Sendable {
         try check(operationTimeout >= minRetransmitTimeout, "operationTimeout must be >= minRetransmitTimeout")
         try check(closeLinger >= .zero, "closeLinger must not be negative")
         try check((1...1000).contains(maxDecryptFailures), "maxDecryptFailures must be 1...1000")
+        try check((1...8).contains(parallelReadsAfterQuietFrame), "parallelReadsAfterQuietFrame must be 1...8")
+        try check((0...4).contains(quietFrameCopies), "quietFrameCopies must be 0...4")
     }
 }
 

@@ -62,6 +62,10 @@ extension StreamMachine {
         for operation in writeOperations.entries.filter({ now - $0.value.started >= timeout }).map(\.key).sorted() {
             guard let index = writeOperations.removeValue(forKey: operation)?.index else { continue }
             actions.append(.cancel(operation))
+            if let copy = sendRecords[index]?.copiesInFlight.firstIndex(of: operation) {
+                sendRecords[index]?.copiesInFlight.remove(at: copy)
+                continue
+            }
             if sendRecords[index]?.inFlight == operation { sendRecords[index]?.inFlight = nil }
             transmit(index, now: now, counting: \.deadlineResends)
         }
@@ -72,6 +76,7 @@ extension StreamMachine {
             case .inbound:
                 if inboundReads[record.index] == operation { inboundReads[record.index] = nil }
                 if aheadProbe == operation { aheadProbe = nil }
+                if !eagerReads.isEmpty { eagerReads.removeAll { $0 == operation } }
             case .outbound:
                 if verifyReads[record.index] == operation {
                     verifyReads[record.index] = startRead(channel: .outbound, index: record.index, mode: .poll, now: now)

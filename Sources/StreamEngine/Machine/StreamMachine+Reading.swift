@@ -59,6 +59,10 @@ extension StreamMachine {
             let stale = inboundReads.removeAll { index, _ in index < first || (!pendingEmpty && pending[index] != nil) }
             for (_, operation) in stale { cancelRead(operation) }
         }
+        if !eagerReads.isEmpty, let eagerIndex = eagerReadsIndex, eagerIndex < first {
+            for operation in eagerReads { cancelRead(operation) }
+            eagerReads.removeAll()
+        }
         if first != perIndexStateFrom {
             // Only when the reader moved on: these are rebuilt, not edited in place.
             perIndexStateFrom = first
@@ -75,6 +79,8 @@ extension StreamMachine {
             } else {
                 // Going idle: stop the blocking reads, poll the next index instead.
                 for (_, operation) in inboundReads.entries where readOperations[operation]?.mode == .wait { cancelRead(operation) }
+                for operation in eagerReads { cancelRead(operation) }
+                eagerReads.removeAll()
                 inboundReads.removeAll { readOperations[$1] == nil }
                 nextPollAt = now
             }
@@ -94,6 +100,7 @@ extension StreamMachine {
                 for index in inboundReads.keys.sorted(by: >) where index != first && readOperations.count > keep {
                     if let operation = inboundReads.removeValue(at: index) { cancelRead(operation) }
                 }
+                while readOperations.count > keep, let operation = eagerReads.popLast() { cancelRead(operation) }
             }
             let limit = readLimit(forStarting: true)
             // With `depth` reads in flight every index of the window has one: none lies below
@@ -111,6 +118,7 @@ extension StreamMachine {
                 }
                 inboundReads[index] = startRead(channel: .inbound, index: index, mode: .wait, now: now)
             }
+            scheduleEagerReads(first: first, now: now)
             let idleAt = StreamTime(nanoseconds: lastActivity.nanoseconds &+ timer.activeWindowNanoseconds)
             if idleAt > now { wake(at: idleAt) }
         } else if inboundReads.isEmpty, !hasFinishedLingering(now: now) {
@@ -122,12 +130,57 @@ extension StreamMachine {
         }
     }
 
+    /// Follows whether the peer writes at a low rate: a data frame flagged ``Frame/Flags/quiet``
+    /// says so, a newer data frame without the flag says it is busy again, and frames without
+    /// data (acknowledgements, pings) leave it quiet and move the box to read eagerly past them.
+    mutating func noteQuietness(of frame: Frame) {
+        let newer = quietNextIndex.map { frame.index >= $0 } ?? true
+        guard newer else { return }
+        if frame.flags.contains(.quiet) || (quietNextIndex != nil && frame.data.isEmpty && !frame.flags.contains(.fin)) {
+            quietNextIndex = frame.index + 1
+        } else {
+            quietNextIndex = nil
+        }
+    }
+
+    /// Reads the box the reader waits on with extra reads when the peer's newest frame was
+    /// flagged ``Frame/Flags/quiet``: its next frame comes at an unknown time, and the first of
+    /// several reads to return it delivers it (the least of several round trips). Issued once
+    /// per box, within the budget for reads; none after the peer's FIN.
+    mutating func scheduleEagerReads(first: UInt64, now: StreamTime) {
+        let extra = configuration.parallelReadsAfterQuietFrame - 1
+        guard extra > 0, quietNextIndex == first, eagerReadsIndex != first, checkpoint.peerFinOffset == nil else { return }
+        eagerReadsIndex = first
+        for _ in 0..<extra {
+            guard readOperations.count < readLimit(forStarting: true) || yieldFarthestRead(keeping: first) else { break }
+            eagerReads.append(startRead(channel: .inbound, index: first, mode: .wait, now: now))
+        }
+    }
+
+    /// Cancels the read-ahead read of the highest index other than `kept`, to make room in the
+    /// budget for a read or write that matters more now; returns whether there was one.
+    mutating func yieldFarthestRead(keeping kept: UInt64) -> Bool {
+        guard let farthest = inboundReads.keys.filter({ $0 != kept }).max(),
+              let operation = inboundReads.removeValue(at: farthest)
+        else { return false }
+        cancelRead(operation)
+        return true
+    }
+
     mutating func inboundReadCompleted(_ record: ReadRecord, operation: OperationID, result: Result<[UInt8]?, BoxTransportError>, now: StreamTime) {
         let index = record.index
         if inboundReads[index] == operation { inboundReads[index] = nil }
         if operation == aheadProbe {
             // A probe beyond the read window: only a frame it finds counts.
             aheadProbe = nil
+            guard case .success(let bytes?) = result else { return }
+            openAndReceive(bytes, index: index, now: now)
+            return
+        }
+        if let eager = eagerReads.firstIndex(of: operation) {
+            // An extra read of a quiet peer's next box: only a frame it finds counts (the
+            // box's own read keeps the retry policy).
+            eagerReads.remove(at: eager)
             guard case .success(let bytes?) = result else { return }
             openAndReceive(bytes, index: index, now: now)
             return
@@ -190,6 +243,7 @@ extension StreamMachine {
         }
         if !decryptFailures.isEmpty { decryptFailures[frame.index] = nil }
         lastActivity = now
+        noteQuietness(of: frame)
         if timer.awaitsFirstAnswer, timer.peerAnswered() {
             // The peer has joined: what it has not acknowledged is resent within the usual cap.
             armRetransmitTimer(now: now)

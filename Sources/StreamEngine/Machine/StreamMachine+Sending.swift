@@ -18,6 +18,9 @@ extension StreamMachine {
                 flags.insert(.ackNow)
                 lastAckRequest = checkpoint.nextWriteIndex
             }
+            if endToEnd, !fin, take == buffered, isQuiet(framesOutstanding: checkpoint.unackedWindowFrames + 1) {
+                flags.insert(.quiet)
+            }
             // The data is sealed straight from the write buffer, not copied into the frame first
             // (and the slice is gone before the record drops those bytes from the buffer).
             let frame = makeFrame(flags: flags, sack: sack, data: [])
@@ -130,11 +133,13 @@ extension StreamMachine {
             let timerResend = reason == \.timeoutResends
             record.backoffBeforeTimerResend = timerResend ? timerResendBackoff : nil
             record.sentBeforeTimerResend = timerResend ? record.lastSent : nil
-            // A confirmation copy follows the first at once: loss recovery keeps the first's clock.
-            if reason != \.confirmationCopies { record.lastSent = now }
+            record.lastSent = now
             sendRecords[index] = record
         } else {
             sendRecords[index] = SendRecord(firstSent: now, lastSent: now, transmissions: 1, inFlight: operation)
+            if needsConfirmationCopy(index) {
+                for _ in 0..<configuration.quietFrameCopies { transmitConfirmationCopy(index, now: now) }
+            }
         }
         if retransmitAt == nil && frame.kind.elicitsAck { armRetransmitTimer(now: now) }
     }
@@ -261,11 +266,11 @@ extension StreamMachine {
         for (index, kind) in frames {
             if !budgetWaiting.isEmpty { budgetWaiting.remove(index) }
             guard let record = sendRecords.removeValue(at: index) else { continue }
-            if let operation = record.inFlight {
+            for operation in record.copiesInFlight + (record.inFlight.map { [$0] } ?? []) {
                 writeOperations[operation] = nil
                 actions.append(.cancel(operation))
             }
-            if record.transmissions == 1 || (record.transmissions == 2 && record.confirmed) {
+            if record.transmissions == 1 {
                 sample = min(sample ?? .seconds(Int64.max), now - record.firstSent)
                 oldestSample = max(oldestSample ?? .zero, now - record.firstSent)
                 sampledFrames += 1
@@ -295,20 +300,38 @@ extension StreamMachine {
         armRetransmitTimer(now: now)
     }
 
-    /// Whether the first write of data frame `index` just completed while it is the only frame
-    /// awaiting an answer: then it is written once more (a **confirmation copy**). A write's
-    /// success does not prove the box was stored, and on a quiet stream no later frame would
-    /// reveal the loss through a selective acknowledgement: only the retransmission timer,
-    /// several round trips later. In bulk transfer there is always more than one frame
+    /// Whether a stream with `framesOutstanding` data frames unacknowledged counts as quiet: at
+    /// most two (an app write may span two frames), with ``StreamConfiguration/quietFrameCopies``.
+    func isQuiet(framesOutstanding: Int) -> Bool {
+        configuration.quietFrameCopies > 0 && framesOutstanding <= Self.maxFramesForConfirmation
+    }
+
+    /// Whether data frame `index`, whose first write was just issued, also gets a
+    /// **confirmation copy** at once: when it is the newest frame awaiting an answer on a quiet
+    /// stream. A write's success does not prove the box was stored, and on a quiet stream no
+    /// later frame would reveal the loss through a selective acknowledgement: only the
+    /// retransmission timer, several round trips later. Written together, the copies also land
+    /// as early as the faster of the two. In bulk transfer there is always more than two frames
     /// outstanding, so this costs nothing there; a low-rate stream pays one write per frame.
     func needsConfirmationCopy(_ index: UInt64) -> Bool {
-        // "Quiet": at most two data frames outstanding (an app write may span two frames).
-        guard configuration.confirmsQuietFrames, checkpoint.mode == .endToEnd, let frame = checkpoint.unacked[index],
-              frame.kind.countsTowardWindow,
-              let record = sendRecords[index], record.transmissions == 1, record.inFlight == nil
+        guard checkpoint.mode == .endToEnd, let frame = checkpoint.unacked[index], frame.kind.countsTowardWindow,
+              let record = sendRecords[index], record.transmissions == 1, record.inFlight != nil
         else { return false }
-        return checkpoint.unackedWindowFrames <= Self.maxFramesForConfirmation
+        return isQuiet(framesOutstanding: checkpoint.unackedWindowFrames)
             && !checkpoint.unacked.contains { $0.key > index && $0.value.kind.elicitsAck }
+    }
+
+    /// Writes a retained frame's exact ciphertext once more, alongside its first write (see
+    /// `needsConfirmationCopy`), in the room of a read ahead if the budget has none.
+    mutating func transmitConfirmationCopy(_ index: UInt64, now: StreamTime) {
+        guard canStartWrite || (writeOperations.count < writeBudget && yieldFarthestRead(keeping: checkpoint.nextReadIndex)),
+              let frame = checkpoint.unacked[index], sendRecords[index] != nil
+        else { return }
+        sendStatistics.confirmationCopies += 1
+        let operation = newOperation()
+        writeOperations[operation] = WriteOperation(index: index, started: now)
+        actions.append(.write(operation, index: index, bytes: frame.ciphertext))
+        sendRecords[index]?.copiesInFlight.append(operation)
     }
 
     /// Resends frames a peer frame shows to be missing: the one its reader waits on (its

@@ -81,9 +81,11 @@ public struct StreamMachine: Sendable {
         /// the resend proves needless, and when the copy before it was sent.
         var backoffBeforeTimerResend: Int?
         var sentBeforeTimerResend: StreamTime?
-        /// Whether a confirmation copy was written (it does not make the round trip ambiguous:
-        /// both copies went out within one write's time, so a sample from the first is fair).
-        var confirmed = false
+        /// The confirmation copies' writes in flight. Copies go out with the first write, so
+        /// they do not count as transmissions: they leave its round-trip sample unambiguous.
+        var copiesInFlight: [OperationID] = []
+        /// Copies that failed and were written again (each copy once at most).
+        var copiesRewritten = 0
     }
     struct WriteOperation {
         var index: UInt64
@@ -110,7 +112,7 @@ public struct StreamMachine: Sendable {
     /// counting it slowed loss recovery (low-rate p99 6.9 L → 9.2 L).
     static let minFramesForBatchSpread = 4
     /// The most data frames outstanding for which a stream still counts as quiet, so that the
-    /// newest one gets a confirmation copy (see `needsConfirmationCopy`).
+    /// newest one gets confirmation copies and the QUIET flag (see `isQuiet`).
     static let maxFramesForConfirmation = 2
 
     // Acknowledging.
@@ -135,6 +137,13 @@ public struct StreamMachine: Sendable {
     /// The read of a box beyond the read-ahead window while this end's frames go unanswered
     /// (see `probeAhead`), if one is in flight.
     var aheadProbe: OperationID?
+    /// The peer's box after its newest frame flagged ``Frame/Flags/quiet``, while no newer
+    /// frame of the peer's says it is busy again: read with several reads at once.
+    var quietNextIndex: UInt64?
+    /// The extra reads of the box the reader waits on after a quiet frame (see
+    /// `scheduleEagerReads`), and the index they were issued for (once per box).
+    var eagerReads: [OperationID] = []
+    var eagerReadsIndex: UInt64?
     var retryReadAt: [UInt64: StreamTime] = [:]
     var decryptFailures: [UInt64: Int] = [:]
     var readFailures: [UInt64: Int] = [:]
@@ -364,6 +373,18 @@ public struct StreamMachine: Sendable {
     /// Reports the outcome of a ``StreamAction/write(_:index:bytes:)``.
     public mutating func writeCompleted(_ operation: OperationID, result: Result<Void, BoxTransportError>, now: StreamTime) {
         guard let index = writeOperations.removeValue(forKey: operation)?.index else { return }
+        if let copy = sendRecords[index]?.copiesInFlight.firstIndex(of: operation) {
+            // A confirmation copy: if it failed, it is written again at once (the first write
+            // may have been lost without a word, and then only the timer would notice).
+            sendRecords[index]?.copiesInFlight.remove(at: copy)
+            if case .failure(let error) = result, error.isTransient, failure == nil, !isHalted,
+               let rewritten = sendRecords[index]?.copiesRewritten, rewritten < configuration.quietFrameCopies {
+                sendRecords[index]?.copiesRewritten = rewritten + 1
+                transmitConfirmationCopy(index, now: now)
+            }
+            advance(now: now)
+            return
+        }
         if sendRecords[index]?.inFlight == operation { sendRecords[index]?.inFlight = nil }
         guard failure == nil, !isHalted else { return }
         switch result {
@@ -371,9 +392,6 @@ public struct StreamMachine: Sendable {
             sendRecords[index]?.failuresInRow = 0
             if checkpoint.mode == .multicast, checkpoint.unacked[index] != nil, verifyReads[index] == nil {
                 verifyReads[index] = startRead(channel: .outbound, index: index, mode: .poll, now: now)
-            } else if needsConfirmationCopy(index) {
-                sendRecords[index]?.confirmed = true
-                transmit(index, now: now, counting: \.confirmationCopies)
             }
         case .failure(let error) where error.code == .alreadyExists:
             fail(StreamError(.transport, "box \(index) already holds different data; refusing to write another frame there"))
@@ -542,6 +560,8 @@ public struct StreamMachine: Sendable {
         inboundReads.removeAll()
         verifyReads.removeAll()
         aheadProbe = nil
+        eagerReads.removeAll()
+        eagerReadsIndex = nil
         gatedWrites.removeAll()
         budgetWaiting.removeAll()
         retransmitAt = nil
