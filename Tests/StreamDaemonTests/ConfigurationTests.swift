@@ -106,6 +106,7 @@ import Glibc
             "socket", "state_dir", "kpclientd", "log_level", "log_target", "max_connections", "max_requests_per_connection", "max_streams",
             "client_timeout", "shutdown_timeout", "[scheduler]", "max_in_flight", "max_in_flight_reads", "idle_polls_per_minute",
             "[stream]", "send_window", "read_ahead", "max_write_buffer", "max_read_buffer", "max_idle_poll_interval", "[embedded]",
+            "quiet_frame_copies", "quiet_parallel_reads",
             "latency", "write_loss", "box_size", "profile", "[Dial.Tcp]", "[Dial.Unix]", "Address", "Network",
             "max_operations_in_flight", "max_retransmit_timeout", "[pacing]", "daemon_queue_capacity", "max_queue_delay", "fallback_lambda_p", "expected_round_trip",
             "[deadline]", "enabled", "multiplier", "slop", "floor", "ceiling", "initial_round_trip", "[poll]", "first_pause", "max_pause",
@@ -152,6 +153,8 @@ import Glibc
             client_timeout = "250ms"
             [stream]
             send_window = 8
+            quiet_frame_copies = 0
+            quiet_parallel_reads = 1
             """, in: directory)
         let environment = ["RUNTIME_DIRECTORY": "/env/run", "STATE_DIRECTORY": "/env/state"]
         let fromFile = try ConfigurationLoader.load(path: path, overrides: ConfigurationOverrides(), environment: environment)
@@ -162,6 +165,8 @@ import Glibc
         #expect(fromFile.maxConnections == 7)
         #expect(fromFile.clientTimeout == .milliseconds(250))
         #expect(fromFile.stream.sendWindow == 8)
+        #expect(fromFile.streamConfiguration.quietFrameCopies == 0)
+        #expect(fromFile.streamConfiguration.parallelReadsAfterQuietFrame == 1)
         // Untouched keys keep their defaults.
         #expect(fromFile.maxRequestsPerConnection == 64)
         #expect(fromFile.stream.readAhead == 18)
@@ -220,6 +225,8 @@ import Glibc
         ("[stream]\nmax_write_buffer = 100", "stream.max_write_buffer"),
         ("[stream]\nmax_read_buffer = 1073741824", "stream.max_read_buffer"),
         ("[stream]\nmax_idle_poll_interval = \"500ms\"", "stream.max_idle_poll_interval"),
+        ("[stream]\nquiet_frame_copies = 5", "stream.quiet_frame_copies"),
+        ("[stream]\nquiet_parallel_reads = 0", "stream.quiet_parallel_reads"),
         ("[embedded]\nlatency = \"2m\"", "embedded.latency"),
         ("[embedded]\nwrite_loss = 0.95", "embedded.write_loss"),
         ("[embedded]\nbox_size = 100", "embedded.box_size"),
