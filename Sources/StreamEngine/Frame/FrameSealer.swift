@@ -40,9 +40,20 @@ struct FrameSealer: Sendable {
     /// Seals `frame` with `data` in place of its ``Frame/data`` (see
     /// ``Frame/encode(into:data:)``).
     func seal(_ frame: Frame, data: ArraySlice<UInt8>) -> [UInt8] {
+        seal(frame, dataCount: data.count) { destination in
+            data.withUnsafeBytes { if let source = $0.baseAddress { destination.copyMemory(from: source, byteCount: $0.count) } }
+        }
+    }
+
+    /// Seals `frame` with `dataCount` bytes that `writeData` copies to the memory it is given in
+    /// place of its ``Frame/data`` (see ``Frame/encode(into:dataCount:writingData:)``): a sender
+    /// frames bytes straight from its buffer.
+    func seal(_ frame: Frame, dataCount: Int, writingData writeData: (UnsafeMutableRawPointer) -> Void) -> [UInt8] {
         // The frame is encoded straight into the box and sealed there.
         var box = StreamKeySchedule.withFrameKeyAndNonce(frameKeyBase: frameKeyBase, index: frame.index) { key, nonce in
-            SecretBox.seal(plaintextCount: plaintextSize, key: key, nonce: nonce) { frame.encode(into: $0, data: data) }
+            SecretBox.seal(plaintextCount: plaintextSize, key: key, nonce: nonce) {
+                frame.encode(into: $0, dataCount: dataCount, writingData: writeData)
+            }
         }
         if let signingSecretKey {
             box += Ed25519.sign(Self.signedMessage(index: frame.index, sealed: box), secretKey: signingSecretKey)

@@ -10,8 +10,10 @@ struct IndexSlots<Value>: Sendable where Value: Sendable {
     private var overflow: [UInt64: Value] = [:]
     /// The number of entries.
     private(set) var count = 0
-    /// At most the lowest index stored (`UInt64.max` when empty): lowered by inserts, made exact
-    /// again by ``removeAll(where:)``, so a caller can tell cheaply that no index is below a bound.
+    /// At most the lowest index stored (`UInt64.max` when empty): lowered by inserts, raised past
+    /// the bound itself when that index is removed, made exact again by ``removeAll(where:)``, so
+    /// a caller can tell cheaply that no index is below a bound (entries removed in index order,
+    /// as reads complete, keep it exact).
     private(set) var lowestIndexBound = UInt64.max
     /// The most slots the ring grows to.
     static var maxSlots: Int { 4096 }
@@ -50,11 +52,23 @@ struct IndexSlots<Value>: Sendable where Value: Sendable {
         if let entry = slots[s], entry.index == index {
             slots[s] = nil
             count -= 1
+            removedIndex(index)
             return entry.value
         }
         guard !overflow.isEmpty, let value = overflow.removeValue(forKey: index) else { return nil }
         count -= 1
+        removedIndex(index)
         return value
+    }
+
+    /// Keeps ``lowestIndexBound`` a bound, raising it when the index it names is gone: every
+    /// other index is above it.
+    private mutating func removedIndex(_ index: UInt64) {
+        if count == 0 {
+            lowestIndexBound = .max
+        } else if index == lowestIndexBound {
+            lowestIndexBound = index + 1  // Below `UInt64.max`: a larger index remains.
+        }
     }
 
     private mutating func insert(_ value: Value, at index: UInt64) {
@@ -166,6 +180,10 @@ struct OperationSlots<Value>: Sendable where Value: Sendable {
     /// they come and go: the ring can be wide (reads that wait long while many writes come
     /// and go), too wide to scan whenever the machine asks for its next deadline.
     private(set) var earliestStart: StreamTime?
+    /// How many of the operations held started at ``earliestStart``: only when the last of them
+    /// goes is the ring scanned for the next earliest (operations started in one step share
+    /// their start, and complete about in the order they started).
+    private var earliestCount = 0
 
     /// Creates an empty map; with `startTime`, it keeps ``earliestStart``.
     init(span: Int, startTime: (@Sendable (Value) -> StreamTime)? = nil) {
@@ -187,7 +205,12 @@ struct OperationSlots<Value>: Sendable where Value: Sendable {
             slots[operation.rawValue] = newValue
             if let startTime {
                 let started = startTime(newValue)
-                if earliestStart.map({ started < $0 }) ?? true { earliestStart = started }
+                if let earliest = earliestStart, started >= earliest {
+                    if started == earliest { earliestCount += 1 }
+                } else {
+                    earliestStart = started
+                    earliestCount = 1
+                }
                 if let old { removed(old) }
             }
         }
@@ -203,17 +226,28 @@ struct OperationSlots<Value>: Sendable where Value: Sendable {
     mutating func removeAll() {
         slots.removeAll()
         earliestStart = nil
+        earliestCount = 0
     }
 
-    /// Updates ``earliestStart`` for a value gone: looks for the new earliest only if it was it.
+    /// Updates ``earliestStart`` for a value gone: looks for the new earliest only if it was the
+    /// last value that started then.
     private mutating func removed(_ value: Value) {
         guard let startTime, startTime(value) == earliestStart else { return }
+        earliestCount -= 1
+        guard earliestCount == 0 else { return }
         var earliest: StreamTime?
+        var count = 0
         forEachValue { value in
             let started = startTime(value)
-            if earliest.map({ started < $0 }) ?? true { earliest = started }
+            if let current = earliest, started >= current {
+                if started == current { count += 1 }
+            } else {
+                earliest = started
+                count = 1
+            }
         }
         earliestStart = earliest
+        earliestCount = count
     }
 
     /// The entries, in no particular order.

@@ -212,7 +212,7 @@ extension StreamCheckpoint {
             nextWriteIndex += 1
             if fin { finIndex = index }
         case .frameReceived(let frame):
-            try applyReceived(frame)
+            _ = try applyReceived(frame, listingAcknowledged: false)
         case .verified(let index):
             guard mode == .multicast, outbound != nil else { throw bad("verification outside a multicast writer") }
             unacked[index] = nil
@@ -232,7 +232,12 @@ extension StreamCheckpoint {
         writeBuffer.append(contentsOf: bytes)
     }
 
-    private mutating func applyReceived(_ frame: Frame) throws(StreamError) {
+    /// Applies ``CheckpointDelta/frameReceived(_:)``, after checking it; on error the state is
+    /// unchanged.
+    ///
+    /// - Returns: with `listingAcknowledged`, the frames the peer's frame newly acknowledges, in
+    ///   index order, with their kinds; otherwise nothing.
+    mutating func applyReceived(_ frame: Frame, listingAcknowledged: Bool) throws(StreamError) -> [(index: UInt64, kind: FrameKind)] {
         func violation(_ why: String) -> StreamError { StreamError(.protocolViolation, why) }
         guard inbound != nil else { throw violation("frame received on a stream end that cannot read") }
         guard frame.index >= nextReadIndex, pending[frame.index] == nil else {
@@ -259,14 +264,26 @@ extension StreamCheckpoint {
         // Dry run of the resolution with this frame added: detects inconsistent offsets before any change.
         _ = try resolve(adding: frame.index, received, commit: false)
 
+        var acknowledged: [(index: UInt64, kind: FrameKind)] = []
         if outbound != nil && mode == .endToEnd {
             peerCumulativeAck = max(peerCumulativeAck, frame.cumulativeAck)
-            let acknowledged = unacked.keys.filter { index in
-                index < peerCumulativeAck || frame.sackRanges.contains(where: { $0.contains(index) })
+            let cumulative = peerCumulativeAck
+            let ranges = frame.sackRanges
+            let newly = unacked.keys.filter { index in
+                index < cumulative || ranges.contains(where: { $0.contains(index) })
             }
-            for index in acknowledged { unacked[index] = nil }
+            if listingAcknowledged {
+                acknowledged.reserveCapacity(newly.count)
+                for index in newly.sorted() {
+                    acknowledged.append((index, unacked[index]!.kind))
+                    unacked[index] = nil
+                }
+            } else {
+                for index in newly { unacked[index] = nil }
+            }
         }
         _ = try resolve(adding: frame.index, received, commit: true)
+        return acknowledged
     }
 
     /// Walks received frames from ``nextReadIndex`` in order, moving their data to the read buffer.
@@ -280,15 +297,16 @@ extension StreamCheckpoint {
         var delivered = deliveredBytes
         var fin = peerFinOffset
         var resolvedAny = false
-        var indices: [UInt64]
-        if pending.isEmpty {
-            indices = [index]
-        } else {
+        // With nothing pending the new frame is the only candidate: no index list is made.
+        let pendingEmpty = pending.isEmpty
+        var indices: [UInt64] = []
+        if !pendingEmpty {
             indices = pending.keys.filter { $0 >= next }
             indices.append(index)
             indices.sort()
         }
-        for i in indices {
+        for position in 0..<(pendingEmpty ? 1 : indices.count) {
+            let i = pendingEmpty ? index : indices[position]
             let candidate = i == index ? frame : pending[i]!
             if candidate.dataOffset > delivered {
                 if i == next { throw violation("frame \(i) leaves a gap in the data") }
@@ -306,7 +324,7 @@ extension StreamCheckpoint {
             }
             if commit {
                 readBuffer.append(contentsOf: candidate.data)
-                pending[i] = nil
+                if !pendingEmpty { pending[i] = nil }
             }
             delivered = end
             next = i + 1

@@ -180,22 +180,16 @@ extension StreamMachine {
 
     mutating func receive(_ frame: Frame, now: StreamTime) {
         let elicits = FrameKind(received: frame, peerFinKnown: checkpoint.peerFinOffset != nil).elicitsAck
-        readFailures.removeAll()
-        let unackedBefore = checkpoint.unacked  // Shares storage: copied only if the frame acknowledges something.
+        if !readFailures.isEmpty { readFailures.removeAll() }
+        let newlyAcknowledged: [(index: UInt64, kind: FrameKind)]
         do {
-            try record(.frameReceived(frame))
+            newlyAcknowledged = try recordReceived(frame)
         } catch {
             fail(error)
             return
         }
         if !decryptFailures.isEmpty { decryptFailures[frame.index] = nil }
         lastActivity = now
-        var newlyAcknowledged: [(index: UInt64, kind: FrameKind)] = []
-        if checkpoint.unacked.count != unackedBefore.count {
-            for index in unackedBefore.keys.sorted() where checkpoint.unacked[index] == nil {
-                newlyAcknowledged.append((index, unackedBefore[index]!.kind))
-            }
-        }
         acknowledged(newlyAcknowledged, now: now)
         fastRetransmit(after: frame, now: now)
         if elicits, checkpoint.mode == .endToEnd, checkpoint.outbound != nil {

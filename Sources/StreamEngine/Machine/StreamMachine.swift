@@ -310,7 +310,7 @@ public struct StreamMachine: Sendable {
         }
         guard offset < delivered, maxLength > 0 else { return [] }
         let skip = Int(offset - consumed)  // Below `readableCount`, an `Int`.
-        return Array(checkpoint.readBuffer.bytes.dropFirst(skip).prefix(maxLength))
+        return checkpoint.readBuffer.copy(from: skip, count: min(maxLength, checkpoint.readableCount - skip))
     }
 
     /// Confirms that the app has processed every received byte before stream offset `offset`,
@@ -509,6 +509,21 @@ public struct StreamMachine: Sendable {
         } else {
             durableSequence = checkpoint.sequence
         }
+    }
+
+    /// Records a received peer frame, like `record(.frameReceived(frame))`.
+    ///
+    /// - Returns: the frames it newly acknowledges, in index order, with their kinds.
+    mutating func recordReceived(_ frame: Frame) throws(StreamError) -> [(index: UInt64, kind: FrameKind)] {
+        guard checkpoint.sequence < StreamCheckpoint.maxCounter else { throw StreamError(.invalidCheckpoint, "the journal is too long") }
+        let acknowledged = try checkpoint.applyReceived(frame, listingAcknowledged: true)
+        checkpoint.sequence += 1
+        if durability == .explicit {
+            journal.append(CheckpointRecord(sequence: checkpoint.sequence, delta: .frameReceived(frame)))
+        } else {
+            durableSequence = checkpoint.sequence
+        }
+        return acknowledged
     }
 
     /// Records app bytes appended to the write buffer: as an ``CheckpointDelta/appended(_:)``
