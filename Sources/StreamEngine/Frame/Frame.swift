@@ -148,7 +148,7 @@ public struct Frame: Hashable, Sendable {
 
     /// Decodes and checks everything but the data of a padded plaintext: the frame without
     /// its data, and where the data lies.
-    private static func decodeHeader(_ plaintext: [UInt8]) throws(StreamError) -> (frame: Frame, dataStart: Int, dataLength: Int) {
+    static func decodeHeader(_ plaintext: [UInt8]) throws(StreamError) -> (frame: Frame, dataStart: Int, dataLength: Int) {
         var reader = ByteReader(plaintext)
         func fail(_ why: String) -> StreamError { StreamError(.protocolViolation, "malformed frame: \(why)") }
         guard let version = reader.readByte() else { throw fail("empty") }

@@ -91,6 +91,35 @@ struct FrameSealer: Sendable {
         return frame
     }
 
+    /// Opens box `index` like ``open(_:index:)``, into `plaintext`, a buffer the caller reuses
+    /// from box to box (resized to the plaintext size): the frame comes back without its data,
+    /// which lies in `plaintext` at `data`. No array is allocated per box.
+    func open(_ box: [UInt8], index: UInt64, into plaintext: inout [UInt8]) throws(StreamError) -> (frame: Frame, data: Range<Int>) {
+        guard box.count == boxSize else {
+            throw StreamError(.frameDecrypt, "box \(index) has \(box.count) bytes, expected \(boxSize)")
+        }
+        var sealed = box
+        if let verifyKey {
+            sealed = Array(box.prefix(boxSize - Ed25519.signatureLength))
+            let signature = Array(box.suffix(Ed25519.signatureLength))
+            guard Ed25519.verify(signature: signature, message: Self.signedMessage(index: index, sealed: sealed), publicKey: verifyKey) else {
+                throw StreamError(.frameDecrypt, "box \(index) is not signed by the stream's writer")
+            }
+        }
+        if plaintext.count != plaintextSize { plaintext = [UInt8](repeating: 0, count: plaintextSize) }
+        let authentic = plaintext.withUnsafeMutableBytes { output in
+            StreamKeySchedule.withFrameKeyAndNonce(frameKeyBase: frameKeyBase, index: index) {
+                SecretBox.open(sealed, key: $0, nonce: $1, into: output)
+            }
+        }
+        guard authentic else { throw StreamError(.frameDecrypt, "box \(index) failed to authenticate") }
+        let header = try Frame.decodeHeader(plaintext)
+        guard header.frame.index == index else {
+            throw StreamError(.protocolViolation, "box \(index) holds a frame for index \(header.frame.index)")
+        }
+        return (header.frame, header.dataStart..<(header.dataStart + header.dataLength))
+    }
+
     private static func signedMessage(index: UInt64, sealed: [UInt8]) -> [UInt8] {
         var message = Array("streamd/v1 box".utf8)
         message.appendBigEndian(index)

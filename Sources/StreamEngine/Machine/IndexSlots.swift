@@ -27,6 +27,7 @@ struct IndexSlots<Value>: Sendable where Value: Sendable {
 
     var isEmpty: Bool { count == 0 }
 
+    @inline(__always)
     private func slot(_ index: UInt64) -> Int { Int(truncatingIfNeeded: index & UInt64(slots.count - 1)) }
 
     subscript(index: UInt64) -> Value? {

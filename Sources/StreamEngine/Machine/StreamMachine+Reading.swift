@@ -159,9 +159,13 @@ extension StreamMachine {
     /// Opens the box read at `index` and processes its frame, unless it was already received.
     mutating func openAndReceive(_ bytes: [UInt8], index: UInt64, now: StreamTime) {
         guard index >= checkpoint.nextReadIndex, checkpoint.pending[index] == nil, let sealer = inboundSealer else { return }
-        let frame: Frame
+        // Opened into the reused buffer, taken out while in use (so that it stays unique).
+        var plaintext = plaintextScratch
+        plaintextScratch = []
+        defer { plaintextScratch = plaintext }
+        let opened: (frame: Frame, data: Range<Int>)
         do {
-            frame = try sealer.open(bytes, index: index)
+            opened = try sealer.open(bytes, index: index, into: &plaintext)
         } catch where error.code == .frameDecrypt {
             let failures = decryptFailures[index, default: 0] + 1
             decryptFailures[index] = failures
@@ -175,15 +179,16 @@ extension StreamMachine {
             fail(error)
             return
         }
-        receive(frame, now: now)
+        receive(opened.frame, data: plaintext[opened.data], now: now)
     }
 
-    mutating func receive(_ frame: Frame, now: StreamTime) {
-        let elicits = FrameKind(received: frame, peerFinKnown: checkpoint.peerFinOffset != nil).elicitsAck
+    /// Processes a received frame with `data` in place of its ``Frame/data``.
+    mutating func receive(_ frame: Frame, data: ArraySlice<UInt8>, now: StreamTime) {
+        let elicits = FrameKind(received: frame, dataCount: data.count, peerFinKnown: checkpoint.peerFinOffset != nil).elicitsAck
         if !readFailures.isEmpty { readFailures.removeAll() }
         let newlyAcknowledged: [(index: UInt64, kind: FrameKind)]
         do {
-            newlyAcknowledged = try recordReceived(frame)
+            newlyAcknowledged = try recordReceived(frame, data: data)
         } catch {
             fail(error)
             return

@@ -127,6 +127,8 @@ public struct StreamMachine: Sendable {
         var started: StreamTime
     }
     var readOperations = OperationSlots<ReadRecord>(span: 1)
+    /// The buffer inbound boxes are opened into, reused from box to box.
+    var plaintextScratch: [UInt8] = []
     /// Why this stream's box writes were made, since it was created or restored.
     public internal(set) var sendStatistics = StreamSendStatistics()
     /// The inbound read in flight for each index (all within one read-ahead of each other).
@@ -511,15 +513,19 @@ public struct StreamMachine: Sendable {
         }
     }
 
-    /// Records a received peer frame, like `record(.frameReceived(frame))`.
+    /// Records a received peer frame with `data` in place of its ``Frame/data``, like
+    /// `record(.frameReceived(frame))` with the data in the frame: the data is copied into a
+    /// frame only for the journal.
     ///
     /// - Returns: the frames it newly acknowledges, in index order, with their kinds.
-    mutating func recordReceived(_ frame: Frame) throws(StreamError) -> [(index: UInt64, kind: FrameKind)] {
+    mutating func recordReceived(_ frame: Frame, data: ArraySlice<UInt8>) throws(StreamError) -> [(index: UInt64, kind: FrameKind)] {
         guard checkpoint.sequence < StreamCheckpoint.maxCounter else { throw StreamError(.invalidCheckpoint, "the journal is too long") }
-        let acknowledged = try checkpoint.applyReceived(frame, listingAcknowledged: true)
+        let acknowledged = try checkpoint.applyReceived(frame, data: data, listingAcknowledged: true)
         checkpoint.sequence += 1
         if durability == .explicit {
-            journal.append(CheckpointRecord(sequence: checkpoint.sequence, delta: .frameReceived(frame)))
+            var journaled = frame
+            journaled.data = Array(data)
+            journal.append(CheckpointRecord(sequence: checkpoint.sequence, delta: .frameReceived(journaled)))
         } else {
             durableSequence = checkpoint.sequence
         }
