@@ -45,6 +45,19 @@ struct IndexSlots<Value>: Sendable where Value: Sendable {
         }
     }
 
+    /// Changes the value at `index` in place, if there is one (one lookup, where reading and
+    /// writing it back would take two).
+    ///
+    /// - Returns: what `body` returns, or `nil` if `index` holds no value.
+    @discardableResult
+    mutating func update<R>(at index: UInt64, _ body: (inout Value) -> R) -> R? {
+        guard count > 0 else { return nil }
+        let s = slot(index)
+        if slots[s]?.index == index { return body(&slots[s]!.value) }
+        guard !overflow.isEmpty, overflow[index] != nil else { return nil }
+        return body(&overflow[index]!)
+    }
+
     /// Removes the value at `index`, returning it if there was one.
     @discardableResult
     mutating func removeValue(at index: UInt64) -> Value? {
@@ -154,6 +167,26 @@ struct IndexSlots<Value>: Sendable where Value: Sendable {
         }
         lowestIndexBound = lowest
         return removed
+    }
+
+    /// Iterates the entries in slot order (then the dictionary's), allocating nothing.
+    struct Iterator: IteratorProtocol {
+        fileprivate let slots: [(index: UInt64, value: Value)?]
+        fileprivate var position = 0
+        fileprivate var overflow: Dictionary<UInt64, Value>.Iterator?
+
+        mutating func next() -> (index: UInt64, value: Value)? {
+            while position < slots.count {
+                defer { position += 1 }
+                if let entry = slots[position] { return entry }
+            }
+            return overflow?.next().map { (index: $0.key, value: $0.value) }
+        }
+    }
+
+    /// An iterator over the entries, in slot order (then the dictionary's).
+    func makeIterator() -> Iterator {
+        Iterator(slots: count > 0 ? slots : [], overflow: overflow.isEmpty ? nil : overflow.makeIterator())
     }
 
     /// Calls `body` with every entry, in slot order (then the dictionary's), allocating nothing.

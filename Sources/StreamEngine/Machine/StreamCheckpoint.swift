@@ -276,8 +276,8 @@ extension StreamCheckpoint {
             peerCumulativeAck = max(peerCumulativeAck, frame.cumulativeAck)
             let cumulative = peerCumulativeAck
             let ranges = frame.sackRanges
-            for index in unacked.keys where index < cumulative || ranges.contains(where: { $0.contains(index) }) {
-                acknowledged.append((index, unacked[index]!.kind))
+            unacked.forEach { index, retained in
+                if index < cumulative || ranges.contains(where: { $0.contains(index) }) { acknowledged.append((index, retained.kind)) }
             }
             for (index, _) in acknowledged { unacked[index] = nil }
             if listingAcknowledged, acknowledged.count > 1 { acknowledged.sort { $0.index < $1.index } }

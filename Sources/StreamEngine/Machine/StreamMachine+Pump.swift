@@ -62,7 +62,7 @@ extension StreamMachine {
         for operation in writeOperations.entries.filter({ now - $0.value.started >= timeout }).map(\.key).sorted() {
             guard let index = writeOperations.removeValue(forKey: operation)?.index else { continue }
             actions.append(.cancel(operation))
-            if sendRecords[index]?.inFlight == operation { sendRecords[index]?.inFlight = nil }
+            sendRecords.update(at: index) { if $0.inFlight == operation { $0.inFlight = nil } }
             transmit(index, now: now, counting: \.deadlineResends)
         }
         for operation in readOperations.entries.filter({ now - $0.value.started >= timeout }).map(\.key).sorted() {

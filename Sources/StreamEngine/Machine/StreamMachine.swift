@@ -366,11 +366,11 @@ public struct StreamMachine: Sendable {
     /// Reports the outcome of a ``StreamAction/write(_:index:bytes:)``.
     public mutating func writeCompleted(_ operation: OperationID, result: Result<Void, BoxTransportError>, now: StreamTime) {
         guard let index = writeOperations.removeValue(forKey: operation)?.index else { return }
-        if sendRecords[index]?.inFlight == operation { sendRecords[index]?.inFlight = nil }
+        sendRecords.update(at: index) { if $0.inFlight == operation { $0.inFlight = nil } }
         guard failure == nil, !isHalted else { return }
         switch result {
         case .success:
-            sendRecords[index]?.failuresInRow = 0
+            sendRecords.update(at: index) { $0.failuresInRow = 0 }
             if checkpoint.mode == .multicast, checkpoint.unacked[index] != nil, verifyReads[index] == nil {
                 verifyReads[index] = startRead(channel: .outbound, index: index, mode: .poll, now: now)
             } else if needsConfirmationCopy(index) {
