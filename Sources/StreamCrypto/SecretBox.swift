@@ -78,6 +78,28 @@ public enum SecretBox {
         key.withUnsafeBytes { key in nonce.withUnsafeBytes { nonce in open(box, key: key, nonce: nonce) } }
     }
 
+    /// Verifies and decrypts `box` into `plaintext`, memory the caller reuses from box to box
+    /// (no array per box), with a key and nonce held in raw memory.
+    ///
+    /// - Returns: whether `box` authenticated; if not, `plaintext` holds nothing of it. False
+    ///   also if `box` is shorter than the tag or `plaintext` is not exactly
+    ///   `box.count - macLength` bytes. Never traps on `box`'s length.
+    /// - Precondition: `key` is 32 bytes and `nonce` 24 bytes.
+    public static func open(
+        _ box: [UInt8], key: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer, into plaintext: UnsafeMutableRawBufferPointer
+    ) -> Bool {
+        precondition(key.count == keyLength, "secretbox key must be 32 bytes")
+        precondition(nonce.count == nonceLength, "secretbox nonce must be 24 bytes")
+        guard box.count >= macLength, plaintext.count == box.count - macLength, let output = plaintext.baseAddress else { return false }
+        Sodium.initialize()
+        let status = box.withUnsafeBufferPointer { box in
+            crypto_secretbox_open_easy(
+                output.assumingMemoryBound(to: UInt8.self), box.baseAddress!, UInt64(box.count),
+                nonce.baseAddress!.assumingMemoryBound(to: UInt8.self), key.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        }
+        return status == 0
+    }
+
     /// Verifies and decrypts `box` with a key and nonce held in raw memory.
     ///
     /// - Returns: the plaintext, or `nil` if the box is shorter than the tag or fails

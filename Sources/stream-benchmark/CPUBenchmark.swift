@@ -132,9 +132,10 @@ enum CPUBenchmark {
 
         let boxSize: Int
         var now = StreamTime.zero
-        /// The newest ``keptBoxes`` boxes of channel `c`, box `i` in slot `i % keptBoxes`:
-        /// channel 0 is written by machine 0 (listener), 1 by machine 1.
-        var boxes: [[(index: UInt64, bytes: [UInt8])?]] = Array(repeating: Array(repeating: nil, count: Int(keptBoxes)), count: 2)
+        /// The newest ``keptBoxes`` boxes of channel `c`, box `i` in slot
+        /// `c * keptBoxes + i % keptBoxes` of one flat ring (no nested array to make unique on
+        /// every store): channel 0 is written by machine 0 (listener), 1 by machine 1.
+        var boxes: [(index: UInt64, bytes: [UInt8])?] = Array(repeating: nil, count: 2 * Int(keptBoxes))
         /// Reads parked on unwritten boxes (a few read-aheads: a list is cheaper than a map).
         var parked: [ParkedRead] = []
         var completions: [Completion] = []
@@ -149,11 +150,11 @@ enum CPUBenchmark {
                     switch action {
                     case .write(let operation, let index, let bytes):
                         boxWrites += 1
-                        if box(m, index) == nil {
+                        if !hasBox(m, index) {
                             // Forget boxes far behind any reader (the window and read-ahead are
                             // 16 and 18): a heap growing page by page for the whole run would
                             // bill page faults to the machine.
-                            boxes[m][Int(index % Self.keptBoxes)] = (index, bytes)
+                            boxes[slot(m, index)] = (index, bytes)
                             var p = 0
                             while p < parked.count {
                                 guard parked[p].channel == m, parked[p].index == index else {
@@ -181,11 +182,17 @@ enum CPUBenchmark {
             }
         }
 
+        /// The ring slot of box `index` of channel `c`.
+        func slot(_ c: Int, _ index: UInt64) -> Int { c * Int(Self.keptBoxes) + Int(index % Self.keptBoxes) }
+
         /// Box `index` of channel `c`, if it was written and is still kept.
         func box(_ c: Int, _ index: UInt64) -> [UInt8]? {
-            guard let slot = boxes[c][Int(index % Self.keptBoxes)], slot.index == index else { return nil }
-            return slot.bytes
+            guard let entry = boxes[slot(c, index)], entry.index == index else { return nil }
+            return entry.bytes
         }
+
+        /// Whether box `index` of channel `c` was written and is still kept (without taking its bytes).
+        func hasBox(_ c: Int, _ index: UInt64) -> Bool { boxes[slot(c, index)]?.index == index }
 
         /// Delivers the oldest completion; false if none is queued.
         mutating func deliverOne(_ machines: inout [StreamMachine]) -> Bool {

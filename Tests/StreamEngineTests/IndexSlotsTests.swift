@@ -27,6 +27,13 @@ import Testing
                 #expect(removed.count == expected.count)
                 #expect(removed.allSatisfy { expected[$0.index] == $0.value })
                 #expect(slots.lowestIndexBound == (model.keys.min() ?? .max))
+            case 9 where step % 2 == 0:
+                let updated = slots.update(at: index) { value -> Int in
+                    value += 1
+                    return value
+                }
+                if model[index] != nil { model[index]! += 1 }
+                #expect(updated == model[index])
             default:
                 slots[index] = nil
                 model[index] = nil

@@ -103,8 +103,17 @@ public struct Frame: Hashable, Sendable {
     /// `plaintext`, zero-padding it to its whole size, which is the plaintext size: a sender
     /// frames bytes straight from its buffer without copying them out first.
     func encode(into plaintext: UnsafeMutableRawBufferPointer, data: ArraySlice<UInt8>) {
+        encode(into: plaintext, dataCount: data.count) { destination in
+            data.withUnsafeBytes { if let source = $0.baseAddress { destination.copyMemory(from: source, byteCount: $0.count) } }
+        }
+    }
+
+    /// Encodes the frame's header with `dataCount` bytes that `writeData` copies to the memory
+    /// it is given in place of ``data`` (which is ignored) into `plaintext`, zero-padding it to
+    /// its whole size, which is the plaintext size.
+    func encode(into plaintext: UnsafeMutableRawBufferPointer, dataCount: Int, writingData writeData: (UnsafeMutableRawPointer) -> Void) {
         precondition(sackRanges.count <= Self.maxSackRanges)
-        precondition(data.count <= Self.dataCapacity(plaintextSize: plaintext.count, sackCount: sackRanges.count))
+        precondition(dataCount >= 0 && dataCount <= Self.dataCapacity(plaintextSize: plaintext.count, sackCount: sackRanges.count))
         var position = 0
         func put<T: FixedWidthInteger>(_ value: T) {
             withUnsafeBytes(of: value.bigEndian) { plaintext.baseAddress!.advanced(by: position).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
@@ -120,11 +129,9 @@ public struct Frame: Hashable, Sendable {
             put(range.start)
             put(range.count)
         }
-        put(UInt16(data.count))
-        data.withUnsafeBytes { bytes in
-            if let source = bytes.baseAddress { plaintext.baseAddress!.advanced(by: position).copyMemory(from: source, byteCount: bytes.count) }
-        }
-        position += data.count
+        put(UInt16(dataCount))
+        if dataCount > 0 { writeData(plaintext.baseAddress! + position) }
+        position += dataCount
         (plaintext.baseAddress! + position).initializeMemory(as: UInt8.self, repeating: 0, count: plaintext.count - position)
     }
 
@@ -145,7 +152,7 @@ public struct Frame: Hashable, Sendable {
 
     /// Decodes and checks everything but the data of a padded plaintext: the frame without
     /// its data, and where the data lies.
-    private static func decodeHeader(_ plaintext: [UInt8]) throws(StreamError) -> (frame: Frame, dataStart: Int, dataLength: Int) {
+    static func decodeHeader(_ plaintext: [UInt8]) throws(StreamError) -> (frame: Frame, dataStart: Int, dataLength: Int) {
         var reader = ByteReader(plaintext)
         func fail(_ why: String) -> StreamError { StreamError(.protocolViolation, "malformed frame: \(why)") }
         guard let version = reader.readByte() else { throw fail("empty") }
@@ -217,5 +224,12 @@ struct ByteReader {
         position += count
     }
 
-    func restIsZero() -> Bool { bytes[position...].allSatisfy { $0 == 0 } }
+    func restIsZero() -> Bool {
+        bytes.withUnsafeBytes { raw in
+            // One OR over the padding (vectorized), not a test per byte.
+            var any: UInt8 = 0
+            for i in position..<raw.count { any |= raw[i] }
+            return any == 0
+        }
+    }
 }

@@ -40,9 +40,20 @@ struct FrameSealer: Sendable {
     /// Seals `frame` with `data` in place of its ``Frame/data`` (see
     /// ``Frame/encode(into:data:)``).
     func seal(_ frame: Frame, data: ArraySlice<UInt8>) -> [UInt8] {
+        seal(frame, dataCount: data.count) { destination in
+            data.withUnsafeBytes { if let source = $0.baseAddress { destination.copyMemory(from: source, byteCount: $0.count) } }
+        }
+    }
+
+    /// Seals `frame` with `dataCount` bytes that `writeData` copies to the memory it is given in
+    /// place of its ``Frame/data`` (see ``Frame/encode(into:dataCount:writingData:)``): a sender
+    /// frames bytes straight from its buffer.
+    func seal(_ frame: Frame, dataCount: Int, writingData writeData: (UnsafeMutableRawPointer) -> Void) -> [UInt8] {
         // The frame is encoded straight into the box and sealed there.
         var box = StreamKeySchedule.withFrameKeyAndNonce(frameKeyBase: frameKeyBase, index: frame.index) { key, nonce in
-            SecretBox.seal(plaintextCount: plaintextSize, key: key, nonce: nonce) { frame.encode(into: $0, data: data) }
+            SecretBox.seal(plaintextCount: plaintextSize, key: key, nonce: nonce) {
+                frame.encode(into: $0, dataCount: dataCount, writingData: writeData)
+            }
         }
         if let signingSecretKey {
             box += Ed25519.sign(Self.signedMessage(index: frame.index, sealed: box), secretKey: signingSecretKey)
@@ -78,6 +89,35 @@ struct FrameSealer: Sendable {
             throw StreamError(.protocolViolation, "box \(index) holds a frame for index \(frame.index)")
         }
         return frame
+    }
+
+    /// Opens box `index` like ``open(_:index:)``, into `plaintext`, a buffer the caller reuses
+    /// from box to box (resized to the plaintext size): the frame comes back without its data,
+    /// which lies in `plaintext` at `data`. No array is allocated per box.
+    func open(_ box: [UInt8], index: UInt64, into plaintext: inout [UInt8]) throws(StreamError) -> (frame: Frame, data: Range<Int>) {
+        guard box.count == boxSize else {
+            throw StreamError(.frameDecrypt, "box \(index) has \(box.count) bytes, expected \(boxSize)")
+        }
+        var sealed = box
+        if let verifyKey {
+            sealed = Array(box.prefix(boxSize - Ed25519.signatureLength))
+            let signature = Array(box.suffix(Ed25519.signatureLength))
+            guard Ed25519.verify(signature: signature, message: Self.signedMessage(index: index, sealed: sealed), publicKey: verifyKey) else {
+                throw StreamError(.frameDecrypt, "box \(index) is not signed by the stream's writer")
+            }
+        }
+        if plaintext.count != plaintextSize { plaintext = [UInt8](repeating: 0, count: plaintextSize) }
+        let authentic = plaintext.withUnsafeMutableBytes { output in
+            StreamKeySchedule.withFrameKeyAndNonce(frameKeyBase: frameKeyBase, index: index) {
+                SecretBox.open(sealed, key: $0, nonce: $1, into: output)
+            }
+        }
+        guard authentic else { throw StreamError(.frameDecrypt, "box \(index) failed to authenticate") }
+        let header = try Frame.decodeHeader(plaintext)
+        guard header.frame.index == index else {
+            throw StreamError(.protocolViolation, "box \(index) holds a frame for index \(header.frame.index)")
+        }
+        return (header.frame, header.dataStart..<(header.dataStart + header.dataLength))
     }
 
     private static func signedMessage(index: UInt64, sealed: [UInt8]) -> [UInt8] {

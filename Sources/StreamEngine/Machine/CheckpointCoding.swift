@@ -50,7 +50,7 @@ extension StreamCheckpoint {
         }
         fields += [
             ("next_write_index", .unsigned(nextWriteIndex)),
-            ("write_buffer", .bytes(Array(writeBuffer.bytes))),
+            ("write_buffer", .bytes(writeBuffer.bytes)),
             ("framed_bytes", .unsigned(framedBytes)),
             ("close_requested", .bool(closeRequested)),
             ("fin_index", finIndex.map { .unsigned($0) } ?? .null),
@@ -62,7 +62,7 @@ extension StreamCheckpoint {
             })),
             ("next_read_index", .unsigned(nextReadIndex)),
             ("delivered_bytes", .unsigned(deliveredBytes)),
-            ("read_buffer", .bytes(Array(readBuffer.bytes))),
+            ("read_buffer", .bytes(readBuffer.bytes)),
             ("peer_fin_offset", peerFinOffset.map { .unsigned($0) } ?? .null),
             ("pending", .array(pending.keys.sorted().map { index in
                 let frame = pending[index]!

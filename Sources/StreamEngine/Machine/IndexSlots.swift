@@ -10,8 +10,10 @@ struct IndexSlots<Value>: Sendable where Value: Sendable {
     private var overflow: [UInt64: Value] = [:]
     /// The number of entries.
     private(set) var count = 0
-    /// At most the lowest index stored (`UInt64.max` when empty): lowered by inserts, made exact
-    /// again by ``removeAll(where:)``, so a caller can tell cheaply that no index is below a bound.
+    /// At most the lowest index stored (`UInt64.max` when empty): lowered by inserts, raised past
+    /// the bound itself when that index is removed, made exact again by ``removeAll(where:)``, so
+    /// a caller can tell cheaply that no index is below a bound (entries removed in index order,
+    /// as reads complete, keep it exact).
     private(set) var lowestIndexBound = UInt64.max
     /// The most slots the ring grows to.
     static var maxSlots: Int { 4096 }
@@ -25,6 +27,7 @@ struct IndexSlots<Value>: Sendable where Value: Sendable {
 
     var isEmpty: Bool { count == 0 }
 
+    @inline(__always)
     private func slot(_ index: UInt64) -> Int { Int(truncatingIfNeeded: index & UInt64(slots.count - 1)) }
 
     subscript(index: UInt64) -> Value? {
@@ -42,6 +45,19 @@ struct IndexSlots<Value>: Sendable where Value: Sendable {
         }
     }
 
+    /// Changes the value at `index` in place, if there is one (one lookup, where reading and
+    /// writing it back would take two).
+    ///
+    /// - Returns: what `body` returns, or `nil` if `index` holds no value.
+    @discardableResult
+    mutating func update<R>(at index: UInt64, _ body: (inout Value) -> R) -> R? {
+        guard count > 0 else { return nil }
+        let s = slot(index)
+        if slots[s]?.index == index { return body(&slots[s]!.value) }
+        guard !overflow.isEmpty, overflow[index] != nil else { return nil }
+        return body(&overflow[index]!)
+    }
+
     /// Removes the value at `index`, returning it if there was one.
     @discardableResult
     mutating func removeValue(at index: UInt64) -> Value? {
@@ -50,11 +66,23 @@ struct IndexSlots<Value>: Sendable where Value: Sendable {
         if let entry = slots[s], entry.index == index {
             slots[s] = nil
             count -= 1
+            removedIndex(index)
             return entry.value
         }
         guard !overflow.isEmpty, let value = overflow.removeValue(forKey: index) else { return nil }
         count -= 1
+        removedIndex(index)
         return value
+    }
+
+    /// Keeps ``lowestIndexBound`` a bound, raising it when the index it names is gone: every
+    /// other index is above it.
+    private mutating func removedIndex(_ index: UInt64) {
+        if count == 0 {
+            lowestIndexBound = .max
+        } else if index == lowestIndexBound {
+            lowestIndexBound = index + 1  // Below `UInt64.max`: a larger index remains.
+        }
     }
 
     private mutating func insert(_ value: Value, at index: UInt64) {
@@ -141,6 +169,26 @@ struct IndexSlots<Value>: Sendable where Value: Sendable {
         return removed
     }
 
+    /// Iterates the entries in slot order (then the dictionary's), allocating nothing.
+    struct Iterator: IteratorProtocol {
+        fileprivate let slots: [(index: UInt64, value: Value)?]
+        fileprivate var position = 0
+        fileprivate var overflow: Dictionary<UInt64, Value>.Iterator?
+
+        mutating func next() -> (index: UInt64, value: Value)? {
+            while position < slots.count {
+                defer { position += 1 }
+                if let entry = slots[position] { return entry }
+            }
+            return overflow?.next().map { (index: $0.key, value: $0.value) }
+        }
+    }
+
+    /// An iterator over the entries, in slot order (then the dictionary's).
+    func makeIterator() -> Iterator {
+        Iterator(slots: count > 0 ? slots : [], overflow: overflow.isEmpty ? nil : overflow.makeIterator())
+    }
+
     /// Calls `body` with every entry, in slot order (then the dictionary's), allocating nothing.
     func forEach(_ body: (UInt64, Value) -> Void) {
         guard count > 0 else { return }
@@ -166,6 +214,10 @@ struct OperationSlots<Value>: Sendable where Value: Sendable {
     /// they come and go: the ring can be wide (reads that wait long while many writes come
     /// and go), too wide to scan whenever the machine asks for its next deadline.
     private(set) var earliestStart: StreamTime?
+    /// How many of the operations held started at ``earliestStart``: only when the last of them
+    /// goes is the ring scanned for the next earliest (operations started in one step share
+    /// their start, and complete about in the order they started).
+    private var earliestCount = 0
 
     /// Creates an empty map; with `startTime`, it keeps ``earliestStart``.
     init(span: Int, startTime: (@Sendable (Value) -> StreamTime)? = nil) {
@@ -187,7 +239,12 @@ struct OperationSlots<Value>: Sendable where Value: Sendable {
             slots[operation.rawValue] = newValue
             if let startTime {
                 let started = startTime(newValue)
-                if earliestStart.map({ started < $0 }) ?? true { earliestStart = started }
+                if let earliest = earliestStart, started >= earliest {
+                    if started == earliest { earliestCount += 1 }
+                } else {
+                    earliestStart = started
+                    earliestCount = 1
+                }
                 if let old { removed(old) }
             }
         }
@@ -203,17 +260,28 @@ struct OperationSlots<Value>: Sendable where Value: Sendable {
     mutating func removeAll() {
         slots.removeAll()
         earliestStart = nil
+        earliestCount = 0
     }
 
-    /// Updates ``earliestStart`` for a value gone: looks for the new earliest only if it was it.
+    /// Updates ``earliestStart`` for a value gone: looks for the new earliest only if it was the
+    /// last value that started then.
     private mutating func removed(_ value: Value) {
         guard let startTime, startTime(value) == earliestStart else { return }
+        earliestCount -= 1
+        guard earliestCount == 0 else { return }
         var earliest: StreamTime?
+        var count = 0
         forEachValue { value in
             let started = startTime(value)
-            if earliest.map({ started < $0 }) ?? true { earliest = started }
+            if let current = earliest, started >= current {
+                if started == current { count += 1 }
+            } else {
+                earliest = started
+                count = 1
+            }
         }
         earliestStart = earliest
+        earliestCount = count
     }
 
     /// The entries, in no particular order.

@@ -129,9 +129,14 @@ public enum FrameKind: UInt8, Sendable, Hashable {
     /// The kind of a received frame: FIN counts only the first time it is seen, since every
     /// frame after the FIN repeats the flag.
     init(received frame: Frame, peerFinKnown: Bool) {
+        self.init(received: frame, dataCount: frame.data.count, peerFinKnown: peerFinKnown)
+    }
+
+    /// The kind of a received frame that carries `dataCount` bytes (its ``Frame/data`` is ignored).
+    init(received frame: Frame, dataCount: Int, peerFinKnown: Bool) {
         if frame.flags.contains(.fin) && !peerFinKnown {
             self = .fin
-        } else if !frame.data.isEmpty {
+        } else if dataCount > 0 {
             self = .data
         } else if frame.flags.contains(.ping) {
             self = .ping
@@ -217,7 +222,7 @@ extension StreamCheckpoint {
             nextWriteIndex += 1
             if fin { finIndex = index }
         case .frameReceived(let frame):
-            try applyReceived(frame)
+            _ = try applyReceived(frame, data: frame.data[...], listingAcknowledged: false)
         case .verified(let index):
             guard mode == .multicast, outbound != nil else { throw bad("verification outside a multicast writer") }
             unacked[index] = nil
@@ -237,14 +242,21 @@ extension StreamCheckpoint {
         writeBuffer.append(contentsOf: bytes)
     }
 
-    private mutating func applyReceived(_ frame: Frame) throws(StreamError) {
+    /// Applies ``CheckpointDelta/frameReceived(_:)`` for `frame` with `data` in place of its
+    /// ``Frame/data`` (which is ignored: a reader passes the bytes where it opened them, and they
+    /// are copied only into the read buffer, or once to be kept if the frame arrived ahead of
+    /// order), after checking it; on error the state is unchanged.
+    ///
+    /// - Returns: with `listingAcknowledged`, the frames the peer's frame newly acknowledges, in
+    ///   index order, with their kinds; otherwise nothing.
+    mutating func applyReceived(_ frame: Frame, data: ArraySlice<UInt8>, listingAcknowledged: Bool) throws(StreamError) -> [(index: UInt64, kind: FrameKind)] {
         func violation(_ why: String) -> StreamError { StreamError(.protocolViolation, why) }
         guard inbound != nil else { throw violation("frame received on a stream end that cannot read") }
         guard frame.index >= nextReadIndex, pending[frame.index] == nil else {
             throw violation("frame \(frame.index) was already received")
         }
         // A frame read from a box is within the read-ahead window; a journal record may hold anything.
-        guard frame.index < Self.maxCounter, UInt64(frame.data.count) <= Self.maxCounter, frame.dataOffset <= Self.maxCounter - UInt64(frame.data.count) else {
+        guard frame.index < Self.maxCounter, UInt64(data.count) <= Self.maxCounter, frame.dataOffset <= Self.maxCounter - UInt64(data.count) else {
             throw violation("frame \(frame.index) has an index or offset out of range")
         }
         // Acknowledgements must only name frames that exist.
@@ -260,18 +272,23 @@ extension StreamCheckpoint {
                 throw violation("the peer selectively acknowledged frames that were never sent")
             }
         }
-        let received = ReceivedFrame(dataOffset: frame.dataOffset, data: frame.data, fin: frame.flags.contains(.fin))
+        let fin = frame.flags.contains(.fin)
         // Dry run of the resolution with this frame added: detects inconsistent offsets before any change.
-        _ = try resolve(adding: frame.index, received, commit: false)
+        _ = try resolve(adding: frame.index, dataOffset: frame.dataOffset, data: data, fin: fin, commit: false)
 
+        var acknowledged: [(index: UInt64, kind: FrameKind)] = []
         if outbound != nil && mode == .endToEnd {
             peerCumulativeAck = max(peerCumulativeAck, frame.cumulativeAck)
-            let acknowledged = unacked.keys.filter { index in
-                index < peerCumulativeAck || frame.sackRanges.contains(where: { $0.contains(index) })
+            let cumulative = peerCumulativeAck
+            let ranges = frame.sackRanges
+            unacked.forEach { index, retained in
+                if index < cumulative || ranges.contains(where: { $0.contains(index) }) { acknowledged.append((index, retained.kind)) }
             }
-            for index in acknowledged { unacked[index] = nil }
+            for (index, _) in acknowledged { unacked[index] = nil }
+            if listingAcknowledged, acknowledged.count > 1 { acknowledged.sort { $0.index < $1.index } }
         }
-        _ = try resolve(adding: frame.index, received, commit: true)
+        _ = try resolve(adding: frame.index, dataOffset: frame.dataOffset, data: data, fin: fin, commit: true)
+        return listingAcknowledged ? acknowledged : []
     }
 
     /// Walks received frames from ``nextReadIndex`` in order, moving their data to the read buffer.
@@ -279,39 +296,48 @@ extension StreamCheckpoint {
     /// A missing index is skipped when the next received frame starts at the delivered offset:
     /// then no data can be missing, so the absent frame was an ack-only or ping frame whose
     /// information later frames repeat. Data frames are never skipped.
-    private mutating func resolve(adding index: UInt64, _ frame: ReceivedFrame, commit: Bool) throws(StreamError) -> Bool {
+    /// The frame added is frame `index` at `dataOffset` with `data`, with FIN if `fin`.
+    private mutating func resolve(adding index: UInt64, dataOffset: UInt64, data: ArraySlice<UInt8>, fin addedFin: Bool, commit: Bool) throws(StreamError) -> Bool {
         func violation(_ why: String) -> StreamError { StreamError(.protocolViolation, why) }
         var next = nextReadIndex
         var delivered = deliveredBytes
         var fin = peerFinOffset
         var resolvedAny = false
-        var indices: [UInt64]
-        if pending.isEmpty {
-            indices = [index]
-        } else {
+        // With nothing pending the new frame is the only candidate: no index list is made.
+        let pendingEmpty = pending.isEmpty
+        var indices: [UInt64] = []
+        if !pendingEmpty {
             indices = pending.keys.filter { $0 >= next }
             indices.append(index)
             indices.sort()
         }
-        for i in indices {
-            let candidate = i == index ? frame : pending[i]!
-            if candidate.dataOffset > delivered {
+        for position in 0..<(pendingEmpty ? 1 : indices.count) {
+            let i = pendingEmpty ? index : indices[position]
+            let candidate = i == index ? nil : pending[i]!
+            let candidateOffset = candidate?.dataOffset ?? dataOffset
+            let candidateCount = candidate?.data.count ?? data.count
+            let candidateFin = candidate?.fin ?? addedFin
+            if candidateOffset > delivered {
                 if i == next { throw violation("frame \(i) leaves a gap in the data") }
                 break  // The missing frames before it carry data; wait for them.
             }
-            if candidate.dataOffset < delivered && !candidate.data.isEmpty {
+            if candidateOffset < delivered && candidateCount > 0 {
                 throw violation("frame \(i) overlaps data already received")
             }
-            if candidate.dataOffset < delivered { throw violation("frame \(i) has an offset behind the stream") }
-            let end = candidate.dataOffset + UInt64(candidate.data.count)
+            if candidateOffset < delivered { throw violation("frame \(i) has an offset behind the stream") }
+            let end = candidateOffset + UInt64(candidateCount)
             if let fin {
-                guard candidate.fin, end == fin else { throw violation("frame \(i) continues the stream past its end") }
-            } else if candidate.fin {
+                guard candidateFin, end == fin else { throw violation("frame \(i) continues the stream past its end") }
+            } else if candidateFin {
                 fin = end
             }
             if commit {
-                readBuffer.append(contentsOf: candidate.data)
-                pending[i] = nil
+                if let candidate {
+                    readBuffer.append(contentsOf: candidate.data)
+                    pending[i] = nil
+                } else {
+                    readBuffer.append(contentsOf: data)
+                }
             }
             delivered = end
             next = i + 1
@@ -321,7 +347,7 @@ extension StreamCheckpoint {
             nextReadIndex = next
             deliveredBytes = delivered
             peerFinOffset = fin
-            if index >= next { pending[index] = frame }
+            if index >= next { pending[index] = ReceivedFrame(dataOffset: dataOffset, data: Array(data), fin: addedFin) }
         }
         return resolvedAny
     }

@@ -66,7 +66,7 @@ extension StreamMachine {
                 sendRecords[index]?.copiesInFlight.remove(at: copy)
                 continue
             }
-            if sendRecords[index]?.inFlight == operation { sendRecords[index]?.inFlight = nil }
+            sendRecords.update(at: index) { if $0.inFlight == operation { $0.inFlight = nil } }
             transmit(index, now: now, counting: \.deadlineResends)
         }
         for operation in readOperations.entries.filter({ now - $0.value.started >= timeout }).map(\.key).sorted() {

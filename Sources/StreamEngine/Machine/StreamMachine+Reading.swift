@@ -133,10 +133,10 @@ extension StreamMachine {
     /// Follows whether the peer writes at a low rate: a data frame flagged ``Frame/Flags/quiet``
     /// says so, a newer data frame without the flag says it is busy again, and frames without
     /// data (acknowledgements, pings) leave it quiet and move the box to read eagerly past them.
-    mutating func noteQuietness(of frame: Frame) {
+    mutating func noteQuietness(of frame: Frame, carriesData: Bool) {
         let newer = quietNextIndex.map { frame.index >= $0 } ?? true
         guard newer else { return }
-        if frame.flags.contains(.quiet) || (quietNextIndex != nil && frame.data.isEmpty && !frame.flags.contains(.fin)) {
+        if frame.flags.contains(.quiet) || (quietNextIndex != nil && !carriesData && !frame.flags.contains(.fin)) {
             quietNextIndex = frame.index + 1
         } else {
             quietNextIndex = nil
@@ -212,9 +212,13 @@ extension StreamMachine {
     /// Opens the box read at `index` and processes its frame, unless it was already received.
     mutating func openAndReceive(_ bytes: [UInt8], index: UInt64, now: StreamTime) {
         guard index >= checkpoint.nextReadIndex, checkpoint.pending[index] == nil, let sealer = inboundSealer else { return }
-        let frame: Frame
+        // Opened into the reused buffer, taken out while in use (so that it stays unique).
+        var plaintext = plaintextScratch
+        plaintextScratch = []
+        defer { plaintextScratch = plaintext }
+        let opened: (frame: Frame, data: Range<Int>)
         do {
-            frame = try sealer.open(bytes, index: index)
+            opened = try sealer.open(bytes, index: index, into: &plaintext)
         } catch where error.code == .frameDecrypt {
             let failures = decryptFailures[index, default: 0] + 1
             decryptFailures[index] = failures
@@ -228,31 +232,26 @@ extension StreamMachine {
             fail(error)
             return
         }
-        receive(frame, now: now)
+        receive(opened.frame, data: plaintext[opened.data], now: now)
     }
 
-    mutating func receive(_ frame: Frame, now: StreamTime) {
-        let elicits = FrameKind(received: frame, peerFinKnown: checkpoint.peerFinOffset != nil).elicitsAck
-        readFailures.removeAll()
-        let unackedBefore = checkpoint.unacked  // Shares storage: copied only if the frame acknowledges something.
+    /// Processes a received frame with `data` in place of its ``Frame/data``.
+    mutating func receive(_ frame: Frame, data: ArraySlice<UInt8>, now: StreamTime) {
+        let elicits = FrameKind(received: frame, dataCount: data.count, peerFinKnown: checkpoint.peerFinOffset != nil).elicitsAck
+        if !readFailures.isEmpty { readFailures.removeAll() }
+        let newlyAcknowledged: [(index: UInt64, kind: FrameKind)]
         do {
-            try record(.frameReceived(frame))
+            newlyAcknowledged = try recordReceived(frame, data: data)
         } catch {
             fail(error)
             return
         }
         if !decryptFailures.isEmpty { decryptFailures[frame.index] = nil }
         lastActivity = now
-        noteQuietness(of: frame)
+        noteQuietness(of: frame, carriesData: !data.isEmpty)
         if timer.awaitsFirstAnswer, timer.peerAnswered() {
             // The peer has joined: what it has not acknowledged is resent within the usual cap.
             armRetransmitTimer(now: now)
-        }
-        var newlyAcknowledged: [(index: UInt64, kind: FrameKind)] = []
-        if checkpoint.unacked.count != unackedBefore.count {
-            for index in unackedBefore.keys.sorted() where checkpoint.unacked[index] == nil {
-                newlyAcknowledged.append((index, unackedBefore[index]!.kind))
-            }
         }
         acknowledged(newlyAcknowledged, now: now)
         fastRetransmit(after: frame, now: now)

@@ -21,10 +21,11 @@ extension StreamMachine {
             if endToEnd, !fin, take == buffered, isQuiet(framesOutstanding: checkpoint.unackedWindowFrames + 1) {
                 flags.insert(.quiet)
             }
-            // The data is sealed straight from the write buffer, not copied into the frame first
-            // (and the slice is gone before the record drops those bytes from the buffer).
+            // The data is copied straight from the write buffer into the box and sealed there,
+            // not copied into the frame first.
             let frame = makeFrame(flags: flags, sack: sack, data: [])
-            let ciphertext = sealer.seal(frame, data: checkpoint.writeBuffer.bytes.prefix(take))
+            let writeBuffer = checkpoint.writeBuffer  // Shares the ring's storage: nothing is copied.
+            let ciphertext = sealer.seal(frame, dataCount: take) { writeBuffer.copy(from: 0, count: take, into: $0) }
             recordCreated(index: frame.index, dataLength: take, kind: fin ? .fin : .data, ciphertext: ciphertext)
             createdEliciting = true
             createdAny = true
@@ -285,7 +286,7 @@ extension StreamMachine {
             // must not reset the backoff while a data frame stays stuck.
             if kind.countsTowardWindow { progress = true }
         }
-        for (index, _) in frames {
+        for (index, _) in frames where !verifyReads.isEmpty {
             if let operation = verifyReads.removeValue(forKey: index) {
                 readOperations[operation] = nil
                 actions.append(.cancel(operation))

@@ -129,6 +129,8 @@ public struct StreamMachine: Sendable {
         var started: StreamTime
     }
     var readOperations = OperationSlots<ReadRecord>(span: 1)
+    /// The buffer inbound boxes are opened into, reused from box to box.
+    var plaintextScratch: [UInt8] = []
     /// Why this stream's box writes were made, since it was created or restored.
     public internal(set) var sendStatistics = StreamSendStatistics()
     /// The inbound read in flight for each index (all within one read-ahead of each other).
@@ -319,7 +321,7 @@ public struct StreamMachine: Sendable {
         }
         guard offset < delivered, maxLength > 0 else { return [] }
         let skip = Int(offset - consumed)  // Below `readableCount`, an `Int`.
-        return Array(checkpoint.readBuffer.bytes.dropFirst(skip).prefix(maxLength))
+        return checkpoint.readBuffer.copy(from: skip, count: min(maxLength, checkpoint.readableCount - skip))
     }
 
     /// Confirms that the app has processed every received byte before stream offset `offset`,
@@ -385,11 +387,11 @@ public struct StreamMachine: Sendable {
             advance(now: now)
             return
         }
-        if sendRecords[index]?.inFlight == operation { sendRecords[index]?.inFlight = nil }
+        sendRecords.update(at: index) { if $0.inFlight == operation { $0.inFlight = nil } }
         guard failure == nil, !isHalted else { return }
         switch result {
         case .success:
-            sendRecords[index]?.failuresInRow = 0
+            sendRecords.update(at: index) { $0.failuresInRow = 0 }
             if checkpoint.mode == .multicast, checkpoint.unacked[index] != nil, verifyReads[index] == nil {
                 verifyReads[index] = startRead(channel: .outbound, index: index, mode: .poll, now: now)
             }
@@ -527,6 +529,25 @@ public struct StreamMachine: Sendable {
         } else {
             durableSequence = checkpoint.sequence
         }
+    }
+
+    /// Records a received peer frame with `data` in place of its ``Frame/data``, like
+    /// `record(.frameReceived(frame))` with the data in the frame: the data is copied into a
+    /// frame only for the journal.
+    ///
+    /// - Returns: the frames it newly acknowledges, in index order, with their kinds.
+    mutating func recordReceived(_ frame: Frame, data: ArraySlice<UInt8>) throws(StreamError) -> [(index: UInt64, kind: FrameKind)] {
+        guard checkpoint.sequence < StreamCheckpoint.maxCounter else { throw StreamError(.invalidCheckpoint, "the journal is too long") }
+        let acknowledged = try checkpoint.applyReceived(frame, data: data, listingAcknowledged: true)
+        checkpoint.sequence += 1
+        if durability == .explicit {
+            var journaled = frame
+            journaled.data = Array(data)
+            journal.append(CheckpointRecord(sequence: checkpoint.sequence, delta: .frameReceived(journaled)))
+        } else {
+            durableSequence = checkpoint.sequence
+        }
+        return acknowledged
     }
 
     /// Records app bytes appended to the write buffer: as an ``CheckpointDelta/appended(_:)``
