@@ -148,6 +148,8 @@ actor SimCore {
     var savedGeneration: UInt64 = 0
     var shuttingDown = false
     var totalFramesReceived = 0
+    /// Requests received since start, by message key.
+    var requestsByKind: [String: Int] = [:]
     var joinedReplays = 0
     var refusedConnections = 0
     var guardClosedConnections = 0
@@ -449,6 +451,7 @@ actor SimCore {
             }
             return true  // no recognisable request key: silently dropped, as the daemon does
         }
+        requestsByKind[message.key, default: 0] += 1
         do {
             switch message.key {
             case ThinKey.Request.sessionToken:
@@ -749,7 +752,8 @@ actor SimCore {
             staleCacheAnswers: model.staleCacheAnswers,
             courierRedispatches: model.courierRedispatches,
             duplicatedReplays: model.duplicatedReplays,
-            expiredBoxReads: store.expiredReads
+            expiredBoxReads: store.expiredReads,
+            requestsByKind: requestsByKind
         )
     }
 }
@@ -827,6 +831,8 @@ public struct KpclientdSimStatistics: Sendable, Hashable {
     public var duplicatedReplays: Int = 0
     /// Reads that found a box expired (see ``KpclientdSimConfiguration/boxTTL``).
     public var expiredBoxReads: Int = 0
+    /// Requests received since start, by message key (`encrypt_read`, `start_resending_encrypted_message`, …).
+    public var requestsByKind: [String: Int] = [:]
 }
 
 /// Go-like field decoding: what the daemon's CBOR decoder accepts, and what makes it drop a frame.
