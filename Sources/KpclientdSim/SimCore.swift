@@ -85,7 +85,11 @@ actor SimCore {
         var connectionID: ConnectionID?
         var graceTask: Task<Void, Never>?
         /// Every ARQ in flight, by serial: a replay makes a second one for the same envelope.
-        var arq: [UInt64: Operation] = [:]
+        /// Changed only through ``addARQ(_:)``, ``removeARQ(_:)`` and ``removeAllARQs()``.
+        private(set) var arq: [UInt64: Operation] = [:]
+        /// How many ARQs in ``arq`` each envelope hash has (a replay's duplicate is found
+        /// without scanning every ARQ in flight).
+        private var arqCountByHash: [[UInt8]: Int] = [:]
         /// The ARQ a cancel reaches for each envelope hash (the newest; cleared when any ARQ
         /// of that hash finishes, as the daemon's `arqEnvelopeHashMap` is).
         var arqByHash: [[UInt8]: UInt64] = [:]
@@ -99,6 +103,32 @@ actor SimCore {
             self.connectionID = connectionID
         }
         var operationCount: Int { arq.count + copies.count }
+
+        /// Whether an ARQ of envelope `hash` is in flight.
+        func hasARQ(hash: [UInt8]) -> Bool { arqCountByHash[hash] != nil }
+
+        /// Records an ARQ in flight.
+        func addARQ(_ op: Operation) {
+            arq[op.serial] = op
+            arqCountByHash[op.hash, default: 0] += 1
+        }
+
+        /// Forgets the ARQ `serial` and returns it, if it is in flight.
+        func removeARQ(_ serial: UInt64) -> Operation? {
+            guard let op = arq.removeValue(forKey: serial) else { return nil }
+            if let count = arqCountByHash[op.hash], count > 1 {
+                arqCountByHash[op.hash] = count - 1
+            } else {
+                arqCountByHash[op.hash] = nil
+            }
+            return op
+        }
+
+        /// Forgets every ARQ.
+        func removeAllARQs() {
+            arq.removeAll()
+            arqCountByHash.removeAll()
+        }
     }
 
     struct BoxWaiter {
@@ -375,7 +405,7 @@ actor SimCore {
         session.graceTask = nil
         for op in session.arq.values { op.task?.cancel() }
         for op in session.copies.values { op.task?.cancel() }
-        session.arq.removeAll()
+        session.removeAllARQs()
         session.arqByHash.removeAll()
         session.copies.removeAll()
         let waiters = session.resendWaiters
