@@ -88,6 +88,9 @@ enum DurableWritesBenchmark {
             let after = await daemon.probe.operationCounts()
             let sends = after.sends
             let before = operationsBefore.sends
+            let commits = after.groupCommits - operationsBefore.groupCommits
+            let records = after.recordsCommitted - operationsBefore.recordsCommitted
+            print("  group commits: \(commits) (\(format(Double(commits) / elapsed, 0))/s), \(format(Double(records) / Double(max(1, commits)), 1)) records and \(format(Double(latencies.count) / Double(max(1, commits)), 1)) app writes per commit")
             print("  streams' operations started: writes \(after.writes - operationsBefore.writes), waiting reads \(after.waitingReads - operationsBefore.waitingReads), polls \(after.polls - operationsBefore.polls); writes by reason: first \(sends.firstSends - before.firstSends), timer \(sends.timeoutResends - before.timeoutResends), sack \(sends.sackResends - before.sackResends), waited-on \(sends.waitedOnResends - before.waitedOnResends), failure \(sends.failureResends - before.failureResends), deadline \(sends.deadlineResends - before.deadlineResends), confirmation \(sends.confirmationCopies - before.confirmationCopies); frames created: \(after.framesCreated.map { "\($0.key) \($0.value - (operationsBefore.framesCreated[$0.key] ?? 0))" }.sorted().joined(separator: ", "))")
         }
         for client in clients { await client.close() }

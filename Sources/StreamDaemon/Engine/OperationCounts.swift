@@ -9,6 +9,10 @@ public struct OperationCounts: Sendable, Hashable {
     public var waitingReads = 0
     /// Single polls started (``BoxReadMode/poll``: idle polls and probes ahead).
     public var polls = 0
+    /// Group commits queued on the store thread.
+    public var groupCommits = 0
+    /// Journal records those group commits carried (compacted ones included).
+    public var recordsCommitted = 0
     /// Frames created (journalled `frameCreated` records), by kind.
     public var framesCreated: [FrameKind: Int] = [:]
     /// Why the box writes were made, summed over the streams running now.

@@ -398,6 +398,8 @@ actor StreamHost {
                 stream.bytesSinceCheckpoint += size
             }
         }
+        started.groupCommits += 1
+        started.recordsCommitted += pendingRecords.values.reduce(0) { $0 + $1.count }
         pendingRecords.removeAll(keepingCapacity: true)
         let outcomes = commitOutcomes
         database.commit(batch) { [marks] result in outcomes.yield(CommitOutcome(marks: marks, result: result)) }
@@ -601,3 +603,4 @@ actor StreamHost {
         }
     }
 }
+
