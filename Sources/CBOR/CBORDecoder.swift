@@ -333,11 +333,25 @@ private final class Builder {
 
     func text(_ pointer: UnsafePointer<UInt8>?, _ length: Int) {
         guard beginItem() else { return }
-        guard let string = String(validating: UnsafeBufferPointer(start: pointer, count: length), as: UTF8.self) else {
+        let utf8 = UnsafeBufferPointer(start: pointer, count: length)
+        let string: String
+        if isASCII(utf8) {
+            // ASCII is valid UTF-8 (map keys and most protocol text): no validating pass.
+            string = String(decoding: utf8, as: UTF8.self)
+        } else if let validated = String(validating: utf8, as: UTF8.self) {
+            string = validated
+        } else {
             fail(.invalidUTF8, "text string of \(length) bytes is not valid UTF-8")
             return
         }
         complete(.text(string))
+    }
+
+    /// Whether every byte is below 0x80.
+    private func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var combined: UInt8 = 0
+        for byte in bytes { combined |= byte }
+        return combined < 0x80
     }
 
     func bytes(_ pointer: UnsafePointer<UInt8>?, _ length: Int) {

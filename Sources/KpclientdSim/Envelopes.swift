@@ -82,7 +82,7 @@ struct EnvelopeSealer: Sendable {
         let publicKey = Array(writeCap[CapabilityLayout.writeCapPublicKey])
         let tombstone = plaintext.isEmpty
         let boxID = Capabilities.boxID(publicKey: publicKey, index: index)
-        let signature = SimCrypto.ed25519Sign(OpenedEnvelope.signedMessage(boxID: boxID, isTombstone: tombstone, plaintext: plaintext), seed: seed)
+        let signature = SimCrypto.ed25519Sign(OpenedEnvelope.signedMessage(boxID: boxID, isTombstone: tombstone, plaintext: plaintext), seed: seed, publicKey: publicKey)
         return OpenedEnvelope(kind: .write, isTombstone: tombstone, publicKey: publicKey, index: index, plaintext: plaintext, signature: signature)
     }
 

@@ -85,7 +85,7 @@ extension SimCore {
             guard let hash = try f.fixed(ThinKey.Field.envelopeHash, ThinSizes.hash) else { return reply(key, q, [], .invalidRequest) }
             // Only the newest ARQ of the hash is reachable (an older duplicate keeps running).
             if let session = sessions[appID], let serial = session.arqByHash.removeValue(forKey: hash),
-                let op = session.arq.removeValue(forKey: serial)
+                let op = session.removeARQ(serial)
             {
                 op.task?.cancel()
                 send(arqReply(queryID: op.queryID, code: ThinClientErrorCode.startResendingCancelled.rawValue, plaintext: nil, courier: op.courier), toSession: appID)

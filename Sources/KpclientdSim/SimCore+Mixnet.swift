@@ -91,7 +91,7 @@ extension SimCore {
         }
         // The daemon does not de-duplicate (`arqSend`): a replay after a resumed session starts a
         // second ARQ, and a cancel reaches only the newest.
-        if session.arqByHash[hash] != nil || session.arq.values.contains(where: { $0.hash == hash }) {
+        if session.arqByHash[hash] != nil || session.hasARQ(hash: hash) {
             model.duplicatedReplays += 1
         }
         guard session.operationCount < configuration.maxOperationsPerSession else {
@@ -101,7 +101,7 @@ extension SimCore {
         let op = Operation(serial: makeSerial(), queryID: q)
         op.hash = hash
         op.courier = pickCourier()
-        session.arq[op.serial] = op
+        session.addARQ(op)
         session.arqByHash[hash] = op.serial
         let request = ARQRequest(
             queryID: q, readCap: readCap, writeCap: writeCap, index: index, ciphertext: ciphertext, hash: hash,
@@ -196,7 +196,7 @@ extension SimCore {
     }
 
     func finishARQ(appID: [UInt8], serial: UInt64, code: UInt8, plaintext: [UInt8]?) {
-        guard let session = sessions[appID], let op = session.arq.removeValue(forKey: serial) else { return }
+        guard let session = sessions[appID], let op = session.removeARQ(serial) else { return }
         // As the daemon's arqEnvelopeHashMap: finishing any ARQ of a hash forgets the hash, so an
         // older duplicate finishing first leaves the newer one out of a cancel's reach.
         session.arqByHash[op.hash] = nil

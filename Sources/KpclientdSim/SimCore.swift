@@ -85,7 +85,11 @@ actor SimCore {
         var connectionID: ConnectionID?
         var graceTask: Task<Void, Never>?
         /// Every ARQ in flight, by serial: a replay makes a second one for the same envelope.
-        var arq: [UInt64: Operation] = [:]
+        /// Changed only through ``addARQ(_:)``, ``removeARQ(_:)`` and ``removeAllARQs()``.
+        private(set) var arq: [UInt64: Operation] = [:]
+        /// How many ARQs in ``arq`` each envelope hash has (a replay's duplicate is found
+        /// without scanning every ARQ in flight).
+        private var arqCountByHash: [[UInt8]: Int] = [:]
         /// The ARQ a cancel reaches for each envelope hash (the newest; cleared when any ARQ
         /// of that hash finishes, as the daemon's `arqEnvelopeHashMap` is).
         var arqByHash: [[UInt8]: UInt64] = [:]
@@ -99,6 +103,32 @@ actor SimCore {
             self.connectionID = connectionID
         }
         var operationCount: Int { arq.count + copies.count }
+
+        /// Whether an ARQ of envelope `hash` is in flight.
+        func hasARQ(hash: [UInt8]) -> Bool { arqCountByHash[hash] != nil }
+
+        /// Records an ARQ in flight.
+        func addARQ(_ op: Operation) {
+            arq[op.serial] = op
+            arqCountByHash[op.hash, default: 0] += 1
+        }
+
+        /// Forgets the ARQ `serial` and returns it, if it is in flight.
+        func removeARQ(_ serial: UInt64) -> Operation? {
+            guard let op = arq.removeValue(forKey: serial) else { return nil }
+            if let count = arqCountByHash[op.hash], count > 1 {
+                arqCountByHash[op.hash] = count - 1
+            } else {
+                arqCountByHash[op.hash] = nil
+            }
+            return op
+        }
+
+        /// Forgets every ARQ.
+        func removeAllARQs() {
+            arq.removeAll()
+            arqCountByHash.removeAll()
+        }
     }
 
     struct BoxWaiter {
@@ -148,6 +178,8 @@ actor SimCore {
     var savedGeneration: UInt64 = 0
     var shuttingDown = false
     var totalFramesReceived = 0
+    /// Requests received since start, by message key.
+    var requestsByKind: [String: Int] = [:]
     var joinedReplays = 0
     var refusedConnections = 0
     var guardClosedConnections = 0
@@ -373,7 +405,7 @@ actor SimCore {
         session.graceTask = nil
         for op in session.arq.values { op.task?.cancel() }
         for op in session.copies.values { op.task?.cancel() }
-        session.arq.removeAll()
+        session.removeAllARQs()
         session.arqByHash.removeAll()
         session.copies.removeAll()
         let waiters = session.resendWaiters
@@ -449,6 +481,7 @@ actor SimCore {
             }
             return true  // no recognisable request key: silently dropped, as the daemon does
         }
+        requestsByKind[message.key, default: 0] += 1
         do {
             switch message.key {
             case ThinKey.Request.sessionToken:
@@ -749,7 +782,8 @@ actor SimCore {
             staleCacheAnswers: model.staleCacheAnswers,
             courierRedispatches: model.courierRedispatches,
             duplicatedReplays: model.duplicatedReplays,
-            expiredBoxReads: store.expiredReads
+            expiredBoxReads: store.expiredReads,
+            requestsByKind: requestsByKind
         )
     }
 }
@@ -827,6 +861,8 @@ public struct KpclientdSimStatistics: Sendable, Hashable {
     public var duplicatedReplays: Int = 0
     /// Reads that found a box expired (see ``KpclientdSimConfiguration/boxTTL``).
     public var expiredBoxReads: Int = 0
+    /// Requests received since start, by message key (`encrypt_read`, `start_resending_encrypted_message`, …).
+    public var requestsByKind: [String: Int] = [:]
 }
 
 /// Go-like field decoding: what the daemon's CBOR decoder accepts, and what makes it drop a frame.

@@ -14,9 +14,15 @@ enum SimCrypto {
         return publicKey
     }
 
-    /// A detached Ed25519 signature (64 bytes) of `message` with the key derived from `seed`.
-    static func ed25519Sign(_ message: [UInt8], seed: [UInt8]) -> [UInt8] {
-        var (_, secretKey) = Ed25519.keyPair(seed: seed)
+    /// A detached Ed25519 signature (64 bytes) of `message` with the key of `seed`, whose public
+    /// key is `publicKey`.
+    ///
+    /// The secret key is `seed ‖ publicKey` (libsodium's form), so no key derivation is spent
+    /// per signature. A `publicKey` that is not `seed`'s gives a signature that does not verify
+    /// under it, as a signature by the derived key would not.
+    static func ed25519Sign(_ message: [UInt8], seed: [UInt8], publicKey: [UInt8]) -> [UInt8] {
+        precondition(seed.count == Ed25519.seedLength && publicKey.count == Ed25519.publicKeyLength)
+        var secretKey = seed + publicKey
         defer { secureZero(&secretKey) }
         return Ed25519.sign(message, secretKey: secretKey)
     }

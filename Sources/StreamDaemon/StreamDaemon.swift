@@ -226,6 +226,11 @@ public struct DaemonProbe: Sendable {
         await host.link.embeddedStatistics()
     }
 
+    /// Transport operations the streams started, by kind, and why their box writes were made.
+    public func operationCounts() async -> OperationCounts {
+        await host.operationCounts()
+    }
+
     /// A round trip through the stream host: `true` if it answered and is neither stopping nor
     /// halted by a storage failure. It does not return while the host is stuck.
     public func ping() async -> Bool {

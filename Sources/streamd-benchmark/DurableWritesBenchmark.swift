@@ -2,6 +2,7 @@ import IPC
 import KpclientdSim
 import StreamClient
 import StreamDaemon
+import StreamEngine
 
 /// Benchmark 2: durable, acknowledged small app writes per second with group commit, against
 /// raw `write` + `fdatasync` per second on the same file system.
@@ -16,33 +17,38 @@ enum DurableWritesBenchmark {
         var ratios = Samples()
         var p50 = Samples()
         var p99 = Samples()
+        var cpuPerWrite = Samples()
         for run in 1...options.runs {
             let scratch = try ScratchDirectory(base: options.directory)
             defer { scratch.remove() }
             let leftover = try await idleCPU()
             let append = try fdatasyncRate(directory: scratch.path, size: options.writeSize, duration: options.duration, overwrite: false)
             let overwrite = try fdatasyncRate(directory: scratch.path, size: options.writeSize, duration: options.duration, overwrite: true)
-            let result = try await appWrites(streams: streams, size: options.writeSize, duration: options.duration, directory: scratch.path)
+            let result = try await appWrites(
+                streams: streams, size: options.writeSize, duration: options.duration, warmUp: options.warmUp, directory: scratch.path)
             app.values.append(result.rate)
             appendRate.values.append(append)
             overwriteRate.values.append(overwrite)
             ratios.values.append(result.rate / append)
             p50.values.append(result.p50 * 1000)
             p99.values.append(result.p99 * 1000)
+            cpuPerWrite.values.append(result.cpuPerWrite * 1e6)
             print("run \(run): streamd \(format(result.rate, 0)) writes/s (p50 \(format(result.p50 * 1000, 1)) ms, p99 \(format(result.p99 * 1000, 1)) ms), fdatasync append \(format(append, 0))/s, overwrite \(format(overwrite, 0))/s, ratio \(format(result.rate / append)); idle CPU before the run \(format(leftover)) s/s")
         }
-        print("| streamd writes/s | fdatasync/s (append) | fdatasync/s (overwrite) | ratio vs append | write p50 ms | write p99 ms |")
-        print("| \(app.summary(0)) | \(appendRate.summary(0)) | \(overwriteRate.summary(0)) | \(ratios.summary()) | \(p50.summary(1)) | \(p99.summary(1)) |")
+        print("| streamd writes/s | fdatasync/s (append) | fdatasync/s (overwrite) | ratio vs append | write p50 ms | write p99 ms | process CPU µs per write |")
+        print("| \(app.summary(0)) | \(appendRate.summary(0)) | \(overwriteRate.summary(0)) | \(ratios.summary()) | \(p50.summary(1)) | \(p99.summary(1)) | \(cpuPerWrite.summary(0)) |")
     }
 
     struct Result {
         var rate: Double
         var p50: Double
         var p99: Double
+        /// Process CPU seconds per completed write.
+        var cpuPerWrite: Double
     }
 
     /// Runs `streams` writers against a fresh daemon in `directory` for `duration`.
-    static func appWrites(streams: Int, size: Int, duration: Duration, directory: String) async throws -> Result {
+    static func appWrites(streams: Int, size: Int, duration: Duration, warmUp: Duration, directory: String) async throws -> Result {
         let daemon = try await BenchmarkDaemon.start(BenchmarkDaemon.configuration(in: directory))
         var clients: [StreamdClient] = []
         for index in 0..<streams {
@@ -54,36 +60,39 @@ enum DurableWritesBenchmark {
             let idle = try await idleCPU(over: .seconds(1))
             print("daemon CPU with \(streams) created streams and no writes, second \(second): \(format(idle)) s/s")
         }
-        let requestsBefore = await daemon.probe.embeddedKpclientdStatistics()?.framesReceived ?? 0
         let payload = pattern(size, seed: 1)
+        var offsets = [UInt64](repeating: 0, count: streams)
+        if warmUp > .zero {
+            // Every stream fills its send window (nobody joins, so nobody acknowledges) and its
+            // box traffic settles before the measured run.
+            let clock = ContinuousClock()
+            (offsets, _) = try await writeLoop(clients: clients, offsets: offsets, payload: payload, until: clock.now + warmUp)
+            print("warm-up: \(format(warmUp.seconds, 0)) s of writes before the measured run, not counted")
+        }
+        let simBefore = await daemon.probe.embeddedKpclientdStatistics()
+        let requestsBefore = simBefore?.framesReceived ?? 0
+        let operationsBefore = await daemon.probe.operationCounts()
         let clock = ContinuousClock()
         let cpuBefore = processCPUSeconds()
         let start = clock.now
-        let deadline = start + duration
-        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
-            for (index, client) in clients.enumerated() {
-                group.addTask {
-                    var offset: UInt64 = 0
-                    var latencies: [Double] = []
-                    while clock.now < deadline {
-                        let before = clock.now
-                        let (accepted, end) = try await client.write("w\(index)", offset: offset, data: payload)
-                        guard accepted == UInt64(size) else { throw BenchmarkError("a write accepted \(accepted) of \(size) bytes") }
-                        offset = end
-                        latencies.append((clock.now - before).seconds)
-                    }
-                    return latencies
-                }
-            }
-            var all: [Double] = []
-            for try await part in group { all += part }
-            return all
-        }
+        let (_, latencies) = try await writeLoop(clients: clients, offsets: offsets, payload: payload, until: start + duration)
         let elapsed = (clock.now - start).seconds
         let cpu = processCPUSeconds() - cpuBefore
         print("process CPU while writing (daemon, embedded kpclientd and the \(streams) apps): \(format(cpu / elapsed)) s/s, \(format(cpu / Double(max(1, latencies.count)) * 1e6, 0)) µs per app write")
         let requests = (await daemon.probe.embeddedKpclientdStatistics()?.framesReceived ?? 0) - requestsBefore
         print("embedded kpclientd requests while writing: \(requests), \(format(Double(requests) / Double(max(1, latencies.count)))) per app write")
+        if let simAfter = await daemon.probe.embeddedKpclientdStatistics() {
+            let kinds = simAfter.requestsByKind.map { ($0.key, $0.value - (simBefore?.requestsByKind[$0.key] ?? 0)) }.filter { $0.1 > 0 }
+            let perStreamSecond = { (count: Int) in format(Double(count) / Double(streams) / elapsed, 2) }
+            print("  by kind (per stream and second): " + kinds.sorted { $0.1 > $1.1 }.map { "\($0.0) \($0.1) (\(perStreamSecond($0.1)))" }.joined(separator: ", "))
+            let after = await daemon.probe.operationCounts()
+            let sends = after.sends
+            let before = operationsBefore.sends
+            let commits = after.groupCommits - operationsBefore.groupCommits
+            let records = after.recordsCommitted - operationsBefore.recordsCommitted
+            print("  group commits: \(commits) (\(format(Double(commits) / elapsed, 0))/s), \(format(Double(records) / Double(max(1, commits)), 1)) records and \(format(Double(latencies.count) / Double(max(1, commits)), 1)) app writes per commit")
+            print("  streams' operations started: writes \(after.writes - operationsBefore.writes), waiting reads \(after.waitingReads - operationsBefore.waitingReads), polls \(after.polls - operationsBefore.polls); writes by reason: first \(sends.firstSends - before.firstSends), timer \(sends.timeoutResends - before.timeoutResends), sack \(sends.sackResends - before.sackResends), waited-on \(sends.waitedOnResends - before.waitedOnResends), failure \(sends.failureResends - before.failureResends), deadline \(sends.deadlineResends - before.deadlineResends), confirmation \(sends.confirmationCopies - before.confirmationCopies); frames created: \(after.framesCreated.map { "\($0.key) \($0.value - (operationsBefore.framesCreated[$0.key] ?? 0))" }.sorted().joined(separator: ", "))")
+        }
         for client in clients { await client.close() }
         try await daemon.stop()
         let sorted = latencies.sorted()
@@ -91,6 +100,40 @@ enum DurableWritesBenchmark {
         return Result(
             rate: Double(sorted.count) / elapsed,
             p50: sorted[sorted.count / 2],
-            p99: sorted[min(sorted.count - 1, sorted.count * 99 / 100)])
+            p99: sorted[min(sorted.count - 1, sorted.count * 99 / 100)],
+            cpuPerWrite: cpu / Double(sorted.count))
+    }
+
+    /// Every client writes `payload` at its next offset, one write in flight each, until
+    /// `deadline`; returns the offsets reached and every write's latency in seconds.
+    static func writeLoop(
+        clients: [StreamdClient], offsets: [UInt64], payload: [UInt8], until deadline: ContinuousClock.Instant
+    ) async throws -> (offsets: [UInt64], latencies: [Double]) {
+        let clock = ContinuousClock()
+        let size = UInt64(payload.count)
+        return try await withThrowingTaskGroup(of: (Int, UInt64, [Double]).self) { group in
+            for (index, client) in clients.enumerated() {
+                let start = offsets[index]
+                group.addTask {
+                    var offset = start
+                    var latencies: [Double] = []
+                    while clock.now < deadline {
+                        let before = clock.now
+                        let (accepted, end) = try await client.write("w\(index)", offset: offset, data: payload)
+                        guard accepted == size else { throw BenchmarkError("a write accepted \(accepted) of \(size) bytes") }
+                        offset = end
+                        latencies.append((clock.now - before).seconds)
+                    }
+                    return (index, offset, latencies)
+                }
+            }
+            var reached = offsets
+            var all: [Double] = []
+            for try await (index, offset, part) in group {
+                reached[index] = offset
+                all += part
+            }
+            return (reached, all)
+        }
     }
 }

@@ -9,6 +9,8 @@ struct Options: Sendable {
     var streams: Int?
     var writeSize = 100
     var duration: Duration = .seconds(3)
+    /// `durable`: how long every writer writes before the measured run (not counted).
+    var warmUp: Duration = .zero
     /// Where scratch state directories go (its file system is the one measured).
     var directory = "/var/tmp"
     /// The settings of the `testnet` benchmark.
@@ -18,14 +20,14 @@ struct Options: Sendable {
 /// Measures streamd itself, in process, against raw baselines taken in the same run.
 ///
 /// `swift run -c release streamd-benchmark throughput|durable|startup [--mib N] [--runs N]
-/// [--streams N] [--write-size B] [--seconds S] [--dir PATH]`; `streamd-benchmark testnet
+/// [--streams N] [--write-size B] [--seconds S] [--warm-up S] [--dir PATH]`; `streamd-benchmark testnet
 /// [--speedup K] [--idle-speedup K] [--kib N] [--loss P] [--churn-seconds S] [--write-every TICKS] [--max-rto S]
 /// [--budget N] [--queue-delay S] [--ahead N]
 ///   [--window N] [--read-ahead N] [--ack-delay S] [--poll-max RTTS] [--only goodput|latency|idle]`
 @main
 struct StreamdBenchmark {
     static let usage = """
-        usage: streamd-benchmark throughput|durable|startup [--mib N] [--runs N] [--streams N] [--write-size B] [--seconds S] [--dir PATH]
+        usage: streamd-benchmark throughput|durable|startup [--mib N] [--runs N] [--streams N] [--write-size B] [--seconds S] [--warm-up S] [--dir PATH]
                streamd-benchmark testnet [--speedup K] [--idle-speedup K] [--kib N] [--loss P] [--churn-seconds S]
                                          [--write-every TICKS] [--max-rto S] [--budget N] [--queue-delay S] [--ahead N]
                                          [--window N] [--read-ahead N] [--ack-delay S] [--poll-max RTTS]
@@ -70,6 +72,7 @@ struct StreamdBenchmark {
                 case "--streams": options.streams = min(try int(), 100_000)
                 case "--write-size": options.writeSize = min(try int(), 65_536)
                 case "--seconds": options.duration = .seconds(min(try int(), 600))
+                case "--warm-up": options.warmUp = .seconds(min(try int(), 600))
                 case "--dir": options.directory = value
                 case "--speedup": options.testnet.speedup = Double(min(try int(), 1000))
                 case "--idle-speedup": options.testnet.idleSpeedup = Double(min(try int(), 10_000))

@@ -189,6 +189,19 @@ struct CBORErrorTests {
         #expect(decodeError(hex("41 ff")) == nil)
     }
 
+    @Test("text decodes the same on the ASCII path and the validating path")
+    func asciiAndNonASCIIText() throws {
+        #expect(try CBORDecoder.decode(hex("63 61 62 63")) == .text("abc"))
+        #expect(try CBORDecoder.decode(hex("60")) == .text(""))
+        #expect(try CBORDecoder.decode(hex("61 7f")) == .text("\u{7f}"))
+        #expect(try CBORDecoder.decode(hex("64 61 c3 a9 62")) == .text("a\u{e9}b"))
+        // An ASCII prefix does not let an invalid tail through.
+        #expect(decodeError(hex("64 61 62 63 ff"))?.code == .invalidUTF8)
+        #expect(decodeError(hex("64 61 62 63 80"))?.code == .invalidUTF8)
+        // Text keys of a map, ASCII and not.
+        #expect(try CBORDecoder.decode(hex("a2 61 61 01 62 c3 a9 02")) == .map([CBORMapEntry(.text("a"), .unsigned(1)), CBORMapEntry(.text("\u{e9}"), .unsigned(2))]))
+    }
+
     @Test("duplicate map keys are rejected, in small and large maps")
     func duplicateKeys() {
         let small = decodeError(hex("a2 01 02 01 03"))

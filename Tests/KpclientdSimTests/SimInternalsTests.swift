@@ -47,6 +47,51 @@ struct SimInternalsTests {
         #expect(store.apply(second) == .storageFull)
     }
 
+    @Test("signing with seed ‖ public key verifies; a write cap with another public key never does")
+    func signaturesWithoutKeyDerivation() {
+        let keypair = Capabilities.keypair(seed: [UInt8](repeating: 6, count: 32))
+        let seed = Array(keypair.writeCap[0..<32])
+        let publicKey = Array(keypair.writeCap[32..<64])
+        let message: [UInt8] = Array("box".utf8)
+        let signature = SimCrypto.ed25519Sign(message, seed: seed, publicKey: publicKey)
+        #expect(SimCrypto.ed25519Verify(signature, message: message, publicKey: publicKey))
+        #expect(publicKey == SimCrypto.ed25519PublicKey(seed: seed))
+
+        let opened = EnvelopeSealer.signedWrite(writeCap: keypair.writeCap, index: keypair.firstIndex, plaintext: [1])
+        #expect(opened.hasValidSignature)
+        var store = BoxStore(capacity: 2, maxPlaintextLength: 100)
+        #expect(store.apply(opened) == .success)
+        // A write cap whose public key is not the seed's: the box is refused, as before.
+        let other = Capabilities.keypair(seed: [UInt8](repeating: 7, count: 32))
+        let mismatched = Array(keypair.writeCap[0..<32]) + Array(other.writeCap[32...])
+        let forged = EnvelopeSealer.signedWrite(writeCap: mismatched, index: other.firstIndex, plaintext: [2])
+        #expect(!forged.hasValidSignature)
+        #expect(store.apply(forged) == .invalidSignature)
+    }
+
+    @Test("a session counts its ARQs per envelope hash as they come and go")
+    func arqCountsPerHash() {
+        let session = SimCore.Session(appID: [1], connectionID: ConnectionID(raw: 1))
+        func op(_ serial: UInt64, _ hash: UInt8) -> SimCore.Operation {
+            let op = SimCore.Operation(serial: serial, queryID: [UInt8(serial)])
+            op.hash = [UInt8](repeating: hash, count: 32)
+            return op
+        }
+        let hashA = [UInt8](repeating: 0xa, count: 32)
+        #expect(!session.hasARQ(hash: hashA))
+        session.addARQ(op(1, 0xa))
+        session.addARQ(op(2, 0xa))  // a replay: a second ARQ of the same envelope
+        session.addARQ(op(3, 0xb))
+        #expect(session.hasARQ(hash: hashA) && session.operationCount == 3)
+        #expect(session.removeARQ(1)?.serial == 1)
+        #expect(session.hasARQ(hash: hashA))
+        #expect(session.removeARQ(1) == nil)
+        #expect(session.removeARQ(2)?.serial == 2)
+        #expect(!session.hasARQ(hash: hashA) && session.hasARQ(hash: [UInt8](repeating: 0xb, count: 32)))
+        session.removeAllARQs()
+        #expect(!session.hasARQ(hash: [UInt8](repeating: 0xb, count: 32)) && session.operationCount == 0)
+    }
+
     @Test func copyStreamCutsElementsWithFlags() {
         let m = 100
         var residual = CopyStream.Residual(startPending: true, bytes: [UInt8](repeating: 1, count: 250))
@@ -94,3 +139,4 @@ struct SimInternalsTests {
         #expect(throws: SimStateError.self) { _ = try StateFile.decode(StateFile.encode(big, maxPlaintextLength: 11), capacity: 10, maxPlaintextLength: 10) }
     }
 }
+

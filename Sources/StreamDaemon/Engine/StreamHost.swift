@@ -57,6 +57,8 @@ actor StreamHost {
     private var subscribers: [UInt64: Subscriber] = [:]
     private var nextSubscriberID: UInt64 = 0
     private var stopping = false
+    /// Transport operations started since start, by kind (``operationCounts()``).
+    private var started = OperationCounts()
 
     /// An app connection's subscription to stream events.
     struct Subscriber {
@@ -158,6 +160,9 @@ actor StreamHost {
         }
         let records = stream.machine.takeJournal()
         if !records.isEmpty {
+            for record in records {
+                if case .frameCreated(_, _, let kind, _) = record.delta { started.framesCreated[kind, default: 0] += 1 }
+            }
             pendingRecords[key, default: []].append(contentsOf: records)
             commitIfIdle()
         }
@@ -182,6 +187,12 @@ actor StreamHost {
                 continue
             }
             let key = job.key
+            switch job.action {
+            case .write: started.writes += 1
+            case .read(_, _, _, .wait): started.waitingReads += 1
+            case .read(_, _, _, .poll): started.polls += 1
+            case .cancel: break
+            }
             let task = Task { [weak self] in
                 guard let self else { return }
                 await self.run(job, key: key)
@@ -299,6 +310,13 @@ actor StreamHost {
         timers.arm(key, at: nil)
     }
 
+    /// Operations started since start, and the running streams' send statistics.
+    func operationCounts() -> OperationCounts {
+        var counts = started
+        for stream in streams.values { counts.sends.add(stream.inspect { $0.sendStatistics }) }
+        return counts
+    }
+
     // MARK: - Timers
 
     private func armTimer() {
@@ -380,6 +398,8 @@ actor StreamHost {
                 stream.bytesSinceCheckpoint += size
             }
         }
+        started.groupCommits += 1
+        started.recordsCommitted += pendingRecords.values.reduce(0) { $0 + $1.count }
         pendingRecords.removeAll(keepingCapacity: true)
         let outcomes = commitOutcomes
         database.commit(batch) { [marks] result in outcomes.yield(CommitOutcome(marks: marks, result: result)) }
@@ -583,3 +603,4 @@ actor StreamHost {
         }
     }
 }
+
