@@ -62,22 +62,26 @@ struct FrameSealer: Sendable {
         return box
     }
 
+    /// The sealed part of box `index`, after checking its size and, in multicast, its signature.
+    private func sealedPart(of box: [UInt8], index: UInt64) throws(StreamError) -> [UInt8] {
+        guard box.count == boxSize else {
+            throw StreamError(.frameDecrypt, "box \(index) has \(box.count) bytes, expected \(boxSize)")
+        }
+        guard let verifyKey else { return box }
+        let sealed = Array(box.prefix(boxSize - Ed25519.signatureLength))
+        let signature = Array(box.suffix(Ed25519.signatureLength))
+        guard Ed25519.verify(signature: signature, message: Self.signedMessage(index: index, sealed: sealed), publicKey: verifyKey) else {
+            throw StreamError(.frameDecrypt, "box \(index) is not signed by the stream's writer")
+        }
+        return sealed
+    }
+
     /// Opens box `index`: checks size and signature, decrypts, decodes, and checks the index.
     ///
     /// - Throws: ``StreamError/Code-swift.struct/frameDecrypt`` if the box does not authenticate,
     ///   ``StreamError/Code-swift.struct/protocolViolation`` if it authenticates but is malformed.
     func open(_ box: [UInt8], index: UInt64) throws(StreamError) -> Frame {
-        guard box.count == boxSize else {
-            throw StreamError(.frameDecrypt, "box \(index) has \(box.count) bytes, expected \(boxSize)")
-        }
-        var sealed = box
-        if let verifyKey {
-            sealed = Array(box.prefix(boxSize - Ed25519.signatureLength))
-            let signature = Array(box.suffix(Ed25519.signatureLength))
-            guard Ed25519.verify(signature: signature, message: Self.signedMessage(index: index, sealed: sealed), publicKey: verifyKey) else {
-                throw StreamError(.frameDecrypt, "box \(index) is not signed by the stream's writer")
-            }
-        }
+        let sealed = try sealedPart(of: box, index: index)
         guard let plaintext = StreamKeySchedule.withFrameKeyAndNonce(frameKeyBase: frameKeyBase, index: index, {
             SecretBox.open(sealed, key: $0, nonce: $1)
         }) else {
@@ -95,17 +99,7 @@ struct FrameSealer: Sendable {
     /// from box to box (resized to the plaintext size): the frame comes back without its data,
     /// which lies in `plaintext` at `data`. No array is allocated per box.
     func open(_ box: [UInt8], index: UInt64, into plaintext: inout [UInt8]) throws(StreamError) -> (frame: Frame, data: Range<Int>) {
-        guard box.count == boxSize else {
-            throw StreamError(.frameDecrypt, "box \(index) has \(box.count) bytes, expected \(boxSize)")
-        }
-        var sealed = box
-        if let verifyKey {
-            sealed = Array(box.prefix(boxSize - Ed25519.signatureLength))
-            let signature = Array(box.suffix(Ed25519.signatureLength))
-            guard Ed25519.verify(signature: signature, message: Self.signedMessage(index: index, sealed: sealed), publicKey: verifyKey) else {
-                throw StreamError(.frameDecrypt, "box \(index) is not signed by the stream's writer")
-            }
-        }
+        let sealed = try sealedPart(of: box, index: index)
         if plaintext.count != plaintextSize { plaintext = [UInt8](repeating: 0, count: plaintextSize) }
         let authentic = plaintext.withUnsafeMutableBytes { output in
             StreamKeySchedule.withFrameKeyAndNonce(frameKeyBase: frameKeyBase, index: index) {
