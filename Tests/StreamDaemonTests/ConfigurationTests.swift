@@ -167,6 +167,13 @@ import Glibc
         #expect(fromFile.stream.sendWindow == 8)
         #expect(fromFile.streamConfiguration.quietFrameCopies == 0)
         #expect(fromFile.streamConfiguration.parallelReadsAfterQuietFrame == 1)
+        // "auto": the engine's values unpaced, one copy and one read when kpclientd is paced.
+        var auto = DaemonConfiguration(environment: [:])
+        #expect(auto.streamConfiguration.quietFrameCopies == StreamConfiguration().quietFrameCopies)
+        #expect(auto.streamConfiguration.parallelReadsAfterQuietFrame == StreamConfiguration().parallelReadsAfterQuietFrame)
+        try ConfigurationLoader.apply(toml: "[embedded]\nprofile = \"testnet\"\n[stream]\nquiet_parallel_reads = \"auto\"\n", to: &auto)
+        #expect(auto.streamConfiguration.quietFrameCopies == 1)
+        #expect(auto.streamConfiguration.parallelReadsAfterQuietFrame == 1)
         // Untouched keys keep their defaults.
         #expect(fromFile.maxRequestsPerConnection == 64)
         #expect(fromFile.stream.readAhead == 18)
@@ -226,6 +233,7 @@ import Glibc
         ("[stream]\nmax_read_buffer = 1073741824", "stream.max_read_buffer"),
         ("[stream]\nmax_idle_poll_interval = \"500ms\"", "stream.max_idle_poll_interval"),
         ("[stream]\nquiet_frame_copies = 5", "stream.quiet_frame_copies"),
+        ("[stream]\nquiet_frame_copies = \"many\"", "stream.quiet_frame_copies"),
         ("[stream]\nquiet_parallel_reads = 0", "stream.quiet_parallel_reads"),
         ("[embedded]\nlatency = \"2m\"", "embedded.latency"),
         ("[embedded]\nwrite_loss = 0.95", "embedded.write_loss"),

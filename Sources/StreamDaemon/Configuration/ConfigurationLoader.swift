@@ -100,8 +100,8 @@ public enum ConfigurationLoader {
             if let value = try stream.int("max_write_buffer") { configuration.stream.maxWriteBuffer = value }
             if let value = try stream.int("max_read_buffer") { configuration.stream.maxReadBuffer = value }
             if let value = try stream.duration("max_idle_poll_interval") { configuration.stream.maxIdlePollInterval = value }
-            if let value = try stream.int("quiet_frame_copies") { configuration.stream.quietFrameCopies = value }
-            if let value = try stream.int("quiet_parallel_reads") { configuration.stream.quietParallelReads = value }
+            if let value = try stream.intOrWord("quiet_frame_copies", word: "auto") { configuration.stream.quietFrameCopies = value }
+            if let value = try stream.intOrWord("quiet_parallel_reads", word: "auto") { configuration.stream.quietParallelReads = value }
             if let value = try stream.intOrWord("max_operations_in_flight", word: "auto") { configuration.stream.maxOperationsInFlight = value }
             if let value = try stream.durationOrWord("max_retransmit_timeout", word: "auto") { configuration.stream.maxRetransmitTimeout = value }
             try stream.rejectUnknown()

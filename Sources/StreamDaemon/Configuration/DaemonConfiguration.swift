@@ -157,11 +157,12 @@ public struct StreamTuning: Sendable, Hashable {
     /// The longest time between polls of an idle stream.
     public var maxIdlePollInterval: Duration = .seconds(300)
     /// Extra copies of a quiet stream's newest frame, written with its first write (0...4;
-    /// 0 also stops flagging frames quiet). See ``StreamConfiguration/quietFrameCopies``.
-    public var quietFrameCopies = StreamConfiguration().quietFrameCopies
-    /// Reads kept at once on the peer's next box after a quiet frame (1...8). See
-    /// ``StreamConfiguration/parallelReadsAfterQuietFrame``.
-    public var quietParallelReads = StreamConfiguration().parallelReadsAfterQuietFrame
+    /// 0 also stops flagging frames quiet); `nil` (`"auto"`): see
+    /// ``DaemonConfiguration/streamQuietTradeOff``.
+    public var quietFrameCopies: Int?
+    /// Reads kept at once on the peer's next box after a quiet frame (1...8); `nil` (`"auto"`):
+    /// see ``DaemonConfiguration/streamQuietTradeOff``.
+    public var quietParallelReads: Int?
     /// Transport operations in flight per stream; `nil` (`"auto"`): sized from λP, see
     /// ``DaemonConfiguration/streamOperationBudget``.
     public var maxOperationsInFlight: Int?
@@ -180,8 +181,8 @@ public struct StreamTuning: Sendable, Hashable {
         configuration.maxWriteBuffer = maxWriteBuffer
         configuration.maxReadBuffer = maxReadBuffer
         configuration.maxIdlePollInterval = maxIdlePollInterval
-        configuration.quietFrameCopies = quietFrameCopies
-        configuration.parallelReadsAfterQuietFrame = quietParallelReads
+        if let quietFrameCopies { configuration.quietFrameCopies = quietFrameCopies }
+        if let quietParallelReads { configuration.parallelReadsAfterQuietFrame = quietParallelReads }
         if let maxOperationsInFlight { configuration.maxOperationsInFlight = maxOperationsInFlight }
         if let maxRetransmitTimeout { configuration.maxRetransmitTimeout = maxRetransmitTimeout }
         return configuration
@@ -196,11 +197,11 @@ public struct StreamTuning: Sendable, Hashable {
         guard (4096...(64 << 20)).contains(maxReadBuffer) else {
             throw ConfigurationError(key: "stream.max_read_buffer", message: "must be between 4096 and 67108864")
         }
-        guard (0...4).contains(quietFrameCopies) else {
-            throw ConfigurationError(key: "stream.quiet_frame_copies", message: "must be between 0 and 4")
+        if let quietFrameCopies, !(0...4).contains(quietFrameCopies) {
+            throw ConfigurationError(key: "stream.quiet_frame_copies", message: "must be \"auto\" or between 0 and 4")
         }
-        guard (1...8).contains(quietParallelReads) else {
-            throw ConfigurationError(key: "stream.quiet_parallel_reads", message: "must be between 1 and 8")
+        if let quietParallelReads, !(1...8).contains(quietParallelReads) {
+            throw ConfigurationError(key: "stream.quiet_parallel_reads", message: "must be \"auto\" or between 1 and 8")
         }
         guard maxIdlePollInterval >= .seconds(1) else {
             throw ConfigurationError(key: "stream.max_idle_poll_interval", message: "must be at least 1s")

@@ -97,11 +97,23 @@ extension DaemonConfiguration {
         return max(engine, sizing.retransmitTimeoutCeiling(longestPoll: transport.poll.longest))
     }
 
+    /// A quiet stream's confirmation copies and parallel reads after a quiet frame:
+    /// ``StreamTuning/quietFrameCopies`` and ``StreamTuning/quietParallelReads`` where set, else
+    /// the engine's (2 and 3) when kpclientd is not paced, and 1 and 1 when it is: there each copy
+    /// and each waiting read (which polls its box) takes a send tick from every other stream.
+    public var streamQuietTradeOff: (copies: Int, parallelReads: Int) {
+        let paced = transportSizing != nil
+        let engine = StreamConfiguration()
+        return (stream.quietFrameCopies ?? (paced ? 1 : engine.quietFrameCopies),
+                stream.quietParallelReads ?? (paced ? 1 : engine.parallelReadsAfterQuietFrame))
+    }
+
     /// The engine configuration of every stream: ``StreamTuning`` and the sizing to λP.
     public var streamConfiguration: StreamConfiguration {
         var configuration = stream.engineConfiguration
         configuration.maxOperationsInFlight = streamOperationBudget
         configuration.maxRetransmitTimeout = streamRetransmitCeiling
+        (configuration.quietFrameCopies, configuration.parallelReadsAfterQuietFrame) = streamQuietTradeOff
         return configuration
     }
 }
