@@ -178,8 +178,9 @@ actor SimCore {
     var savedGeneration: UInt64 = 0
     var shuttingDown = false
     var totalFramesReceived = 0
-    /// Requests received since start, by message key.
+    /// Requests received since start, by message key (unknown keys as `other`).
     var requestsByKind: [String: Int] = [:]
+    static let knownRequestKeys = Set(ThinKey.Request.all)
     var joinedReplays = 0
     var refusedConnections = 0
     var guardClosedConnections = 0
@@ -481,7 +482,8 @@ actor SimCore {
             }
             return true  // no recognisable request key: silently dropped, as the daemon does
         }
-        requestsByKind[message.key, default: 0] += 1
+        // Keys are the client's: any other than the reference's count as one kind, so the map stays bounded.
+        requestsByKind[Self.knownRequestKeys.contains(message.key) ? message.key : "other", default: 0] += 1
         do {
             switch message.key {
             case ThinKey.Request.sessionToken:
@@ -861,7 +863,8 @@ public struct KpclientdSimStatistics: Sendable, Hashable {
     public var duplicatedReplays: Int = 0
     /// Reads that found a box expired (see ``KpclientdSimConfiguration/boxTTL``).
     public var expiredBoxReads: Int = 0
-    /// Requests received since start, by message key (`encrypt_read`, `start_resending_encrypted_message`, …).
+    /// Requests received since start, by message key (`encrypt_read`, `start_resending_encrypted_message`, …;
+    /// keys the reference does not define count as `other`).
     public var requestsByKind: [String: Int] = [:]
 }
 

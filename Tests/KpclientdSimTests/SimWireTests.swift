@@ -62,6 +62,25 @@ struct SimWireTests {
         }
     }
 
+    /// Requests are counted by kind for the benchmarks; keys the reference does not define all
+    /// count as `other`, so a client cannot grow the table without bound.
+    @Test func requestsAreCountedByKnownKindOnly() async throws {
+        try await TestSupport.withSimulator { sim in
+            let client = try RawClient(sim.listenAddress)
+            try await client.handshake()
+            for n in 0..<50 { try await client.send(ThinMessage("made_up_request_\(n)", [])) }
+            let queryID = TestSupport.random(16)
+            try await client.send(ThinMessage(ThinKey.Request.newKeypair, [
+                (ThinKey.Field.queryID, .bytes(queryID)), (ThinKey.Field.seed, .bytes(TestSupport.random(32))),
+            ]))
+            _ = try await client.waitFor(ThinKey.Reply.newKeypair, queryID: queryID)
+            let counts = await sim.statistics().requestsByKind
+            #expect(counts["other"] == 50)
+            #expect(counts[ThinKey.Request.newKeypair] == 1)
+            #expect(Set(counts.keys).isSubset(of: Set(ThinKey.Request.all + ["other"])))
+        }
+    }
+
     @Test func oversizedLengthPrefixClosesTheConnection() async throws {
         try await TestSupport.withSimulator { sim in
             let client = try RawClient(sim.listenAddress)

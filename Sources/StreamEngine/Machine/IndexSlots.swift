@@ -238,13 +238,7 @@ struct OperationSlots<Value>: Sendable where Value: Sendable {
             let old = startTime == nil ? nil : slots[operation.rawValue]
             slots[operation.rawValue] = newValue
             if let startTime {
-                let started = startTime(newValue)
-                if let earliest = earliestStart, started >= earliest {
-                    if started == earliest { earliestCount += 1 }
-                } else {
-                    earliestStart = started
-                    earliestCount = 1
-                }
+                Self.count(startTime(newValue), intoEarliest: &earliestStart, count: &earliestCount)
                 if let old { removed(old) }
             }
         }
@@ -271,17 +265,19 @@ struct OperationSlots<Value>: Sendable where Value: Sendable {
         guard earliestCount == 0 else { return }
         var earliest: StreamTime?
         var count = 0
-        forEachValue { value in
-            let started = startTime(value)
-            if let current = earliest, started >= current {
-                if started == current { count += 1 }
-            } else {
-                earliest = started
-                count = 1
-            }
-        }
+        forEachValue { Self.count(startTime($0), intoEarliest: &earliest, count: &count) }
         earliestStart = earliest
         earliestCount = count
+    }
+
+    /// Folds one start time into a running earliest start and how many values share it.
+    private static func count(_ started: StreamTime, intoEarliest earliest: inout StreamTime?, count: inout Int) {
+        if let current = earliest, started >= current {
+            if started == current { count += 1 }
+        } else {
+            earliest = started
+            count = 1
+        }
     }
 
     /// The entries, in no particular order.
