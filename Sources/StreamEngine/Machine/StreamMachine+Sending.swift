@@ -267,7 +267,12 @@ extension StreamMachine {
         for (index, kind) in frames {
             if !budgetWaiting.isEmpty { budgetWaiting.remove(index) }
             guard let record = sendRecords.removeValue(at: index) else { continue }
-            for operation in record.copiesInFlight + (record.inFlight.map { [$0] } ?? []) {
+            // Copies first, then the write itself; no array is built per acknowledged frame.
+            for operation in record.copiesInFlight {
+                writeOperations[operation] = nil
+                actions.append(.cancel(operation))
+            }
+            if let operation = record.inFlight {
                 writeOperations[operation] = nil
                 actions.append(.cancel(operation))
             }
@@ -311,8 +316,8 @@ extension StreamMachine {
     /// **confirmation copy** at once: when it is the newest frame awaiting an answer on a quiet
     /// stream. A write's success does not prove the box was stored, and on a quiet stream no
     /// later frame would reveal the loss through a selective acknowledgement: only the
-    /// retransmission timer, several round trips later. Written together, the copies also land
-    /// as early as the faster of the two. In bulk transfer there is always more than two frames
+    /// retransmission timer, several round trips later. Written together, the box also lands as
+    /// early as the fastest of the writes. In bulk transfer there is always more than two frames
     /// outstanding, so this costs nothing there; a low-rate stream pays one write per frame.
     func needsConfirmationCopy(_ index: UInt64) -> Bool {
         guard checkpoint.mode == .endToEnd, let frame = checkpoint.unacked[index], frame.kind.countsTowardWindow,
