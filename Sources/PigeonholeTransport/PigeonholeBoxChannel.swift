@@ -42,6 +42,9 @@ public actor PigeonholeBoxChannel: BoxChannel {
     /// Waiting reads held back by the frontier, by ticket.
     private var heldReads: [UInt64: (number: UInt64, continuation: CheckedContinuation<Void, Never>)] = [:]
     private var nextTicket: UInt64 = 0
+    /// `next_message_box_index` requests in flight, by the box number whose index each finds:
+    /// concurrent lookups await the same step instead of asking again.
+    private var steps: [UInt64: Task<MessageBoxIndex, any Error>] = [:]
     /// Waiting reads pausing between polls, by ticket; resumed with `true` when woken early.
     private var pausedReads: [UInt64: (number: UInt64, continuation: CheckedContinuation<Bool, Never>)] = [:]
 
@@ -284,6 +287,10 @@ public actor PigeonholeBoxChannel: BoxChannel {
     }
 
     /// The BACAP index of box `number`, from the cache or by stepping from the closest cached one.
+    ///
+    /// Lookups that overlap share their steps: each index is asked of the daemon once, however
+    /// many reads and writes of the boxes beyond it wait on it (a read-ahead of *n* boxes would
+    /// otherwise walk 1 + 2 + … + *n* steps from the same cached index).
     func messageBoxIndex(of number: UInt64) async throws -> MessageBoxIndex {
         if let index = indexes.exact(number) { return index }
         var (position, index) = indexes.closest(atOrBelow: number)
@@ -293,13 +300,26 @@ public actor PigeonholeBoxChannel: BoxChannel {
             )
         }
         while position < number {
+            position += 1
+            if let cached = indexes.exact(position) {
+                index = cached
+                continue
+            }
+            let step: Task<MessageBoxIndex, any Error>
+            if let running = steps[position] {
+                step = running
+            } else {
+                step = Task { [client, index] in try await client.nextMessageBoxIndex(after: index) }
+                steps[position] = step
+            }
             let next: MessageBoxIndex
             do {
-                next = try await client.nextMessageBoxIndex(after: index)
+                next = try await step.value
             } catch {
+                if steps[position] == step { steps[position] = nil }
                 throw boxTransportError(error, operation: "next_message_box_index")
             }
-            position += 1
+            if steps[position] == step { steps[position] = nil }
             index = next
             remember(position, next)
         }

@@ -1,5 +1,8 @@
 import IPC
+import KpclientdSim
 import StreamClient
+import StreamDaemon
+import StreamEngine
 
 /// Benchmark 1: bytes app → streamd → app over one stream pair, against a raw socketpair copy.
 enum ThroughputBenchmark {
@@ -52,6 +55,15 @@ enum ThroughputBenchmark {
         let got = try await received
         let elapsed = clock.now - start
         guard got == count else { throw BenchmarkError("received \(got) of \(count) bytes") }
+        let counts = await daemon.probe.operationCounts()
+        let resends = counts.sends.timeoutResends + counts.sends.sackResends + counts.sends.waitedOnResends
+            + counts.sends.failureResends + counts.sends.deadlineResends
+        var line = "  daemon: \(counts.groupCommits) group commits of \(counts.recordsCommitted) records; box writes: \(counts.sends.firstSends) first, "
+            + "\(resends) resent, \(counts.sends.confirmationCopies) copies; waiting reads \(counts.waitingReads)"
+        if let statistics = await daemon.probe.embeddedKpclientdStatistics() {
+            line += "; kpclientd requests: " + statistics.requestsByKind.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        }
+        print(line)
         await sender.close()
         await receiver.close()
         try await daemon.stop()

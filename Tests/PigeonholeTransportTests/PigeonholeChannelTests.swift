@@ -217,6 +217,29 @@ struct PigeonholeChannelTests {
         await harness.stop()
     }
 
+    @Test func concurrentLookupsAskForEachIndexOnce() async throws {
+        let harness = try await PigeonholeHarness.start()
+        let channel = try await harness.store.pigeonholeChannel(.writerSeed(seed(12)))
+        let before = await harness.sim.statistics().requestsByKind["next_message_box_index"] ?? 0
+        // Sixteen lookups at once, as a read-ahead of sixteen boxes makes them: each walks from
+        // box 0, and alone they would ask 1 + 2 + … + 16 = 136 steps.
+        let indexes = try await withThrowingTaskGroup(of: (UInt64, [UInt8]).self) { group in
+            for number in UInt64(1)...16 {
+                group.addTask { (number, try await channel.messageBoxIndex(of: number).bytes) }
+            }
+            return try await group.reduce(into: [UInt64: [UInt8]]()) { $0[$1.0] = $1.1 }
+        }
+        let steps = (await harness.sim.statistics().requestsByKind["next_message_box_index"] ?? 0) - before
+        #expect(steps == 16)
+        #expect(Set(indexes.values).count == 16)
+        // The same indexes as one walk on a channel of its own.
+        let alone = try await harness.store.pigeonholeChannel(.writerSeed(seed(12)))
+        for number in UInt64(1)...16 {
+            #expect(try await alone.messageBoxIndex(of: number).bytes == indexes[number])
+        }
+        await harness.stop()
+    }
+
     @Test func theIndexCacheStaysBoundedAndCoversHistory() throws {
         var firstBytes = [UInt8](repeating: 0, count: 104)
         firstBytes[0] = 10
