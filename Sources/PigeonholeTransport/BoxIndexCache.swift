@@ -33,6 +33,8 @@ struct BoxIndexCache: Sendable {
     private var anchors: [UInt64: MessageBoxIndex] = [:]
     private var anchorKeys: [UInt64] = []  // sorted
     private var recent: [UInt64: MessageBoxIndex] = [:]
+    /// How far below a box number ``closest(atOrBelow:)`` probes the recent entries one by one.
+    static let probeDistance: UInt64 = 64
 
     init(first: MessageBoxIndex, interval: UInt64 = 64, maxAnchors: Int = 1024, maxRecent: Int = 512) {
         self.first = first
@@ -60,7 +62,19 @@ struct BoxIndexCache: Sendable {
         if low > 0, let index = anchors[anchorKeys[low - 1]], anchorKeys[low - 1] > best.0 {
             best = (anchorKeys[low - 1], index)
         }
-        for (key, index) in recent where key <= number && key > best.0 {
+        // The recent entries are the highest box numbers seen, and a lookup is usually a little
+        // past one of them: probe downwards first, and scan the whole window only if that fails.
+        let floor = best.0 &+ 1
+        guard number >= floor else { return best }
+        let probeEnd = number - floor < Self.probeDistance ? floor : number - Self.probeDistance
+        var key = number
+        while true {
+            if let index = recent[key] { return (key, index) }
+            if key == probeEnd { break }
+            key -= 1
+        }
+        guard probeEnd > floor else { return best }
+        for (key, index) in recent where key < probeEnd && key > best.0 {
             best = (key, index)
         }
         return best

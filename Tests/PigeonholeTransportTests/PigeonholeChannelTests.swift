@@ -262,6 +262,25 @@ struct PigeonholeChannelTests {
         #expect(!cache.isConsistent(38, try index(37)))
     }
 
+    @Test func theClosestCachedIndexIsTheHighestAtOrBelow() throws {
+        let first = try MessageBoxIndex(bytes: [UInt8](repeating: 0, count: 104))
+        var cache = BoxIndexCache(first: first, interval: 16, maxAnchors: 8, maxRecent: 32)
+        var random = SystemRandomNumberGenerator()
+        func brute(_ number: UInt64) -> UInt64 {
+            var key = number
+            while cache.exact(key) == nil { key -= 1 }
+            return key
+        }
+        for round in 0..<2_000 {
+            // Sparse inserts, near the frontier and far behind it, as reads and writes make them.
+            let number = round % 3 == 0 ? UInt64.random(in: 1...20_000, using: &random) : UInt64(round) * 7
+            cache.insert(number, first)
+            for query in [number, number + 1, number + 63, number + 64, number + 65, number + 500, UInt64.random(in: 0...25_000, using: &random)] {
+                #expect(cache.closest(atOrBelow: query).number == brute(query), "query \(query)")
+            }
+        }
+    }
+
     @Test func errorsMapToBoxTransportCodes() {
         let map = { (error: ThinClientError) in BoxTransportError(error, operation: "op").code }
         #expect(map(.replica(code: 10, context: "x")!) == .alreadyExists)
