@@ -65,6 +65,55 @@ import Testing
         #expect(listener.timer.baseTimeout > rtt)
     }
 
+    /// A resend that waits for room in the operation budget goes out for the reason it was due
+    /// for. Before, every resend taken from that queue counted as a timer resend and was
+    /// treated as one: an acknowledgement arriving while it was written counted as a spurious
+    /// timeout and reset the timer's backoff. In the bulk benchmark at p = 0 most "timer
+    /// resends" were in fact selective-acknowledgement resends that had waited for a slot.
+    @Test func aResendWaitingForTheBudgetKeepsItsReason() throws {
+        var configuration = StreamConfiguration()
+        configuration.maxOperationsInFlight = 2  // one write slot: the other is kept for reads
+        configuration.quietFrameCopies = 0
+        let address = StreamAddress(.endToEnd(secret: vectorSecret))
+        var listener = try StreamMachine(
+            address: address, role: .listener, boxSize: 512, configuration: configuration, now: .zero, randomSeed: 1)
+        let dialer = try StreamMachine(address: address, role: .dialer, boxSize: 512, now: .zero, randomSeed: 2)
+        var readOfBox0: OperationID?
+        func writes() -> [(OperationID, UInt64)] {
+            listener.takeActions().compactMap { action in
+                switch action {
+                case .write(let operation, let index, _): return (operation, index)
+                case .read(let operation, .inbound, 0, _):
+                    readOfBox0 = operation
+                    return nil
+                default: return nil
+                }
+            }
+        }
+        try listener.appWrite([1, 2, 3], now: .zero)
+        let first = writes()
+        #expect(first.map(\.1) == [0])
+        listener.writeCompleted(first[0].0, result: .success(()), now: .zero + .milliseconds(10))
+        try listener.appWrite([4, 5, 6], now: .zero + .milliseconds(20))
+        let second = writes()
+        #expect(second.map(\.1) == [1])
+        // Frame 0 is due for a selective-acknowledgement resend while frame 1 holds the slot.
+        listener.transmit(0, now: .zero + .milliseconds(30), for: .sack)
+        #expect(writes().isEmpty, "no slot: the resend waits")
+        listener.writeCompleted(second[0].0, result: .success(()), now: .zero + .milliseconds(40))
+        let resend = writes()
+        #expect(resend.map(\.1) == [0])
+        #expect(listener.sendStatistics.sackResends == 1)
+        #expect(listener.sendStatistics.timeoutResends == 0)
+        // The acknowledgement of both frames arrives while the resend is written: it is not a
+        // spurious timeout (the timer never fired).
+        let ack = Frame(index: 0, dataOffset: 0, cumulativeAck: 2)
+        let sealed = try #require(dialer.outboundSealer).seal(ack)
+        listener.readCompleted(try #require(readOfBox0), result: .success(sealed), now: .zero + .milliseconds(50))
+        #expect(listener.sendStatistics.spuriousTimeouts == 0)
+        #expect(listener.unackedFrameKind(at: 0) == nil)
+    }
+
     /// The sender marks with ``Frame/Flags/ackNow`` the frames whose acknowledgement it needs
     /// soon: one per quarter window, the one that fills the window (no sooner than an eighth
     /// window after the last), and the one that empties the write buffer. The receiver

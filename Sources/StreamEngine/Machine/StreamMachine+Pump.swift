@@ -42,9 +42,9 @@ extension StreamMachine {
 
     /// Sends frames that waited for room in the budget, lowest index (oldest) first.
     mutating func sendBudgetWaiting(now: StreamTime) {
-        while canStartWrite, let index = budgetWaiting.min() {
-            budgetWaiting.remove(index)
-            transmit(index, now: now, counting: sendRecords[index] == nil ? \.firstSends : \.timeoutResends)
+        while canStartWrite, let (index, reason) = budgetWaiting.min(by: { $0.key < $1.key }) {
+            budgetWaiting[index] = nil
+            transmit(index, now: now, for: sendRecords[index] == nil ? .first : reason)
         }
     }
 
@@ -67,7 +67,7 @@ extension StreamMachine {
                 continue
             }
             sendRecords.update(at: index) { if $0.inFlight == operation { $0.inFlight = nil } }
-            transmit(index, now: now, counting: \.deadlineResends)
+            transmit(index, now: now, for: .deadline)
         }
         for operation in readOperations.entries.filter({ now - $0.value.started >= timeout }).map(\.key).sorted() {
             guard let record = readOperations.removeValue(forKey: operation) else { continue }

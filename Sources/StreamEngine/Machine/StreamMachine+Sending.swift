@@ -111,27 +111,27 @@ extension StreamMachine {
         for entry in gatedWrites {
             guard entry.sequence <= durableSequence else { break }
             released += 1
-            transmit(entry.index, now: now, counting: \.firstSends)
+            transmit(entry.index, now: now, for: .first)
         }
         gatedWrites.removeFirst(released)
     }
 
     /// Writes a retained frame's exact ciphertext.
-    mutating func transmit(_ index: UInt64, now: StreamTime, counting reason: WritableKeyPath<StreamSendStatistics, Int>) {
+    mutating func transmit(_ index: UInt64, now: StreamTime, for reason: SendReason) {
         guard let frame = checkpoint.unacked[index], sendRecords[index]?.inFlight == nil else { return }
         guard canStartWrite else {
-            budgetWaiting.insert(index)
+            if budgetWaiting[index] == nil { budgetWaiting[index] = reason }
             return
         }
-        if !budgetWaiting.isEmpty { budgetWaiting.remove(index) }
-        sendStatistics[keyPath: reason] += 1
+        if !budgetWaiting.isEmpty { budgetWaiting[index] = nil }
+        sendStatistics.count(reason)
         let operation = newOperation()
         writeOperations[operation] = WriteOperation(index: index, started: now)
         actions.append(.write(operation, index: index, bytes: frame.ciphertext))
         if var record = sendRecords[index] {
             record.transmissions += 1
             record.inFlight = operation
-            let timerResend = reason == \.timeoutResends
+            let timerResend = reason == .timeout
             record.backoffBeforeTimerResend = timerResend ? timerResendBackoff : nil
             record.sentBeforeTimerResend = timerResend ? record.lastSent : nil
             record.lastSent = now
@@ -153,7 +153,7 @@ extension StreamMachine {
         for (index, frame) in checkpoint.unacked where frame.kind.elicitsAck {
             guard let record = sendRecords[index] else { continue }
             // A frame in flight, or queued for the budget, is about to be sent: it cannot have timed out.
-            let sent = record.inFlight == nil && (budgetWaiting.isEmpty || !budgetWaiting.contains(index))
+            let sent = record.inFlight == nil && (budgetWaiting.isEmpty || budgetWaiting[index] == nil)
                 ? timerClock(index, kind: frame.kind, record: record, newestPing: newestPing) : now
             if oldest.map({ sent < $0 }) ?? true { oldest = sent }
         }
@@ -216,10 +216,10 @@ extension StreamMachine {
         for index in checkpoint.unacked.keys.sorted() where index <= highest {
             guard let kind = checkpoint.unacked[index]?.kind,
                   kind.elicitsAck || index < ackOnlyLimit,
-                  let record = sendRecords[index], record.inFlight == nil, !budgetWaiting.contains(index),
+                  let record = sendRecords[index], record.inFlight == nil, budgetWaiting[index] == nil,
                   now - timerClock(index, kind: kind, record: record, newestPing: newestPing) >= threshold
             else { continue }
-            transmit(index, now: now, counting: \.timeoutResends)
+            transmit(index, now: now, for: .timeout)
             resent = true
         }
         // A new frame the peer must acknowledge, in case only its acknowledgements were lost:
@@ -265,7 +265,7 @@ extension StreamMachine {
         var spuriousSample: Duration?
         var spuriousBackoff: Int?
         for (index, kind) in frames {
-            if !budgetWaiting.isEmpty { budgetWaiting.remove(index) }
+            if !budgetWaiting.isEmpty { budgetWaiting[index] = nil }
             guard let record = sendRecords.removeValue(at: index) else { continue }
             // Copies first, then the write itself; no array is built per acknowledged frame.
             for operation in record.copiesInFlight {
@@ -352,7 +352,7 @@ extension StreamMachine {
             let threshold = timer.smoothedRTT.map { $0.scaled(by: 9.0 / 8.0) } ?? timer.baseTimeout
             for index in checkpoint.unacked.keys.filter({ $0 < sackTop }).sorted() {
                 guard let record = sendRecords[index], record.inFlight == nil, now - record.lastSent >= threshold else { continue }
-                transmit(index, now: now, counting: \.sackResends)
+                transmit(index, now: now, for: .sack)
             }
         }
         // The peer says it waits on this box: each of its frames saying so may trigger a resend
@@ -372,7 +372,7 @@ extension StreamMachine {
         if let record = sendRecords[frame.cumulativeAck], record.inFlight == nil,
            let kind = checkpoint.unacked[frame.cumulativeAck]?.kind,
            now - record.lastSent >= max(configuration.minRetransmitTimeout, kind == .ackOnly ? srtt * 2 : srtt / 4) {
-            transmit(frame.cumulativeAck, now: now, counting: \.waitedOnResends)
+            transmit(frame.cumulativeAck, now: now, for: .waitedOn)
         }
     }
 }

@@ -94,8 +94,9 @@ public struct StreamMachine: Sendable {
     /// By frame index (within the span of retained frames).
     var sendRecords = IndexSlots<SendRecord>(span: 1)
     var writeOperations = OperationSlots<WriteOperation>(span: 1)
-    /// Frames due for a (re)send that wait for room in the operation budget, lowest index first.
-    var budgetWaiting: Set<UInt64> = []
+    /// Frames due for a (re)send that wait for room in the operation budget (sent lowest index
+    /// first), each with the reason it was first due for.
+    var budgetWaiting: [UInt64: SendReason] = [:]
     var retransmitAt: StreamTime?
     /// The backoff before the latest expiry of the retransmission timer (for its resends).
     var timerResendBackoff = 0
@@ -404,7 +405,7 @@ public struct StreamMachine: Sendable {
             // first time; if it keeps failing, the retransmission timer (with backoff) resends it.
             if let failures = sendRecords[index]?.failuresInRow {
                 sendRecords[index]?.failuresInRow = failures + 1
-                if failures == 0 { transmit(index, now: now, counting: \.failureResends) }
+                if failures == 0 { transmit(index, now: now, for: .failure) }
             }
         }
         advance(now: now)

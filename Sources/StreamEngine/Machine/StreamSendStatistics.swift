@@ -12,9 +12,9 @@ public struct StreamSendStatistics: Sendable, Hashable {
     public var failureResends = 0
     /// Resends after an operation passed its deadline.
     public var deadlineResends = 0
-    /// Second copies of a lone data frame, written when its first write completes: on a quiet
-    /// stream only the retransmission timer would notice a box that was acknowledged but never
-    /// stored, several round trips later.
+    /// Confirmation copies of a quiet stream's data frame, written with its first write: on a
+    /// quiet stream only the retransmission timer would notice a box that was acknowledged but
+    /// never stored, several round trips later.
     public var confirmationCopies = 0
     /// Timer resends found needless: the frame's acknowledgement came while the resend was
     /// still being written, so it was for an earlier copy (not themselves writes).
@@ -22,6 +22,18 @@ public struct StreamSendStatistics: Sendable, Hashable {
 
     /// Creates empty statistics.
     public init() {}
+
+    /// Counts one write made for `reason`.
+    mutating func count(_ reason: SendReason) {
+        switch reason {
+        case .first: firstSends += 1
+        case .timeout: timeoutResends += 1
+        case .sack: sackResends += 1
+        case .waitedOn: waitedOnResends += 1
+        case .failure: failureResends += 1
+        case .deadline: deadlineResends += 1
+        }
+    }
 
     /// Adds another machine's (or incarnation's) counts.
     public mutating func add(_ other: StreamSendStatistics) {
@@ -34,4 +46,21 @@ public struct StreamSendStatistics: Sendable, Hashable {
         confirmationCopies += other.confirmationCopies
         spuriousTimeouts += other.spuriousTimeouts
     }
+}
+
+/// Why a frame is (re)sent; kept with a frame that waits for room in the operation budget, so
+/// that it is counted, and treated, for the reason it was due when it finally goes out.
+enum SendReason: Sendable, Hashable {
+    /// Its first send.
+    case first
+    /// The retransmission timer expired.
+    case timeout
+    /// A selective acknowledgement skipped it.
+    case sack
+    /// The peer's reader said it waits on it.
+    case waitedOn
+    /// Its write failed transiently.
+    case failure
+    /// Its write passed the operation deadline.
+    case deadline
 }
