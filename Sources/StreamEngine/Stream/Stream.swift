@@ -33,8 +33,9 @@ public actor Stream {
     private let clock = ContinuousClock()
     private let origin: ContinuousClock.Instant
 
-    /// The operations started and not completed yet, to cancel them.
-    private var operations: [OperationID: BoxOperation] = [:]
+    /// The operations started and not completed yet that can be cancelled (one that completed
+    /// inside its `start…` call is not kept).
+    private var operations = OperationSlots<BoxOperation>(span: 64)
     /// Where operations' completions wait for the actor; see ``CompletionInbox``.
     private let inbox = CompletionInbox()
     /// The batch of completions being handed to the machine (its storage is reused).
@@ -315,19 +316,24 @@ public actor Stream {
         case .write(let operation, let index, let bytes):
             guard let outbound else { return }
             let inbox = inbox
-            operations[operation] = outbound.startWrite(index: index, bytes: bytes) { [weak self] result in
+            keep(operation, outbound.startWrite(index: index, bytes: bytes) { [weak self] result in
                 if inbox.post(.write(operation, result)) { Self.scheduleDrain(self) }
-            }
+            })
         case .read(let operation, let channel, let index, let mode):
             guard let box = channel == .inbound ? inbound : outbound else { return }
             let inbox = inbox
-            operations[operation] = box.startRead(index: index, mode: mode) { [weak self] result in
+            keep(operation, box.startRead(index: index, mode: mode) { [weak self] result in
                 if inbox.post(.read(operation, result)) { Self.scheduleDrain(self) }
-            }
+            })
         case .cancel(let operation):
             // A completion this causes (maybe inline) reaches the machine, which ignores it.
             operations.removeValue(forKey: operation)?.cancel()
         }
+    }
+
+    /// Keeps a started operation until it completes, if it can be cancelled.
+    private func keep(_ operation: OperationID, _ started: BoxOperation) {
+        if started.isCancellable { operations[operation] = started }
     }
 
     /// Schedules a drain of the inbox, for completions that arrived while the actor was not draining.
@@ -348,10 +354,10 @@ public actor Stream {
         for completion in completions {
             switch completion {
             case .write(let operation, let result):
-                operations[operation] = nil
+                if !operations.isEmpty { operations.removeValue(forKey: operation) }
                 machine.writeCompleted(operation, result: result, now: time)
             case .read(let operation, let result):
-                operations[operation] = nil
+                if !operations.isEmpty { operations.removeValue(forKey: operation) }
                 machine.readCompleted(operation, result: result, now: time)
             }
         }
@@ -438,7 +444,7 @@ public actor Stream {
     deinit {
         timer.cancel()
         timerTask?.cancel()
-        for operation in operations.values { operation.cancel() }
+        operations.forEachValue { $0.cancel() }
     }
 }
 

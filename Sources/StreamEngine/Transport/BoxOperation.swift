@@ -23,6 +23,10 @@ public struct BoxOperation: Sendable {
     ///   the operation completed, and more than once: it must then do nothing.
     public init(cancel: @escaping @Sendable () -> Void) { onCancel = cancel }
 
+    /// Whether ``cancel()`` can do anything (it cannot for ``completed``), so a starter need
+    /// not keep the operation.
+    var isCancellable: Bool { onCancel != nil }
+
     /// Asks the channel to abandon the operation; see ``BoxOperation``.
     ///
     /// The completion may run inside this call, on the caller's thread.
