@@ -150,8 +150,8 @@ import Testing
     }
 
     /// `BoxOperation.task` completes once with the body's outcome, classifying its errors, and
-    /// cancelling it cancels the task; the async form throws `CancellationError` when its task
-    /// is cancelled.
+    /// cancelling it cancels the task; the async form throws `cancelled` when its task is
+    /// cancelled.
     @Test(.timeLimit(.minutes(1)))
     func taskBackedOperationsCompleteOnce() async throws {
         let done = Outcomes<Int>()
@@ -173,7 +173,7 @@ import Testing
         } }
         try await Task.sleep(for: .milliseconds(20))
         waiting.cancel()
-        await #expect(throws: CancellationError.self) { _ = try await waiting.value }
+        await #expect { _ = try await waiting.value } throws: { ($0 as? BoxTransportError)?.code == .cancelled }
     }
 
     /// A `Stream` pair over an instant store (every operation through the callbacks, most

@@ -66,7 +66,8 @@ extension BoxChannel {
     /// Returning normally means the transport accepted the write. Cancelling the calling task
     /// cancels the write.
     ///
-    /// - Throws: a ``BoxTransportError``, or `CancellationError` if the task was cancelled.
+    /// - Throws: a ``BoxTransportError`` (``BoxTransportError/Code-swift.struct/cancelled`` if
+    ///   the task was cancelled).
     public func write(index: UInt64, bytes: [UInt8]) async throws {
         try await BoxOperation.value { startWrite(index: index, bytes: bytes, completion: $0) }
     }
@@ -76,7 +77,8 @@ extension BoxChannel {
     /// Cancelling the calling task cancels the read.
     ///
     /// - Returns: the box's bytes, or `nil` if the box has not been written yet.
-    /// - Throws: a ``BoxTransportError``, or `CancellationError` if the task was cancelled.
+    /// - Throws: a ``BoxTransportError`` (``BoxTransportError/Code-swift.struct/cancelled`` if
+    ///   the task was cancelled).
     public func read(index: UInt64, mode: BoxReadMode) async throws -> [UInt8]? {
         try await BoxOperation.value { startRead(index: index, mode: mode, completion: $0) }
     }

@@ -58,9 +58,9 @@ extension BoxOperation {
     /// Starts an operation with `start` and suspends until it completes: the async form of a
     /// callback-form operation.
     ///
-    /// Cancelling the calling task cancels the operation; if that ends it with
-    /// ``BoxTransportError/Code-swift.struct/cancelled``, this throws `CancellationError`, as
-    /// async Swift code expects.
+    /// Cancelling the calling task cancels the operation, which then throws what its
+    /// completion got: usually ``BoxTransportError/Code-swift.struct/cancelled`` (not
+    /// `CancellationError`: every failure of a box operation is a ``BoxTransportError``).
     public static func value<Value: Sendable>(
         of start: (_ completion: @escaping @Sendable (Result<Value, BoxTransportError>) -> Void) -> BoxOperation
     ) async throws -> Value {
@@ -73,7 +73,6 @@ extension BoxOperation {
         } onCancel: {
             handle.cancel()
         }
-        if case .failure(let error) = result, error.code == .cancelled, Task.isCancelled { throw CancellationError() }
         return try result.get()
     }
 
