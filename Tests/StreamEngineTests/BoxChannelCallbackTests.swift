@@ -108,6 +108,36 @@ import Testing
         #expect(try again.all.first?.get() == box(4))
     }
 
+    /// Cancels racing the writes that land the same boxes, from two threads: every read
+    /// completes exactly once, with the box's bytes or with `cancelled`.
+    @Test(.timeLimit(.minutes(1)))
+    func cancelsRacingWritesCompleteEveryReadOnce() async throws {
+        let store = store(boxSize: 16)
+        let channel = try await store.channel(.writerSeed(box(6, 32)))
+        let count = 2000
+        let reads = (0..<count).map { _ in Outcomes<[UInt8]?>() }
+        let operations = (0..<count).map { channel.startRead(index: UInt64($0), mode: .wait, completion: reads[$0].completion) }
+        #expect(reads.allSatisfy { $0.count == 0 })
+        async let written: Void = { for index in 0..<count { _ = channel.startWrite(index: UInt64(index), bytes: box(UInt8(truncatingIfNeeded: index), 16)) { _ in } } }()
+        async let cancelled: Void = { for operation in operations { operation.cancel() } }()
+        _ = await (written, cancelled)
+        for operation in operations { operation.cancel() }
+        var landed = 0
+        for (index, read) in reads.enumerated() {
+            #expect(read.count == 1)
+            switch read.all.first {
+            case .success(let bytes)?:
+                #expect(bytes == box(UInt8(truncatingIfNeeded: index), 16))
+                landed += 1
+            case .failure(let error)?:
+                #expect(error.code == .cancelled)
+            case nil:
+                break
+            }
+        }
+        #expect(landed <= count)
+    }
+
     /// A parked read that nobody writes is answered "not yet written" by the store's sweeper
     /// after `waitTimeout`, exactly once, and cancelling it then does nothing.
     @Test(.timeLimit(.minutes(1)))
