@@ -58,7 +58,7 @@ extension BoxOperation {
     /// Starts an operation with `start` and suspends until it completes: the async form of a
     /// callback-form operation.
     ///
-    /// Cancelling the calling task cancels the operation, which then throws what its
+    /// Cancelling the calling task cancels the operation; this then throws the failure its
     /// completion got: usually ``BoxTransportError/Code-swift.struct/cancelled`` (not
     /// `CancellationError`: every failure of a box operation is a ``BoxTransportError``).
     public static func value<Value: Sendable>(
