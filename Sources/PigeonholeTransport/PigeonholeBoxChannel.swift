@@ -67,6 +67,22 @@ public actor PigeonholeBoxChannel: BoxChannel {
     /// The channel's read locator: its 136-byte read capability (secret).
     public nonisolated var readLocator: [UInt8] { readCapability.bytes }
 
+    /// Starts ``write(index:bytes:)`` in a task: a Pigeonhole write is round trips through
+    /// kpclientd, so the callback form wraps this channel's async code
+    /// (``BoxOperation/task(_:completion:)``); cancelling it cancels the task.
+    public nonisolated func startWrite(
+        index: UInt64, bytes: [UInt8], completion: @escaping @Sendable (Result<Void, BoxTransportError>) -> Void
+    ) -> BoxOperation {
+        .task({ try await self.write(index: index, bytes: bytes) }, completion: completion)
+    }
+
+    /// Starts ``read(index:mode:)`` in a task; see ``startWrite(index:bytes:completion:)``.
+    public nonisolated func startRead(
+        index: UInt64, mode: BoxReadMode, completion: @escaping @Sendable (Result<[UInt8]?, BoxTransportError>) -> Void
+    ) -> BoxOperation {
+        .task({ try await self.read(index: index, mode: mode) }, completion: completion)
+    }
+
     public func write(index: UInt64, bytes: [UInt8]) async throws {
         guard let writeCapability else {
             throw BoxTransportError(.permissionDenied, "this channel was opened with a read locator and cannot write")

@@ -53,8 +53,9 @@ public final class InMemoryBoxStore: BoxStore {
     }
 
     let configuration: Configuration
-    /// Everything mutable, behind one lock: operations never hop to another executor, and a
-    /// write answers the reads waiting on its box in the writer's own task.
+    /// Everything mutable, behind one lock: operations complete inside the call that starts
+    /// them (no task, no hop to another executor), and a write answers the reads waiting on
+    /// its box in the writer's own call.
     private let state: Mutex<State>
 
     /// Creates an empty store.
@@ -92,61 +93,77 @@ public final class InMemoryBoxStore: BoxStore {
 
         var payloadSize: Int { store.configuration.payloadSize }
 
-        func write(index: UInt64, bytes: [UInt8]) async throws {
-            guard canWrite else { throw BoxTransportError(.permissionDenied, "this channel was opened read-only") }
+        /// Completes inline unless the store adds latency (then a task sleeps first).
+        func startWrite(
+            index: UInt64, bytes: [UInt8], completion: @escaping @Sendable (Result<Void, BoxTransportError>) -> Void
+        ) -> BoxOperation {
+            guard canWrite else {
+                completion(.failure(BoxTransportError(.permissionDenied, "this channel was opened read-only")))
+                return .completed
+            }
             guard bytes.count == payloadSize else {
-                throw BoxTransportError(.invalidPayloadSize, "a box holds exactly \(payloadSize) bytes, not \(bytes.count)")
+                completion(.failure(BoxTransportError(.invalidPayloadSize, "a box holds exactly \(payloadSize) bytes, not \(bytes.count)")))
+                return .completed
             }
-            try await store.delay()
-            try store.write(BoxKey(namespace: namespace, index: index), bytes)
+            let key = BoxKey(namespace: namespace, index: index)
+            guard let latency = store.latency() else {
+                completion(store.write(key, bytes))
+                return .completed
+            }
+            return .task({ [store] in
+                try await Task.sleep(for: latency)
+                try store.write(key, bytes).get()
+            }, completion: completion)
         }
 
-        func read(index: UInt64, mode: BoxReadMode) async throws -> [UInt8]? {
-            try await store.delay()
-            return try await store.read(BoxKey(namespace: namespace, index: index), mode: mode)
+        /// Completes inline if the box is written or the read polls; a waiting read of an empty
+        /// box is parked until a write lands it, the store's `waitTimeout` passes, or it is
+        /// cancelled (unless the store adds latency: then a task sleeps first).
+        func startRead(
+            index: UInt64, mode: BoxReadMode, completion: @escaping @Sendable (Result<[UInt8]?, BoxTransportError>) -> Void
+        ) -> BoxOperation {
+            let key = BoxKey(namespace: namespace, index: index)
+            guard let latency = store.latency() else { return store.startRead(key, mode: mode, completion: completion) }
+            return .task({ [store] in
+                try await Task.sleep(for: latency)
+                return try await BoxOperation.value { store.startRead(key, mode: mode, completion: $0) }
+            }, completion: completion)
         }
     }
 
-    private func delay() async throws {
-        guard configuration.meanLatency != .zero else { return }
+    /// A latency to add to an operation, if the store adds any.
+    private func latency() -> Duration? {
+        guard configuration.meanLatency != .zero else { return nil }
         let latency = state.withLock { $0.configuration.meanLatency.exponentialSample(&$0.random) }
-        if latency > .zero { try await Task.sleep(for: latency) }
+        return latency > .zero ? latency : nil
     }
 
-    private func write(_ key: BoxKey, _ bytes: [UInt8]) throws {
-        let answered = try state.withLock { (state: inout State) throws(BoxTransportError) in try state.write(key, bytes) }
-        for waiter in answered { waiter.resume(returning: bytes) }
+    /// Stores a box and answers the reads waiting on it, in the writer's own call.
+    private func write(_ key: BoxKey, _ bytes: [UInt8]) -> Result<Void, BoxTransportError> {
+        let answered: [ParkedRead]
+        do {
+            answered = try state.withLock { (state: inout State) throws(BoxTransportError) in try state.write(key, bytes) }
+        } catch {
+            return .failure(error)
+        }
+        for parked in answered { parked.completion(.success(bytes)) }
+        return .success(())
     }
 
-    private func read(_ key: BoxKey, mode: BoxReadMode) async throws -> [UInt8]? {
-        // Fast path: the box is there, the read is lost or polls, with no suspension.
-        let first = try state.withLock { (state: inout State) throws(BoxTransportError) -> State.Lookup in
-            try state.lookUp(key, mode: mode)
-        }
-        guard case .wait(let id) = first else {
-            if case .found(let bytes) = first { return bytes }
-            return nil
-        }
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                // Register under the lock, looking again: the box may have been written since.
-                let (found, startSweeper) = state.withLock { state -> ([UInt8]??, Bool) in
-                    if let bytes = state.box(key) { return (.some(bytes), false) }
-                    if Task.isCancelled { return (.some(nil), false) }
-                    return (nil, state.park(continuation, key: key, id: id))
-                }
-                if let found {
-                    if let bytes = found {
-                        continuation.resume(returning: bytes)
-                    } else {
-                        continuation.resume(throwing: CancellationError())
-                    }
-                } else if startSweeper {
-                    self.startSweeper()
-                }
+    /// Answers a read at once, or parks it under the same lock (so no write can slip between
+    /// the look and the parking).
+    private func startRead(_ key: BoxKey, mode: BoxReadMode, completion: @escaping ReadCompletion) -> BoxOperation {
+        let start = state.withLock { $0.startRead(key, mode: mode, completion) }
+        switch start {
+        case .answered(let result):
+            completion(result)
+            return .completed
+        case .parked(let id, let startSweeper):
+            if startSweeper { self.startSweeper() }
+            return BoxOperation { [self] in
+                // Only the one that unparks it (this, a write, or the sweeper) answers it.
+                state.withLock { $0.unpark(key: key, id: id) }?(.failure(BoxTransportError(.cancelled, "the read was cancelled")))
             }
-        } onCancel: {
-            state.withLock { $0.unpark(key: key, id: id) }?.resume(throwing: CancellationError())
         }
     }
 
@@ -165,7 +182,7 @@ public final class InMemoryBoxStore: BoxStore {
     /// read waits any more (the sweeper then ends).
     private func sweep() -> ContinuousClock.Instant? {
         let (expired, next) = state.withLock { $0.expire(now: .now) }
-        for waiter in expired { waiter.resume(returning: nil) }
+        for completion in expired { completion(.success(nil)) }
         return next
     }
 
@@ -175,7 +192,13 @@ public final class InMemoryBoxStore: BoxStore {
         var index: UInt64
     }
 
-    private typealias Waiter = CheckedContinuation<[UInt8]?, any Error>
+    private typealias ReadCompletion = @Sendable (Result<[UInt8]?, BoxTransportError>) -> Void
+
+    /// A waiting read parked on an empty box.
+    private struct ParkedRead {
+        var id: UInt64
+        var completion: ReadCompletion
+    }
 
     /// The boxes of one channel: a channel is written from box 0 on, nearly in order, so boxes
     /// up to a little beyond the highest so far sit in an array (no hashing per operation); any
@@ -210,12 +233,12 @@ public final class InMemoryBoxStore: BoxStore {
 
     /// The store's mutable state; every method runs under the store's lock.
     private struct State {
-        /// What a read finds without waiting.
-        enum Lookup {
-            /// The box's bytes, or `nil` for a poll of an empty box.
-            case found([UInt8]?)
-            /// The box is empty and the read waits, as waiter `id`.
-            case wait(id: UInt64)
+        /// How a read starts.
+        enum ReadStart {
+            /// It is answered at once (outside the lock).
+            case answered(Result<[UInt8]?, BoxTransportError>)
+            /// It waits, as parked read `id`; `startSweeper` if the sweeper must start.
+            case parked(id: UInt64, startSweeper: Bool)
         }
 
         let configuration: Configuration
@@ -224,7 +247,8 @@ public final class InMemoryBoxStore: BoxStore {
         var boxCount = 0
         /// The number of every channel locator seen, in order of first use.
         var namespaces: [[UInt8]: Int] = [:]
-        var waiters: [BoxKey: [UInt64: Waiter]] = [:]
+        /// The parked reads of each empty box (nearly always one).
+        var waiters: [BoxKey: [ParkedRead]] = [:]
         var nextWaiter: UInt64 = 0
         /// Waiting reads in the order they started, which is also the order of their
         /// deadlines (every read waits the same `waitTimeout`); answered ones are skipped.
@@ -254,7 +278,7 @@ public final class InMemoryBoxStore: BoxStore {
         func box(_ key: BoxKey) -> [UInt8]? { boxes[key.namespace][key.index] }
 
         /// Stores a box; returns the reads waiting on it, to be answered outside the lock.
-        mutating func write(_ key: BoxKey, _ bytes: [UInt8]) throws(BoxTransportError) -> [Waiter] {
+        mutating func write(_ key: BoxKey, _ bytes: [UInt8]) throws(BoxTransportError) -> [ParkedRead] {
             statistics.writes += 1
             if let existing = box(key) {
                 guard existing == bytes else {
@@ -271,41 +295,44 @@ public final class InMemoryBoxStore: BoxStore {
             boxes[key.namespace].insert(bytes, at: key.index)
             boxCount += 1
             statistics.boxes = boxCount
-            guard let waiting = waiters.removeValue(forKey: key) else { return [] }
-            return Array(waiting.values)
+            guard !waiters.isEmpty else { return [] }
+            return waiters.removeValue(forKey: key) ?? []
         }
 
-        /// Counts a read and answers it if it need not wait.
-        mutating func lookUp(_ key: BoxKey, mode: BoxReadMode) throws(BoxTransportError) -> Lookup {
+        /// Counts a read and answers it, or parks it if it must wait.
+        mutating func startRead(_ key: BoxKey, mode: BoxReadMode, _ completion: @escaping ReadCompletion) -> ReadStart {
             statistics.reads += 1
-            if random.unit() < configuration.readLoss { throw BoxTransportError(.timeout, "the read was lost") }
-            if let bytes = box(key) { return .found(bytes) }
-            guard mode == .wait else { return .found(nil) }
+            if random.unit() < configuration.readLoss { return .answered(.failure(BoxTransportError(.timeout, "the read was lost"))) }
+            if let bytes = box(key) { return .answered(.success(bytes)) }
+            guard mode == .wait else { return .answered(.success(nil)) }
             nextWaiter += 1
-            return .wait(id: nextWaiter)
+            return .parked(id: nextWaiter, startSweeper: park(ParkedRead(id: nextWaiter, completion: completion), key: key))
         }
 
         /// Parks a waiting read with its deadline; returns whether the sweeper must start.
-        mutating func park(_ waiter: Waiter, key: BoxKey, id: UInt64) -> Bool {
-            waiters[key, default: [:]][id] = waiter
+        private mutating func park(_ read: ParkedRead, key: BoxKey) -> Bool {
+            waiters[key, default: []].append(read)
             dropAnsweredDeadlines()
-            deadlines.append((ContinuousClock.now + configuration.waitTimeout, key, id))
+            deadlines.append((ContinuousClock.now + configuration.waitTimeout, key, read.id))
             guard !sweeping else { return false }
             sweeping = true
             return true
         }
 
-        /// Removes a parked read (cancelled); returns it unless it was answered already.
-        mutating func unpark(key: BoxKey, id: UInt64) -> Waiter? {
-            guard let waiter = waiters[key]?.removeValue(forKey: id) else { return nil }
-            if waiters[key]?.isEmpty == true { waiters[key] = nil }
-            return waiter
+        /// Removes a parked read; returns its completion unless it was answered already.
+        mutating func unpark(key: BoxKey, id: UInt64) -> ReadCompletion? {
+            guard let parked = waiters[key], let position = parked.firstIndex(where: { $0.id == id }) else { return nil }
+            if parked.count == 1 {
+                waiters[key] = nil
+                return parked[position].completion
+            }
+            return waiters[key]?.remove(at: position).completion
         }
 
         /// Removes the reads past their deadline; returns them and the next deadline, or
         /// `nil` (and stops sweeping) when no read waits.
-        mutating func expire(now: ContinuousClock.Instant) -> (expired: [Waiter], next: ContinuousClock.Instant?) {
-            var expired: [Waiter] = []
+        mutating func expire(now: ContinuousClock.Instant) -> (expired: [ReadCompletion], next: ContinuousClock.Instant?) {
+            var expired: [ReadCompletion] = []
             dropAnsweredDeadlines()
             while deadlinesHead < deadlines.count, deadlines[deadlinesHead].deadline <= now {
                 let first = deadlines[deadlinesHead]
@@ -320,11 +347,16 @@ public final class InMemoryBoxStore: BoxStore {
             return (expired, deadlines[deadlinesHead].deadline)
         }
 
+        /// Whether read `id` is still parked on `key`.
+        private func isParked(_ key: BoxKey, id: UInt64) -> Bool {
+            waiters[key]?.contains { $0.id == id } ?? false
+        }
+
         /// Skips the oldest entries of reads already answered, and compacts the queue once
         /// half of it is skipped, so answered entries do not pile up before the oldest waiting one.
         private mutating func dropAnsweredDeadlines() {
             while deadlinesHead < deadlines.count,
-                  waiters[deadlines[deadlinesHead].key]?[deadlines[deadlinesHead].id] == nil {
+                  !isParked(deadlines[deadlinesHead].key, id: deadlines[deadlinesHead].id) {
                 deadlinesHead += 1
             }
             if deadlinesHead == deadlines.count {

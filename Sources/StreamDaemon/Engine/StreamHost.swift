@@ -211,7 +211,7 @@ actor StreamHost {
                 try await channel.write(index: index, bytes: bytes)
                 result = .success(())
             } catch {
-                result = .failure(Self.transportError(error))
+                result = .failure(BoxTransportError(classifying: error))
             }
             await writeFinished(key, operation, job.lane, result)
         case .read(let operation, let which, let index, let mode):
@@ -220,18 +220,12 @@ actor StreamHost {
                 let channel = try await channel(key, which)
                 result = .success(try await channel.read(index: index, mode: mode))
             } catch {
-                result = .failure(Self.transportError(error))
+                result = .failure(BoxTransportError(classifying: error))
             }
             await readFinished(key, operation, job.lane, result)
         case .cancel:
             break
         }
-    }
-
-    private static func transportError(_ error: any Error) -> BoxTransportError {
-        if let error = error as? BoxTransportError { return error }
-        if error is CancellationError { return BoxTransportError(.cancelled, "cancelled") }
-        return BoxTransportError(.failed, "\(error)")
     }
 
     private func writeFinished(_ key: Key, _ operation: OperationID, _ lane: OperationScheduler<Key>.Lane, _ result: Result<Void, BoxTransportError>) {

@@ -12,9 +12,11 @@ public protocol StreamPersistence: Sendable {
 
 /// A reliable, encrypted byte stream over a ``BoxStore``: the async face of ``StreamMachine``.
 ///
-/// `Stream` performs the machine's transport operations as tasks, runs its timers on a real
-/// clock, persists its journal when given a ``StreamPersistence``, and suspends callers until
-/// their condition holds. Every wait re-checks state inside the actor, so no wake-up is lost.
+/// `Stream` starts the machine's transport operations through the channels' completion
+/// callbacks (no task per operation: an operation the store answers at once completes within
+/// the step that started it), runs its timers on a real clock, persists its journal when given
+/// a ``StreamPersistence``, and suspends callers until their condition holds. Every wait
+/// re-checks state inside the actor, so no wake-up is lost.
 ///
 /// ```swift
 /// let address = StreamAddress.generate()
@@ -31,7 +33,13 @@ public actor Stream {
     private let clock = ContinuousClock()
     private let origin: ContinuousClock.Instant
 
-    private var operations: [OperationID: Task<Void, Never>] = [:]
+    /// The operations started and not completed yet that can be cancelled (one that completed
+    /// inside its `start…` call is not kept).
+    private var operations = OperationSlots<BoxOperation>(span: 64)
+    /// Where operations' completions wait for the actor; see ``CompletionInbox``.
+    private let inbox = CompletionInbox()
+    /// The batch of completions being handed to the machine (its storage is reused).
+    private var completions: [CompletionInbox.Completion] = []
     /// The machine's next deadline, re-armed in place whenever it moves.
     private let timer = ReArmableTimer()
     /// The one task that runs the machine's timers when ``timer`` fires.
@@ -269,11 +277,16 @@ public actor Stream {
 
     private var now: StreamTime { StreamTime(nanoseconds: (clock.now - origin).nanosecondsClamped) }
 
-    /// Performs the machine's outputs: operations, persistence and the timer; then wakes waiters.
-    private func step() {
-        for action in machine.takeActions() {
-            perform(action)
-        }
+    /// Performs the machine's outputs: operations (handing the machine the completions that
+    /// arrive meanwhile, inline ones included, until none are left), persistence and the
+    /// timer; then wakes waiters.
+    private func step(scheduledDrain: Bool = false) {
+        inbox.beginDraining(scheduled: scheduledDrain)
+        repeat {
+            for action in machine.takeActions() {
+                perform(action)
+            }
+        } while deliverCompletions()
         if persistence != nil { persistJournal() }
         scheduleTimer()
         wakeReadyWaiters()
@@ -302,48 +315,54 @@ public actor Stream {
         switch action {
         case .write(let operation, let index, let bytes):
             guard let outbound else { return }
-            operations[operation] = Task { [weak self] in
-                let result: Result<Void, BoxTransportError>
-                do {
-                    try await outbound.write(index: index, bytes: bytes)
-                    result = .success(())
-                } catch {
-                    result = .failure(Self.transportError(error))
-                }
-                await self?.writeFinished(operation, result)
-            }
+            let inbox = inbox
+            keep(operation, outbound.startWrite(index: index, bytes: bytes) { [weak self] result in
+                if inbox.post(.write(operation, result)) { Self.scheduleDrain(self) }
+            })
         case .read(let operation, let channel, let index, let mode):
             guard let box = channel == .inbound ? inbound : outbound else { return }
-            operations[operation] = Task { [weak self] in
-                let result: Result<[UInt8]?, BoxTransportError>
-                do {
-                    result = .success(try await box.read(index: index, mode: mode))
-                } catch {
-                    result = .failure(Self.transportError(error))
-                }
-                await self?.readFinished(operation, result)
-            }
+            let inbox = inbox
+            keep(operation, box.startRead(index: index, mode: mode) { [weak self] result in
+                if inbox.post(.read(operation, result)) { Self.scheduleDrain(self) }
+            })
         case .cancel(let operation):
+            // A completion this causes (maybe inline) reaches the machine, which ignores it.
             operations.removeValue(forKey: operation)?.cancel()
         }
     }
 
-    private static func transportError(_ error: any Error) -> BoxTransportError {
-        if let error = error as? BoxTransportError { return error }
-        if error is CancellationError { return BoxTransportError(.cancelled, "cancelled") }
-        return BoxTransportError(.failed, String(describing: error))
+    /// Keeps a started operation until it completes, if it can be cancelled.
+    private func keep(_ operation: OperationID, _ started: BoxOperation) {
+        if started.isCancellable { operations[operation] = started }
     }
 
-    private func writeFinished(_ operation: OperationID, _ result: Result<Void, BoxTransportError>) {
-        operations[operation] = nil
-        machine.writeCompleted(operation, result: result, now: now)
-        step()
+    /// Schedules a drain of the inbox, for completions that arrived while the actor was not draining.
+    private nonisolated static func scheduleDrain(_ stream: Stream?) {
+        guard let stream else { return }
+        Task { await stream.drainInbox() }
     }
 
-    private func readFinished(_ operation: OperationID, _ result: Result<[UInt8]?, BoxTransportError>) {
-        operations[operation] = nil
-        machine.readCompleted(operation, result: result, now: now)
-        step()
+    private func drainInbox() {
+        step(scheduledDrain: true)
+    }
+
+    /// Hands the queued completions to the machine; returns `false` (and ends the drain) if
+    /// none were queued.
+    private func deliverCompletions() -> Bool {
+        guard inbox.take(into: &completions) else { return false }
+        let time = now
+        for completion in completions {
+            switch completion {
+            case .write(let operation, let result):
+                if !operations.isEmpty { operations.removeValue(forKey: operation) }
+                machine.writeCompleted(operation, result: result, now: time)
+            case .read(let operation, let result):
+                if !operations.isEmpty { operations.removeValue(forKey: operation) }
+                machine.readCompleted(operation, result: result, now: time)
+            }
+        }
+        completions.removeAll(keepingCapacity: true)
+        return true
     }
 
     private func persistJournal() {
@@ -425,7 +444,7 @@ public actor Stream {
     deinit {
         timer.cancel()
         timerTask?.cancel()
-        for task in operations.values { task.cancel() }
+        operations.forEachValue { $0.cancel() }
     }
 }
 

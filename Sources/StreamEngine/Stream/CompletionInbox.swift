@@ -1,0 +1,61 @@
+import Synchronization
+
+/// The completions of a ``Stream``'s box operations, queued for the actor to hand to its machine.
+///
+/// A completion may arrive on any thread, or inside the `start…` call that issued the operation
+/// while the actor is in the middle of a step; it only queues its outcome here, so the machine
+/// never runs re-entrantly. While the actor drains (from the start of a step until it finds the
+/// inbox empty), completions are left for it: inline completions cost no task switch. Otherwise
+/// the completion that makes the inbox non-empty tells its poster to schedule one drain, and
+/// later ones ride along with it.
+final class CompletionInbox: Sendable {
+    /// The outcome of one operation.
+    enum Completion: Sendable {
+        case write(OperationID, Result<Void, BoxTransportError>)
+        case read(OperationID, Result<[UInt8]?, BoxTransportError>)
+    }
+
+    private struct State {
+        var queued: [Completion] = []
+        /// Whether the actor will look at the inbox again before it stops draining.
+        var draining = false
+        /// Whether a drain task was scheduled and has not started yet.
+        var scheduled = false
+    }
+
+    private let state = Mutex(State())
+
+    /// Queues `completion`; returns whether the caller must schedule a drain (the actor is not
+    /// draining and no drain is scheduled yet).
+    func post(_ completion: sending Completion) -> Bool {
+        state.withLock {
+            $0.queued.append(completion)
+            guard !$0.draining, !$0.scheduled else { return false }
+            $0.scheduled = true
+            return true
+        }
+    }
+
+    /// Marks the start of a drain: completions posted from now on are left for the actor
+    /// until ``take(into:)`` finds the inbox empty. `scheduled` says whether this is the
+    /// drain a poster scheduled.
+    func beginDraining(scheduled: Bool) {
+        state.withLock {
+            $0.draining = true
+            if scheduled { $0.scheduled = false }
+        }
+    }
+
+    /// Moves the queued completions into `batch` (which must be empty, and whose storage the
+    /// inbox keeps for the next ones); returns `false`, and ends the drain, if none are queued.
+    func take(into batch: inout [Completion]) -> Bool {
+        state.withLock {
+            guard !$0.queued.isEmpty else {
+                $0.draining = false
+                return false
+            }
+            swap(&$0.queued, &batch)
+            return true
+        }
+    }
+}
