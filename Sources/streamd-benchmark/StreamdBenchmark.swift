@@ -7,6 +7,8 @@ struct Options: Sendable {
     var mebibytes = 8
     var runs = 3
     var streams: Int?
+    /// `startup`: seconds of RSS readings printed after the measurement (diagnostic).
+    var memoryTrace: Int?
     var writeSize = 100
     var duration: Duration = .seconds(3)
     /// `durable`: how long every writer writes before the measured run (not counted).
@@ -69,7 +71,11 @@ struct StreamdBenchmark {
                 switch flag {
                 case "--mib": options.mebibytes = min(try int(), 1024)
                 case "--runs": options.runs = min(try int(), 100)
-                case "--streams": options.streams = min(try int(), 100_000)
+                case "--streams":
+                    // 0 is allowed: `startup --streams 0` measures what a daemon grows by without streams.
+                    guard let streams = Int(value), streams >= 0 else { throw BenchmarkError("--streams needs a whole number") }
+                    options.streams = min(streams, 100_000)
+                case "--memory-trace": options.memoryTrace = min(try int(), 600)
                 case "--write-size": options.writeSize = min(try int(), 65_536)
                 case "--seconds": options.duration = .seconds(min(try int(), 600))
                 case "--warm-up": options.warmUp = .seconds(min(try int(), 600))
