@@ -54,10 +54,13 @@ enum StartupBenchmark {
         if let simulator = await daemon.probe.embeddedKpclientdStatistics() {
             let operations = await daemon.probe.operationCounts()
             print("  embedded kpclientd: \(simulator.inFlightOperations) operations in flight, \(simulator.blockedReads) reads waiting for their box, \(simulator.storedBoxes) boxes stored; streams started \(operations.writes) writes, \(operations.waitingReads) waiting reads, \(operations.polls) polls")
+            print("  embedded kpclientd's requests: " + simulator.requestsByKind.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }
-        if getenv("STREAMD_BENCHMARK_EXIT_AFTER_MEMORY") != nil {
-            // Diagnostic: exit here, so a heap profiler (heaptrack) reports what was live at
-            // the measurement as "leaked".
+        if let value = getenv("STREAMD_BENCHMARK_EXIT_AFTER_MEMORY") {
+            // Diagnostic: exit here (after waiting as many seconds as the variable says, if it
+            // is a number), so a heap profiler (heaptrack) reports what was live then as "leaked".
+            let seconds = min(Int(String(cString: value)) ?? 0, 600)
+            if seconds > 0 { try await Task.sleep(for: .seconds(seconds)) }
             exit(0)
         }
         for client in clients { await client.close() }

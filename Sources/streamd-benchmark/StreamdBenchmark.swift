@@ -22,21 +22,23 @@ struct Options: Sendable {
 /// Measures streamd itself, in process, against raw baselines taken in the same run.
 ///
 /// `swift run -c release streamd-benchmark throughput|durable|startup [--mib N] [--runs N]
-/// [--streams N] [--write-size B] [--seconds S] [--warm-up S] [--dir PATH]`; `streamd-benchmark testnet
+/// [--streams N] [--write-size B] [--seconds S] [--warm-up S] [--dir PATH] [--memory-trace S]`; `streamd-benchmark testnet
 /// [--speedup K] [--idle-speedup K] [--kib N] [--loss P] [--churn-seconds S] [--write-every TICKS] [--max-rto S]
 /// [--budget N] [--queue-delay S] [--ahead N]
 ///   [--window N] [--read-ahead N] [--ack-delay S] [--poll-max RTTS] [--only goodput|latency|idle]`
 @main
 struct StreamdBenchmark {
     static let usage = """
-        usage: streamd-benchmark throughput|durable|startup [--mib N] [--runs N] [--streams N] [--write-size B] [--seconds S] [--warm-up S] [--dir PATH]
+        usage: streamd-benchmark throughput|durable|startup [--mib N] [--runs N] [--streams N] [--write-size B] [--seconds S] [--warm-up S] [--dir PATH] [--memory-trace S]
                streamd-benchmark testnet [--speedup K] [--idle-speedup K] [--kib N] [--loss P] [--churn-seconds S]
                                          [--write-every TICKS] [--max-rto S] [--budget N] [--queue-delay S] [--ahead N]
                                          [--window N] [--read-ahead N] [--ack-delay S] [--poll-max RTTS]
                                          [--only goodput|latency|idle]
           throughput  N MiB app → streamd → app on one stream pair, vs a socketpair copy (default 8 MiB)
           durable     durable acknowledged writes/s from --streams writers (default 100), vs write+fdatasync/s
-          startup     create --streams streams (default 1000): RSS per idle stream; then start → ready
+          startup     create --streams streams (default 1000; 0 allowed): RSS per idle stream, where it went (mappings,
+                      malloc arenas, SQLite, threads, the embedded kpclientd's operations); then start → ready;
+                      --memory-trace S: RSS every second for S more seconds
           testnet     streams over kpclientd-sim's testnet profile, K times faster (default 100; idle hour 200):
                       goodput per direction (--kib, default 256) vs S·λP·(1−p), ticks per data box, small-write
                       latency, requests per idle hour; write loss --loss (0.1), a courier leaves every --churn-seconds
