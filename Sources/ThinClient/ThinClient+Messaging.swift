@@ -39,13 +39,8 @@ extension ThinClient {
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<MessageReply, any Error>) in
                 var waiter = SURBWaiter(continuation: continuation, sent: nil, holdsSlot: true, sequence: sequence)
-                waiter.timer = Task { [weak self] in
-                    do {
-                        try await Task.sleep(for: limit)
-                    } catch {
-                        return
-                    }
-                    await self?.finishSURB(surbID, .failure(ThinClientError(.timeout, "no reply to send_message within \(limit)")))
+                waiter.timer = RequestTimer(after: limit, on: link.channel.eventLoop) { [weak self] in
+                    Task { await self?.finishSURB(surbID, .failure(ThinClientError(.timeout, "no reply to send_message within \(limit)"))) }
                 }
                 surbWaiters[surbID] = waiter
                 write(frame, on: link)

@@ -93,7 +93,7 @@ public actor ThinClient {
         let replyKey: String
         let kind: RequestKind
         let continuation: CheckedContinuation<ThinMessage, any Error>
-        var timer: Task<Void, Never>?
+        var timer: RequestTimer?
         /// The deadline of a `start_resending_*` request, if it has one.
         var deadline: Duration? = nil
     }
@@ -118,7 +118,7 @@ public actor ThinClient {
         var sent: MessageSentEvent?
         var holdsSlot: Bool
         var sequence: UInt64
-        var timer: Task<Void, Never>?
+        var timer: RequestTimer?
     }
 
     var surbWaiters: [[UInt8]: SURBWaiter] = [:]
@@ -678,13 +678,8 @@ public actor ThinClient {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ThinMessage, any Error>) in
                 var entry = PendingRequest(replyKey: ThinKey.Reply.of(key), kind: .local, continuation: continuation)
                 if let timeout = configuration.localRequestTimeout {
-                    entry.timer = Task { [weak self] in
-                        do {
-                            try await Task.sleep(for: timeout)
-                        } catch {
-                            return
-                        }
-                        await self?.expire(queryID: queryID, after: timeout)
+                    entry.timer = RequestTimer(after: timeout, on: link.channel.eventLoop) { [weak self] in
+                        Task { await self?.expire(queryID: queryID, after: timeout) }
                     }
                 }
                 pending[queryID] = entry
@@ -737,13 +732,8 @@ public actor ThinClient {
                 )
                 entry.deadline = deadline
                 if let deadline {
-                    entry.timer = Task { [weak self] in
-                        do {
-                            try await Task.sleep(for: deadline)
-                        } catch {
-                            return
-                        }
-                        await self?.deadlinePassed(queryID: queryID, after: deadline)
+                    entry.timer = RequestTimer(after: deadline, on: link.channel.eventLoop) { [weak self] in
+                        Task { await self?.deadlinePassed(queryID: queryID, after: deadline) }
                     }
                 }
                 pending[queryID] = entry

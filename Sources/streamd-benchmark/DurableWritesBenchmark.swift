@@ -8,7 +8,7 @@ import StreamEngine
 /// raw `write` + `fdatasync` per second on the same file system.
 enum DurableWritesBenchmark {
     static func run(options: Options) async throws {
-        let streams = options.streams ?? 100
+        let streams = max(options.streams ?? 100, 1)
         print("## durable writes: \(streams) streams, one connection each, \(options.writeSize) B writes, each returning once durable; \(format(options.duration.seconds, 1)) s per run")
         print("baseline: \(options.writeSize) B pwrite + fdatasync in a loop, same directory as the state (\(options.directory))")
         var app = Samples()

@@ -7,6 +7,8 @@ struct Options: Sendable {
     var mebibytes = 8
     var runs = 3
     var streams: Int?
+    /// `startup`: seconds of RSS readings printed after the measurement (diagnostic).
+    var memoryTrace: Int?
     var writeSize = 100
     var duration: Duration = .seconds(3)
     /// `durable`: how long every writer writes before the measured run (not counted).
@@ -20,21 +22,23 @@ struct Options: Sendable {
 /// Measures streamd itself, in process, against raw baselines taken in the same run.
 ///
 /// `swift run -c release streamd-benchmark throughput|durable|startup [--mib N] [--runs N]
-/// [--streams N] [--write-size B] [--seconds S] [--warm-up S] [--dir PATH]`; `streamd-benchmark testnet
+/// [--streams N] [--write-size B] [--seconds S] [--warm-up S] [--dir PATH] [--memory-trace S]`; `streamd-benchmark testnet
 /// [--speedup K] [--idle-speedup K] [--kib N] [--loss P] [--churn-seconds S] [--write-every TICKS] [--max-rto S]
 /// [--budget N] [--queue-delay S] [--ahead N]
 ///   [--window N] [--read-ahead N] [--ack-delay S] [--poll-max RTTS] [--only goodput|latency|idle]`
 @main
 struct StreamdBenchmark {
     static let usage = """
-        usage: streamd-benchmark throughput|durable|startup [--mib N] [--runs N] [--streams N] [--write-size B] [--seconds S] [--warm-up S] [--dir PATH]
+        usage: streamd-benchmark throughput|durable|startup [--mib N] [--runs N] [--streams N] [--write-size B] [--seconds S] [--warm-up S] [--dir PATH] [--memory-trace S]
                streamd-benchmark testnet [--speedup K] [--idle-speedup K] [--kib N] [--loss P] [--churn-seconds S]
                                          [--write-every TICKS] [--max-rto S] [--budget N] [--queue-delay S] [--ahead N]
                                          [--window N] [--read-ahead N] [--ack-delay S] [--poll-max RTTS]
                                          [--only goodput|latency|idle]
           throughput  N MiB app → streamd → app on one stream pair, vs a socketpair copy (default 8 MiB)
           durable     durable acknowledged writes/s from --streams writers (default 100), vs write+fdatasync/s
-          startup     create --streams streams (default 1000): RSS per idle stream; then start → ready
+          startup     create --streams streams (default 1000; 0 allowed): RSS per idle stream, where it went (mappings,
+                      malloc arenas, SQLite, threads, the embedded kpclientd's operations); then start → ready;
+                      --memory-trace S: RSS every second for S more seconds
           testnet     streams over kpclientd-sim's testnet profile, K times faster (default 100; idle hour 200):
                       goodput per direction (--kib, default 256) vs S·λP·(1−p), ticks per data box, small-write
                       latency, requests per idle hour; write loss --loss (0.1), a courier leaves every --churn-seconds
@@ -69,7 +73,11 @@ struct StreamdBenchmark {
                 switch flag {
                 case "--mib": options.mebibytes = min(try int(), 1024)
                 case "--runs": options.runs = min(try int(), 100)
-                case "--streams": options.streams = min(try int(), 100_000)
+                case "--streams":
+                    // 0 is allowed: `startup --streams 0` measures what a daemon grows by without streams.
+                    guard let streams = Int(value), streams >= 0 else { throw BenchmarkError("--streams needs a whole number") }
+                    options.streams = min(streams, 100_000)
+                case "--memory-trace": options.memoryTrace = min(try int(), 600)
                 case "--write-size": options.writeSize = min(try int(), 65_536)
                 case "--seconds": options.duration = .seconds(min(try int(), 600))
                 case "--warm-up": options.warmUp = .seconds(min(try int(), 600))

@@ -109,4 +109,28 @@ import Testing
         operations.removeAll()
         #expect(operations.earliestStart == nil)
     }
+
+    /// A map nobody has inserted into (its ring is allocated by the first insert) answers every
+    /// query as empty, and works as before once used.
+    @Test func anUnusedMapAnswersWithoutItsRing() {
+        var slots = IndexSlots<Int>(span: 16)
+        #expect(slots[3] == nil)
+        #expect(slots.removeValue(at: 3) == nil)
+        #expect(slots.update(at: 3) { $0 } == nil)
+        #expect(slots.removeAll { _, _ in true }.isEmpty)
+        #expect(slots.entries.isEmpty)
+        #expect(!slots.contains { _, _ in true })
+        var visited = 0
+        slots.forEach { _, _ in visited += 1 }
+        var iterator = slots.makeIterator()
+        while iterator.next() != nil { visited += 1 }
+        #expect(visited == 0)
+        slots.removeAll()
+        #expect(slots.isEmpty && slots.lowestIndexBound == .max)
+        slots[3] = 30
+        slots[19] = 190  // the same slot as 3 in a ring of 16: the ring grows
+        #expect(slots[3] == 30 && slots[19] == 190 && slots.count == 2)
+        #expect(slots.lowestIndexBound == 3)
+        #expect(Set(slots.keys) == [3, 19])
+    }
 }

@@ -6,7 +6,11 @@
 /// than the ring costs speed, never correctness. Iteration visits the entries in slot order
 /// (then the dictionary's), which is not index order.
 struct IndexSlots<Value>: Sendable where Value: Sendable {
-    private var slots: [(index: UInt64, value: Value)?]
+    /// The ring: empty until the first insert (many maps of an idle stream are never used, and
+    /// a daemon holds thousands of idle streams), then ``initialSlots`` long or longer.
+    private var slots: [(index: UInt64, value: Value)?] = []
+    /// The ring's length at its first insert.
+    private let initialSlots: Int
     private var overflow: [UInt64: Value] = [:]
     /// The number of entries.
     private(set) var count = 0
@@ -18,11 +22,12 @@ struct IndexSlots<Value>: Sendable where Value: Sendable {
     /// The most slots the ring grows to.
     static var maxSlots: Int { 4096 }
 
-    /// Creates an empty map with room for a span of at least `span` consecutive indices.
+    /// Creates an empty map with room for a span of at least `span` consecutive indices (the
+    /// ring is allocated by the first insert).
     init(span: Int) {
         var capacity = 1
         while capacity < max(span, 1) { capacity <<= 1 }
-        slots = Array(repeating: nil, count: capacity)
+        initialSlots = capacity
     }
 
     var isEmpty: Bool { count == 0 }
@@ -86,6 +91,7 @@ struct IndexSlots<Value>: Sendable where Value: Sendable {
     }
 
     private mutating func insert(_ value: Value, at index: UInt64) {
+        if slots.isEmpty { slots = Array(repeating: nil, count: initialSlots) }
         lowestIndexBound = min(lowestIndexBound, index)
         if !overflow.isEmpty, overflow[index] != nil {
             overflow[index] = value
