@@ -114,6 +114,64 @@ import Testing
         #expect(listener.unackedFrameKind(at: 0) == nil)
     }
 
+    /// A frame the peer's selective acknowledgement skips is resent after 9/8·SRTT on a path
+    /// whose writes fail, but only after 2·SRTT on one whose writes do not: there it has almost
+    /// always been overtaken, not lost (at no loss such resends were nearly all the writer's
+    /// extra writes).
+    @Test(arguments: [false, true]) func aSkippedFrameIsResentSoonerWhereWritesFail(writesFail: Bool) throws {
+        var configuration = StreamConfiguration()
+        configuration.quietFrameCopies = 0
+        let address = StreamAddress(.endToEnd(secret: vectorSecret))
+        var listener = try StreamMachine(
+            address: address, role: .listener, boxSize: 512, configuration: configuration, now: .zero, randomSeed: 1)
+        let dialer = try StreamMachine(address: address, role: .dialer, boxSize: 512, now: .zero, randomSeed: 2)
+        var inboundReads: [UInt64: OperationID] = [:]
+        func writes() -> [(OperationID, UInt64)] {
+            listener.takeActions().compactMap { action in
+                switch action {
+                case .write(let operation, let index, _): return (operation, index)
+                case .read(let operation, .inbound, let index, _):
+                    inboundReads[index] = operation
+                    return nil
+                default: return nil
+                }
+            }
+        }
+        func deliver(_ frame: Frame, at time: StreamTime) throws {
+            let sealed = try #require(dialer.outboundSealer).seal(frame)
+            listener.readCompleted(try #require(inboundReads[frame.index]), result: .success(sealed), now: time)
+        }
+        let second = StreamTime.zero + .seconds(1)
+        // Frame 0 goes out and is acknowledged a second later: SRTT 1 s.
+        try listener.appWrite([0], now: .zero)
+        for (operation, _) in writes() { listener.writeCompleted(operation, result: .success(()), now: .zero + .milliseconds(100)) }
+        try deliver(Frame(index: 0, dataOffset: 0, cumulativeAck: 1), at: second)
+        #expect(listener.status.smoothedRTT == .seconds(1))
+        // Frames 1 to 4 go out; where writes fail, frame 1's first write fails (and is resent).
+        for byte in UInt8(1)...4 { try listener.appWrite([byte], now: second) }
+        var pending = writes()
+        #expect(pending.map(\.1) == [1, 2, 3, 4])
+        while let (operation, index) = pending.first {
+            pending.removeFirst()
+            let fails = writesFail && index == 1 && listener.sendStatistics.failureResends == 0
+            listener.writeCompleted(
+                operation, result: fails ? .failure(BoxTransportError(.timeout, "lost")) : .success(()),
+                now: second + .milliseconds(100))
+            pending += writes()
+        }
+        #expect(listener.sendStatistics.failureResends == (writesFail ? 1 : 0))
+        // 1.5 s later the peer has frames 2 and 4: it waits on frame 1, and frame 3 is skipped.
+        try deliver(Frame(index: 1, dataOffset: 0, cumulativeAck: 1, sackRanges: [IndexRange(start: 2, count: 1), IndexRange(start: 4, count: 1)]),
+                    at: second + .milliseconds(1500))
+        let resent = writes().map(\.1)
+        #expect(resent.contains(1), "the frame the peer waits on is resent either way")
+        #expect(resent.contains(3) == writesFail, "frame 3, skipped for 1.5 SRTT: \(resent)")
+        // Where writes fail, both holes go out as SACK resends; where they do not, frame 1 goes
+        // out because the peer waits on it (after SRTT/4), and frame 3 waits.
+        #expect(listener.sendStatistics.sackResends == (writesFail ? 2 : 0))
+        #expect(listener.sendStatistics.waitedOnResends == (writesFail ? 0 : 1))
+    }
+
     /// The sender marks with ``Frame/Flags/ackNow`` the frames whose acknowledgement it needs
     /// soon: one per quarter window, the one that fills the window (no sooner than an eighth
     /// window after the last), and the one that empties the write buffer. The receiver

@@ -340,6 +340,26 @@ extension StreamMachine {
         sendRecords[index]?.copiesInFlight.append(operation)
     }
 
+    /// Writes over which ``writeFailureShare`` averages.
+    static let writeFailureWindow = 32.0
+    /// The failure share from which a hole is treated as a likely loss (the shortest wait).
+    static let lossyWriteFailureShare = 0.02
+
+    /// How many smoothed round trips a frame a peer's selective acknowledgement skips is left
+    /// before it is resent: 9/8 on a path whose writes fail, rising to 2 as the share of failed
+    /// writes falls from ``lossyWriteFailureShare`` to none.
+    ///
+    /// A box lands half a write's latency after the write starts and the peer's waiting read
+    /// returns a whole latency after that, so on a loss-free path about a fifth of the frames
+    /// are overtaken by a later one by more than 9/8·SRTT, and each such resend is needless (at
+    /// no loss they were nearly all of the writer's extra writes: 20 benchmark seeds, 3,133
+    /// SACK resends per 14,000 frames; 417 at 2·SRTT). Where writes fail, a hole is more likely
+    /// a box lost without a word, and waiting longer holds the window: goodput at 10 % loss fell
+    /// from .59 to .42 with 2·SRTT always. Failed writes are the loss signal this end sees.
+    var sackResendAfter: Double {
+        9.0 / 8.0 + 7.0 / 8.0 * max(0, 1 - writeFailureShare / Self.lossyWriteFailureShare)
+    }
+
     /// Resends frames a peer frame shows to be missing: the one its reader waits on (its
     /// cumulative acknowledgement) and those below its highest selective acknowledgement.
     ///
@@ -349,7 +369,7 @@ extension StreamMachine {
     mutating func fastRetransmit(after frame: Frame, now: StreamTime) {
         let sackTop = frame.sackRanges.last?.end ?? 0
         if sackTop > 0 {
-            let threshold = timer.smoothedRTT.map { $0.scaled(by: 9.0 / 8.0) } ?? timer.baseTimeout
+            let threshold = timer.smoothedRTT.map { $0.scaled(by: sackResendAfter) } ?? timer.baseTimeout
             for index in checkpoint.unacked.keys.filter({ $0 < sackTop }).sorted() {
                 guard let record = sendRecords[index], record.inFlight == nil, now - record.lastSent >= threshold else { continue }
                 transmit(index, now: now, for: .sack)

@@ -97,6 +97,10 @@ public struct StreamMachine: Sendable {
     /// Frames due for a (re)send that wait for room in the operation budget (sent lowest index
     /// first), each with the reason it was first due for.
     var budgetWaiting: [UInt64: SendReason] = [:]
+    /// The share of this end's recent writes that failed transiently (an exponential average
+    /// over about ``writeFailureWindow`` writes; confirmation copies excluded; not persisted):
+    /// how patient the selective-acknowledgement resend is (`sackResendAfter`).
+    var writeFailureShare = 0.0
     var retransmitAt: StreamTime?
     /// The backoff before the latest expiry of the retransmission timer (for its resends).
     var timerResendBackoff = 0
@@ -392,6 +396,7 @@ public struct StreamMachine: Sendable {
         guard failure == nil, !isHalted else { return }
         switch result {
         case .success:
+            writeFailureShare -= writeFailureShare / Self.writeFailureWindow
             sendRecords.update(at: index) { $0.failuresInRow = 0 }
             if checkpoint.mode == .multicast, checkpoint.unacked[index] != nil, verifyReads[index] == nil {
                 verifyReads[index] = startRead(channel: .outbound, index: index, mode: .poll, now: now)
@@ -401,6 +406,7 @@ public struct StreamMachine: Sendable {
         case .failure(let error) where !error.isTransient:
             fail(StreamError(.transport, "writing box \(index) failed: \(error.message)"))
         case .failure:
+            writeFailureShare += (1 - writeFailureShare) / Self.writeFailureWindow
             // A transient failure says nothing about the path's round trip: resend at once the
             // first time; if it keeps failing, the retransmission timer (with backoff) resends it.
             if let failures = sendRecords[index]?.failuresInRow {
