@@ -28,6 +28,27 @@ import Testing
         return configuration
     }
 
+    /// A stream's reads start lowest box first: a read issued again for the box the stream waits
+    /// on goes ahead of the reads further ahead that queued before it.
+    @Test func aStreamsReadsStartLowestBoxFirst() {
+        var scheduler = Scheduler(configuration: Self.configuration(maxInFlight: 1, maxInFlightReads: 1), now: .zero)
+        func read(_ id: UInt64, box: UInt64) -> StreamAction { .read(OperationID(rawValue: id), channel: .inbound, index: box, mode: .wait) }
+        scheduler.enqueue(0, read(1, box: 0))
+        let first = scheduler.start(now: .zero)
+        #expect(first.map(\.operation.rawValue) == [1])
+        for box in UInt64(1)...3 { scheduler.enqueue(0, read(10 + box, box: box)) }
+        // The read of box 0 ends empty and is issued again, behind the reads of boxes 1 to 3.
+        scheduler.finished(.read)
+        scheduler.enqueue(0, read(2, box: 0))
+        var order: [UInt64] = []
+        while scheduler.queued > 0 {
+            let jobs = scheduler.start(now: .zero)
+            order += jobs.map(\.operation.rawValue)
+            for job in jobs { scheduler.finished(job.lane) }
+        }
+        #expect(order == [2, 11, 12, 13])
+    }
+
     @Test func smallStreamsAreNotStarvedByABulkStream() {
         var scheduler = Scheduler(configuration: Self.configuration(maxInFlight: 4), now: .zero)
         var ids = IDs()

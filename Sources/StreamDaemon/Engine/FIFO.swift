@@ -23,6 +23,12 @@ struct FIFO<Element>: Sendable where Element: Sendable {
         return element
     }
 
+    /// Inserts `element` before the first element matching `predicate`, or last if none does; O(n).
+    mutating func insert(_ element: Element, beforeFirstWhere predicate: (Element) -> Bool) {
+        let position = storage[head...].firstIndex(where: predicate) ?? storage.count
+        storage.insert(element, at: position)
+    }
+
     /// Removes the first element matching `predicate`; O(n).
     mutating func removeFirst(where predicate: (Element) -> Bool) -> Element? {
         guard let index = storage[head...].firstIndex(where: predicate) else { return nil }
