@@ -9,11 +9,11 @@ import StreamEngine
 /// - writes go before reads, and within each lane streams take turns (round robin, one
 ///   operation per turn), so one bulk stream cannot starve the others;
 /// - a stream's own writes go in the order it asked for them, and its reads lowest box first:
-///   a read issued again (a waiting read the embedded kpclientd ended after 30 s, one that
-///   failed or timed out) is of the box the stream waits on, and goes ahead of its reads further
-///   ahead. In FIFO order it queued behind them: with more idle streams than read slots, a
-///   listener's read of its peer's first box came round once per read-ahead's worth of turns
-///   (18 turns of 30 s each per slot, about 12 minutes at 1,000 idle streams);
+///   a read issued again (re-planned after its operation deadline, or after a failure) is
+///   usually of the box the stream waits on, and goes ahead of its reads further ahead. In FIFO
+///   order it queued behind them: with more idle streams than read slots (18 reads per idle
+///   listener, 768 slots), a listener's read of its peer's first box came round only after its
+///   reads of later boxes had each had a turn;
 /// - polls of idle streams share a daemon-wide token bucket of
 ///   ``SchedulerConfiguration/idlePollsPerMinute``, so an idle daemon's request rate does not
 ///   grow with its number of streams.
