@@ -328,16 +328,15 @@ public actor PigeonholeBoxChannel: BoxChannel {
                 step = Task { [client, index] in try await client.nextMessageBoxIndex(after: index) }
                 steps[position] = step
             }
-            let next: MessageBoxIndex
-            do {
-                next = try await step.value
-            } catch {
-                if steps[position] == step { steps[position] = nil }
+            let outcome = await step.result
+            if steps[position] == step { steps[position] = nil }
+            switch outcome {
+            case .success(let next):
+                index = next
+                remember(position, next)
+            case .failure(let error):
                 throw boxTransportError(error, operation: "next_message_box_index")
             }
-            if steps[position] == step { steps[position] = nil }
-            index = next
-            remember(position, next)
         }
         return index
     }
