@@ -28,13 +28,18 @@ enum ProtocolBenchmark {
         func goodput(bytes: Int) -> Double { Double(bytes) / seconds }
     }
 
+    /// The window and read-ahead in budgets: 4, or `STREAM_BENCHMARK_WINDOW` (1...16) for
+    /// measuring other windows.
+    static let windowMultiple = ProcessInfo.processInfo.environment["STREAM_BENCHMARK_WINDOW"]
+        .flatMap { Int($0) }.map { min(max($0, 1), 16) } ?? 4
+
     /// Our settings: a window of four budgets (the ack loop takes about four latencies at full
     /// rate), a read-ahead as large (so that a lost frame does not stop the reader short of the
     /// window), and the embedder's budget `C` per end.
     static func ours(budget: Int) -> StreamConfiguration {
         var configuration = StreamConfiguration()
-        configuration.sendWindow = 4 * budget
-        configuration.readAhead = 4 * budget
+        configuration.sendWindow = windowMultiple * budget
+        configuration.readAhead = windowMultiple * budget
         configuration.maxOperationsInFlight = budget
         return configuration
     }
@@ -95,7 +100,7 @@ enum ProtocolBenchmark {
         // changes move the 5-seed figures by a few hundredths, so compare on 20.
         let seedCount = ProcessInfo.processInfo.environment["STREAM_BENCHMARK_SEEDS"].flatMap { UInt64($0) }.map { min(max($0, 1), 1000) } ?? 5
         print("Bulk one-way transfer of 1 MiB, simulated time: box \(boxSize) B (S = \(dataPerBox) data bytes), mean latency L = 1 s, \(seedCount) seeds.")
-        print("Ours: window \(4 * budget), read-ahead \(4 * budget), in-flight budget C = \(budget) per end. Bound: S·C(1−p)/L.")
+        print("Ours: window \(windowMultiple * budget), read-ahead \(windowMultiple * budget), in-flight budget C = \(budget) per end. Bound: S·C(1−p)/L.")
         print("loss  writer writes/box (≤1.15/(1−p))  receiver reads/box (≤1.15/(1−p))  of which empty  ack-only/box (≤0.1)  goodput KiB/s  bound KiB/s  ratio (≥0.8)")
         for loss in losses + (quick ? [] : [0.01, 0.2, 0.4]) {
             let result = bulk(ours(budget: budget), loss: loss, bytes: bytes, seeds: 1...seedCount)

@@ -27,7 +27,9 @@ struct StreamBenchmark {
           --protocol     Run only the protocol part (simulated time). With STREAM_BENCHMARK_CSV=DIR
                          in the environment it also writes CSV files for scripts/plot-benchmarks;
                          with STREAM_BENCHMARK_QUICK=1 it measures only our settings at loss 0,
-                         0.1 and 0.3 and the low-rate latency (a few seconds, for tuning).
+                         0.1 and 0.3 and the low-rate latency (a few seconds, for tuning);
+                         STREAM_BENCHMARK_WINDOW=m sets our window and read-ahead to m budgets
+                         (1...16, default 4).
           --cpu          Run only the CPU part (StreamMachine pair and Stream pair against libsodium);
                          --cpu=machine or --cpu=stream runs one of the two (for profiling).
           -h, --help     Show this help and exit.
