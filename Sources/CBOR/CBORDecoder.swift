@@ -255,18 +255,23 @@ private struct Frame {
     /// for byte, which for ASCII is what `String` equality decides).
     var asciiKeys: [KeySpan] = []
     /// The ASCII keys by a seeded hash of their bytes (to an index of ``asciiKeys``), once
-    /// there are more than ``linearKeyScanLimit`` of them.
+    /// there are more than ``linearASCIIKeyLimit`` of them.
     var asciiKeyIndex: [Int: Int]?
     /// Whether a key other than ASCII text has been seen: from then on keys are compared as
     /// values (a non-ASCII string can equal an ASCII one, e.g. U+212A KELVIN SIGN and "K").
     var hasOtherKeys = false
 }
 
-/// Where an ASCII text key lies in the input.
+/// Where an ASCII text key lies in the input, with its first bytes for a quick comparison.
 private struct KeySpan {
     var start: Int
     var length: Int
+    /// The first (up to) 8 bytes, zero-padded.
+    var prefix: UInt64
 }
+
+/// ASCII keys are compared linearly (by length and first bytes) up to this many, then by hash.
+private let linearASCIIKeyLimit = 64
 
 /// Keys are compared linearly up to this many entries, then through a `Set`.
 private let linearKeyScanLimit = 16
@@ -380,13 +385,15 @@ private final class Builder {
 
     /// Records an ASCII key of the map at `index`; returns `false` if the map already has it.
     private func admitASCIIKey(start: Int, length: Int, inFrame index: Int) -> Bool {
-        let span = KeySpan(start: start, length: length)
+        var prefix: UInt64 = 0
+        for i in 0..<min(length, 8) { prefix |= UInt64(base[start + i]) << UInt64(8 * i) }
+        let span = KeySpan(start: start, length: length, prefix: prefix)
         if stack[index].asciiKeyIndex == nil {
             for earlier in stack[index].asciiKeys where sameBytes(earlier, span) {
                 return false
             }
             stack[index].asciiKeys.append(span)
-            if stack[index].asciiKeys.count > linearKeyScanLimit {
+            if stack[index].asciiKeys.count > linearASCIIKeyLimit {
                 var table = [Int: Int](minimumCapacity: stack[index].remaining / 2 + stack[index].asciiKeys.count)
                 for (position, key) in stack[index].asciiKeys.enumerated() where table[hash(key)] == nil {
                     table[hash(key)] = position
@@ -411,7 +418,7 @@ private final class Builder {
 
     /// Whether two spans of the input hold the same bytes.
     private func sameBytes(_ a: KeySpan, _ b: KeySpan) -> Bool {
-        a.length == b.length && (a.length == 0 || memcmp(base + a.start, base + b.start, a.length) == 0)
+        a.length == b.length && a.prefix == b.prefix && (a.length <= 8 || memcmp(base + a.start + 8, base + b.start + 8, a.length - 8) == 0)
     }
 
     /// A seeded hash of a span's bytes.

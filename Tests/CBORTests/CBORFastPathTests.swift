@@ -59,7 +59,7 @@ struct CBORFastPathTests {
 
     @Test("ASCII text keys: duplicates found at the repeated key, in small and large maps")
     func asciiDuplicates() {
-        for size in [2, 5, 16, 17, 18, 40, 300] {
+        for size in [2, 5, 16, 17, 18, 40, 64, 65, 66, 300] {
             let keys = (0..<size).map { CBORValue.text("key_\($0)") }
             #expect(decodeError(map(keys)) == nil, "\(size)")
             for repeated in [0, size / 2, size - 1] {
@@ -73,6 +73,14 @@ struct CBORFastPathTests {
         #expect(decodeError(map([.text(""), .text("a"), .text("b")])) == nil)
         // Same length, different bytes; prefixes of one another.
         #expect(decodeError(map([.text("ab"), .text("ba"), .text("a"), .text("abc")])) == nil)
+        // Long keys alike in their first 8 bytes, or in all but their first.
+        for size in [3, 70] {
+            let long = (0..<size).map { CBORValue.text("prefix__\($0)_reply") } + [.text("Xrefix__1_reply")]
+            #expect(decodeError(map(long)) == nil, "\(size)")
+            #expect(decodeError(map(long + [.text("prefix__1_reply")]))?.code == .duplicateKey, "\(size)")
+            #expect(decodeError(map(long + [.text("Xrefix__1_reply")]))?.code == .duplicateKey, "\(size)")
+            #expect(decodeError(map(long + [.text("prefix__1_replY")])) == nil, "\(size)")
+        }
     }
 
     @Test("keys that are not ASCII text are still compared as values against ASCII ones")
