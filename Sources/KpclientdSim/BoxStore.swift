@@ -199,15 +199,11 @@ enum StateFile {
         var needsCompaction = false
     }
 
-    /// The largest compacted file: the header and a record per box, at the capacity.
+    /// The largest file a load accepts (as for version 1). A compacted file (the header and a
+    /// record per box) stays below it at full capacity, and saves append only while the file
+    /// stays within it (``StateLog/compactionThreshold(liveLength:limit:)``).
     static func maximumFileSize(capacity: Int, maxPlaintextLength: Int) -> Int {
         4096 + capacity * (maxPlaintextLength + 64)
-    }
-
-    /// The largest file a load accepts: twice ``maximumFileSize(capacity:maxPlaintextLength:)``
-    /// (appends go on until the file is twice its compacted size).
-    static func maximumLogSize(capacity: Int, maxPlaintextLength: Int) -> Int {
-        2 * maximumFileSize(capacity: capacity, maxPlaintextLength: maxPlaintextLength)
     }
 
     /// The version 2 header.
@@ -353,7 +349,7 @@ enum StateFile {
             throw SimStateError(.io, "state file \(path) is \(kind(of: st.st_mode)); it must be a regular file")
         }
         let size = Int(st.st_size)
-        let limit = maximumLogSize(capacity: capacity, maxPlaintextLength: maxPlaintextLength)
+        let limit = maximumFileSize(capacity: capacity, maxPlaintextLength: maxPlaintextLength)
         guard size <= limit else { throw SimStateError(.tooLarge, "state file \(path) is \(size) bytes; at most \(limit) allowed") }
         var bytes = [UInt8](repeating: 0, count: size)
         var done = 0

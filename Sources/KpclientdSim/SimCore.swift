@@ -761,7 +761,7 @@ actor SimCore {
         let clock = ContinuousClock()
         let started = clock.now
         let changes = store.takeChanges()
-        let limit = StateFile.maximumLogSize(capacity: configuration.maxBoxes, maxPlaintextLength: configuration.maxPlaintextPayloadLength)
+        let limit = StateFile.maximumFileSize(capacity: configuration.maxBoxes, maxPlaintextLength: configuration.maxPlaintextPayloadLength)
         do {
             if !stateNeedsCompaction {
                 var records: [UInt8] = []

@@ -85,7 +85,7 @@ struct StateLogTests {
         // ones, so the log grows with removals until a save compacts it.
         let configuration = Self.configuration(directory, maxBoxes: 3, ttl: .milliseconds(1))
         let path = configuration.statePath!
-        let limit = StateFile.maximumLogSize(capacity: 3, maxPlaintextLength: Self.maxPlaintext)
+        let limit = StateFile.maximumFileSize(capacity: 3, maxPlaintextLength: Self.maxPlaintext)
         var writer = Writer(seed: 2)
         let core = try SimCore(configuration: configuration)
         var lengths: [Int] = []
