@@ -164,7 +164,7 @@ let package = Package(
         ),
 
         // MARK: Tests.
-        .testTarget(name: "CBORTests", dependencies: ["CBOR"], swiftSettings: strictSettings),
+        .testTarget(name: "CBORTests", dependencies: ["CBOR", "CCBOR"], swiftSettings: strictSettings),
         .testTarget(name: "IPCTests", dependencies: ["IPC", "CBOR"], swiftSettings: strictSettings),
         .testTarget(name: "StreamStoreTests", dependencies: ["StreamStore", "CSQLite"], swiftSettings: strictSettings),
         .testTarget(

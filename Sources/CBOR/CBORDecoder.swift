@@ -1,5 +1,11 @@
 import CCBOR
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Decodes CBOR from untrusted bytes into ``CBORValue``s.
 ///
 /// The decoder drives libcbor's allocation-free streaming decoder (`cbor_stream_decode`) one
@@ -245,7 +251,27 @@ private struct Frame {
     var keyOffset: Int = 0
     /// Keys seen so far, once the map is large enough for hashing to beat a linear scan.
     var keySet: Set<CBORValue>?
+    /// Where each key lies in the input, while every key so far is ASCII text (compared byte
+    /// for byte, which for ASCII is what `String` equality decides).
+    var asciiKeys: [KeySpan] = []
+    /// The ASCII keys by a seeded hash of their bytes (to an index of ``asciiKeys``), once
+    /// there are more than ``linearASCIIKeyLimit`` of them.
+    var asciiKeyIndex: [Int: Int]?
+    /// Whether a key other than ASCII text has been seen: from then on keys are compared as
+    /// values (a non-ASCII string can equal an ASCII one, e.g. U+212A KELVIN SIGN and "K").
+    var hasOtherKeys = false
 }
+
+/// Where an ASCII text key lies in the input, with its first bytes for a quick comparison.
+private struct KeySpan {
+    var start: Int
+    var length: Int
+    /// The first (up to) 8 bytes, zero-padded.
+    var prefix: UInt64
+}
+
+/// ASCII keys are compared linearly (by length and first bytes) up to this many, then by hash.
+private let linearASCIIKeyLimit = 64
 
 /// Keys are compared linearly up to this many entries, then through a `Set`.
 private let linearKeyScanLimit = 16
@@ -259,7 +285,8 @@ private final class Builder {
 
     /// Offset of the head being decoded.
     var itemOffset = 0
-    var stack: [Frame] = []
+    /// The open containers; only this builder touches it, one callback at a time.
+    @exclusivity(unchecked) var stack: [Frame] = []
     /// Data items seen so far.
     var items = 0
     /// Child slots announced by open containers whose items have not started yet.
@@ -335,7 +362,16 @@ private final class Builder {
         guard beginItem() else { return }
         let utf8 = UnsafeBufferPointer(start: pointer, count: length)
         let string: String
+        var keyChecked = false
         if isASCII(utf8) {
+            if let top = stack.indices.last, stack[top].kind == .map, stack[top].pendingKey == nil, !stack[top].hasOtherKeys {
+                // An ASCII key of a map whose keys are all ASCII so far: compared by bytes.
+                guard admitASCIIKey(start: pointer.map { UnsafePointer($0) - base } ?? 0, length: length, inFrame: top) else {
+                    fail(.duplicateKey, at: stack[top].keyOffset, "map key repeated")
+                    return
+                }
+                keyChecked = true
+            }
             // ASCII is valid UTF-8 (map keys and most protocol text): no validating pass.
             string = String(decoding: utf8, as: UTF8.self)
         } else if let validated = String(validating: utf8, as: UTF8.self) {
@@ -344,7 +380,52 @@ private final class Builder {
             fail(.invalidUTF8, "text string of \(length) bytes is not valid UTF-8")
             return
         }
-        complete(.text(string))
+        complete(.text(string), keyChecked: keyChecked)
+    }
+
+    /// Records an ASCII key of the map at `index`; returns `false` if the map already has it.
+    private func admitASCIIKey(start: Int, length: Int, inFrame index: Int) -> Bool {
+        var prefix: UInt64 = 0
+        for i in 0..<min(length, 8) { prefix |= UInt64(base[start + i]) << UInt64(8 * i) }
+        let span = KeySpan(start: start, length: length, prefix: prefix)
+        if stack[index].asciiKeyIndex == nil {
+            for earlier in stack[index].asciiKeys where sameBytes(earlier, span) {
+                return false
+            }
+            stack[index].asciiKeys.append(span)
+            if stack[index].asciiKeys.count > linearASCIIKeyLimit {
+                var table = [Int: Int](minimumCapacity: stack[index].remaining / 2 + stack[index].asciiKeys.count)
+                for (position, key) in stack[index].asciiKeys.enumerated() where table[hash(key)] == nil {
+                    table[hash(key)] = position
+                }
+                stack[index].asciiKeyIndex = table
+            }
+            return true
+        }
+        let h = hash(span)
+        if let position = stack[index].asciiKeyIndex![h] {
+            if sameBytes(stack[index].asciiKeys[position], span) { return false }
+            // Two keys with one 64-bit hash (seeded per process, so not chosen by the input).
+            for earlier in stack[index].asciiKeys where sameBytes(earlier, span) {
+                return false
+            }
+        } else {
+            stack[index].asciiKeyIndex![h] = stack[index].asciiKeys.count
+        }
+        stack[index].asciiKeys.append(span)
+        return true
+    }
+
+    /// Whether two spans of the input hold the same bytes.
+    private func sameBytes(_ a: KeySpan, _ b: KeySpan) -> Bool {
+        a.length == b.length && a.prefix == b.prefix && (a.length <= 8 || memcmp(base + a.start + 8, base + b.start + 8, a.length - 8) == 0)
+    }
+
+    /// A seeded hash of a span's bytes.
+    private func hash(_ span: KeySpan) -> Int {
+        var hasher = Hasher()
+        hasher.combine(bytes: UnsafeRawBufferPointer(start: base + span.start, count: span.length))
+        return hasher.finalize()
     }
 
     /// Whether every byte is below 0x80.
@@ -408,21 +489,29 @@ private final class Builder {
     }
 
     /// Hands a finished item to the innermost open container, closing containers it completes.
-    private func complete(_ finished: CBORValue) {
+    ///
+    /// - Parameter keyChecked: the item is a map key already found distinct (an ASCII key).
+    private func complete(_ finished: CBORValue, keyChecked: Bool = false) {
         var value = finished
+        var keyChecked = keyChecked
         while let top = stack.indices.last {
             switch stack[top].kind {
             case .tag:
                 let tag = stack.removeLast().tag
                 value = .tagged(tag, value)
+                keyChecked = false
             case .array:
                 stack[top].elements.append(value)
                 stack[top].remaining -= 1
                 if stack[top].remaining > 0 { return }
                 value = .array(stack.removeLast().elements)
+                keyChecked = false
             case .map:
                 guard let key = stack[top].pendingKey else {
-                    if isDuplicateKey(value, inFrame: top) {
+                    if !keyChecked {
+                        stack[top].hasOtherKeys = true
+                    }
+                    if !keyChecked && isDuplicateKey(value, inFrame: top) {
                         fail(.duplicateKey, at: stack[top].keyOffset, "map key repeated")
                         return
                     }
@@ -435,6 +524,7 @@ private final class Builder {
                 stack[top].remaining -= 1
                 if stack[top].remaining > 0 { return }
                 value = .map(stack.removeLast().entries)
+                keyChecked = false
             }
         }
         result = value

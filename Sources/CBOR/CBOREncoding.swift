@@ -1,5 +1,3 @@
-import CCBOR
-
 extension CBORValue {
     /// Encodes the value as CBOR.
     ///
@@ -9,49 +7,60 @@ extension CBORValue {
     public func encoded() -> [UInt8] {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(encodedLength)
-        encode(into: &buffer)
+        append(to: &buffer)
         return buffer
     }
 
     /// Appends the value's CBOR encoding to `buffer`.
     ///
-    /// Produces the same bytes as ``encoded()``. Heads are written by libcbor's encoders into
-    /// a small stack buffer; the only heap growth is that of `buffer` itself.
+    /// Produces the same bytes as ``encoded()``. Room for the whole encoding is reserved once
+    /// (growing `buffer` at least geometrically), then heads are written directly.
     public func encode(into buffer: inout [UInt8]) {
+        let needed = encodedLength
+        if buffer.capacity - buffer.count < needed {
+            buffer.reserveCapacity(max(buffer.count + needed, buffer.capacity * 2))
+        }
+        append(to: &buffer)
+    }
+
+    /// Appends the encoding without reserving room first (``encode(into:)`` has).
+    private func append(to buffer: inout [UInt8]) {
         switch self {
         case .unsigned(let value):
-            appendHead(to: &buffer) { cbor_encode_uint(value, $0, $1) }
+            appendHead(major: 0, value, to: &buffer)
         case .negative(let value):
-            appendHead(to: &buffer) { cbor_encode_negint(value, $0, $1) }
+            appendHead(major: 1, value, to: &buffer)
         case .bytes(let bytes):
-            appendHead(to: &buffer) { cbor_encode_bytestring_start(bytes.count, $0, $1) }
+            appendHead(major: 2, UInt64(bytes.count), to: &buffer)
             buffer.append(contentsOf: bytes)
         case .text(var string):
-            let length = string.utf8.count
-            appendHead(to: &buffer) { cbor_encode_string_start(length, $0, $1) }
+            appendHead(major: 3, UInt64(string.utf8.count), to: &buffer)
             string.withUTF8 { buffer.append(contentsOf: $0) }
         case .array(let elements):
-            appendHead(to: &buffer) { cbor_encode_array_start(elements.count, $0, $1) }
+            appendHead(major: 4, UInt64(elements.count), to: &buffer)
             for element in elements {
-                element.encode(into: &buffer)
+                element.append(to: &buffer)
             }
         case .map(let entries):
-            appendHead(to: &buffer) { cbor_encode_map_start(entries.count, $0, $1) }
+            appendHead(major: 5, UInt64(entries.count), to: &buffer)
             for entry in entries {
-                entry.key.encode(into: &buffer)
-                entry.value.encode(into: &buffer)
+                entry.key.append(to: &buffer)
+                entry.value.append(to: &buffer)
             }
         case .tagged(let tag, let item):
-            appendHead(to: &buffer) { cbor_encode_tag(tag, $0, $1) }
-            item.encode(into: &buffer)
+            appendHead(major: 6, tag, to: &buffer)
+            item.append(to: &buffer)
         case .bool(let value):
-            appendHead(to: &buffer) { cbor_encode_bool(value, $0, $1) }
+            buffer.append(value ? 0xf5 : 0xf4)
         case .null:
-            appendHead(to: &buffer) { cbor_encode_null($0, $1) }
+            buffer.append(0xf6)
         case .undefined:
-            appendHead(to: &buffer) { cbor_encode_undef($0, $1) }
+            buffer.append(0xf7)
         case .float(let value):
-            appendHead(to: &buffer) { cbor_encode_double(value, $0, $1) }
+            // Always the 64-bit form, the bit pattern as is (NaN payloads kept), as libcbor's
+            // `cbor_encode_double` writes it.
+            buffer.append(0xfb)
+            appendBigEndian(value.bitPattern, bytes: 8, to: &buffer)
         }
     }
 
@@ -99,17 +108,34 @@ private func headLength(_ argument: UInt64) -> Int {
     }
 }
 
-/// Runs one of libcbor's head encoders on a 9-byte stack buffer and appends its output.
+/// Appends the head of major type `major` with `argument` in its shortest form.
 @inline(__always)
-private func appendHead(
-    to buffer: inout [UInt8],
-    _ write: (UnsafeMutablePointer<UInt8>, Int) -> Int
-) {
-    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 9) { scratch in
-        let base = scratch.baseAddress!
-        let written = write(base, scratch.count)
-        // libcbor returns 0 only when the buffer is too small; 9 bytes always suffice.
-        precondition(written > 0 && written <= scratch.count, "libcbor head encoder failed")
-        buffer.append(contentsOf: UnsafeBufferPointer(start: base, count: written))
+private func appendHead(major: UInt8, _ argument: UInt64, to buffer: inout [UInt8]) {
+    let type = major << 5
+    switch argument {
+    case 0..<24:
+        buffer.append(type | UInt8(truncatingIfNeeded: argument))
+    case 24...0xff:
+        buffer.append(type | 24)
+        buffer.append(UInt8(truncatingIfNeeded: argument))
+    case 0x100...0xffff:
+        buffer.append(type | 25)
+        appendBigEndian(argument, bytes: 2, to: &buffer)
+    case 0x1_0000...0xffff_ffff:
+        buffer.append(type | 26)
+        appendBigEndian(argument, bytes: 4, to: &buffer)
+    default:
+        buffer.append(type | 27)
+        appendBigEndian(argument, bytes: 8, to: &buffer)
+    }
+}
+
+/// Appends the low `bytes` bytes of `value`, most significant first.
+@inline(__always)
+private func appendBigEndian(_ value: UInt64, bytes: Int, to buffer: inout [UInt8]) {
+    var shift = (bytes - 1) * 8
+    while shift >= 0 {
+        buffer.append(UInt8(truncatingIfNeeded: value >> UInt64(shift)))
+        shift -= 8
     }
 }

@@ -35,19 +35,43 @@ struct BoxStore: Sendable {
     private var writtenAt: [[UInt8]: ContinuousClock.Instant] = [:]
     /// Reads that found an expired box.
     private(set) var expiredReads = 0
+    /// Whether changed boxes are listed for persistence (``takeChanges()``).
+    let tracksChanges: Bool
+    /// The boxes changed (written, tombstoned, expired) since the last ``takeChanges()``, when
+    /// ``tracksChanges``; a box may appear more than once.
+    private var changes: [[UInt8]] = []
+    /// The plaintext bytes of every stored box, summed.
+    private(set) var plaintextBytes = 0
 
-    init(capacity: Int, maxPlaintextLength: Int, ttl: Duration? = nil) {
+    init(capacity: Int, maxPlaintextLength: Int, ttl: Duration? = nil, tracksChanges: Bool = false) {
         self.capacity = capacity
         self.maxPlaintextLength = maxPlaintextLength
         self.ttl = ttl
+        self.tracksChanges = tracksChanges
     }
+
+    /// Counts a change to box `boxID` from `old` to `new`.
+    private mutating func changed(_ boxID: [UInt8], from old: StoredBox?, to new: StoredBox?) {
+        plaintextBytes += (new?.plaintext.count ?? 0) - (old?.plaintext.count ?? 0)
+        generation &+= 1
+        if tracksChanges { changes.append(boxID) }
+    }
+
+    /// Returns the boxes changed since the last call (see ``tracksChanges``) and forgets them.
+    mutating func takeChanges() -> [[UInt8]] {
+        defer { changes = [] }
+        return changes
+    }
+
+    /// The box stored under `boxID` (even if expired, until it is removed).
+    func box(_ boxID: [UInt8]) -> StoredBox? { boxes[boxID] }
 
     /// Removes box `boxID` if it has expired; returns whether it did.
     private mutating func expire(_ boxID: [UInt8], now: ContinuousClock.Instant) -> Bool {
         guard let ttl, let written = writtenAt[boxID], now - written >= ttl else { return false }
-        boxes[boxID] = nil
+        let old = boxes.removeValue(forKey: boxID)
         writtenAt[boxID] = nil
-        generation &+= 1
+        changed(boxID, from: old, to: nil)
         return true
     }
 
@@ -55,9 +79,9 @@ struct BoxStore: Sendable {
     private mutating func expireAll(now: ContinuousClock.Instant) {
         guard let ttl else { return }
         for (id, written) in writtenAt where now - written >= ttl {
-            boxes[id] = nil
+            let old = boxes.removeValue(forKey: id)
             writtenAt[id] = nil
-            generation &+= 1
+            changed(id, from: old, to: nil)
         }
     }
 
@@ -79,7 +103,7 @@ struct BoxStore: Sendable {
             if box.isTombstone {
                 if !existing.isTombstone {
                     boxes[boxID] = box
-                    generation &+= 1
+                    changed(boxID, from: existing, to: box)
                     if ttl != nil { writtenAt[boxID] = now }
                 }
                 return .success
@@ -90,7 +114,7 @@ struct BoxStore: Sendable {
         guard boxes.count < capacity else { return .storageFull }
         boxes[boxID] = box
         if ttl != nil { writtenAt[boxID] = now }
-        generation &+= 1
+        changed(boxID, from: nil, to: box)
         return .success
     }
 
@@ -113,6 +137,8 @@ struct BoxStore: Sendable {
     /// Replaces the contents wholesale (used when loading a state file).
     mutating func load(_ loaded: [[UInt8]: StoredBox]) {
         boxes = loaded
+        plaintextBytes = loaded.values.reduce(0) { $0 + $1.plaintext.count }
+        changes = []
         if ttl != nil {
             let now = ContinuousClock.now
             writtenAt = loaded.mapValues { _ in now }
@@ -152,46 +178,86 @@ public struct SimStateError: Error, Hashable, Sendable, CustomStringConvertible 
 
 /// Reads and writes the `--state` file.
 ///
-/// The file is one CBOR map: `format` ("kpclientd-sim-state"), `version` (1), `envelope_key`
-/// (32 bytes), `max_plaintext_payload_length`, and `boxes`, an array of
-/// `[box id (32), plaintext, tombstone]`. Saving writes `FILE.tmp`, fsyncs it, renames it over
-/// `FILE` and fsyncs the directory. Loading rejects files larger than the capacity allows and
-/// validates every entry.
+/// Version 2 (written since the state became a log): a CBOR map, the header — `format`
+/// ("kpclientd-sim-state"), `version` (2), `envelope_key` (32 bytes) and
+/// `max_plaintext_payload_length` — followed by ``StateLog`` records, one per box change. Saves
+/// append the changed boxes' records and `fdatasync`; now and then a save compacts instead:
+/// it writes the header and one record per stored box to `FILE.tmp`, fsyncs it, renames it over
+/// `FILE` and fsyncs the directory. Version 1 (one CBOR map holding every box in `boxes`, an
+/// array of `[box id (32), plaintext, tombstone]`) is still read, and compacted into version 2
+/// at the first save. Loading rejects files larger than the capacity allows and validates every
+/// entry; an append cut short at the end (a crash while saving) is dropped.
 enum StateFile {
     static let format = "kpclientd-sim-state"
 
     struct Contents: Sendable {
         var envelopeKey: [UInt8]
         var boxes: [[UInt8]: StoredBox]
+        /// The length of the file's valid part (where the next append goes).
+        var logLength = 0
+        /// Whether the next save must rewrite the file (version 1, or a torn append at its end).
+        var needsCompaction = false
     }
 
+    /// The largest file a load accepts (as for version 1). A compacted file (the header and a
+    /// record per box) stays below it at full capacity, and saves append only while the file
+    /// stays within it (``StateLog/compactionThreshold(liveLength:limit:)``).
     static func maximumFileSize(capacity: Int, maxPlaintextLength: Int) -> Int {
         4096 + capacity * (maxPlaintextLength + 64)
     }
 
-    static func encode(_ contents: Contents, maxPlaintextLength: Int) -> [UInt8] {
-        let entries: [CBORValue] = contents.boxes.keys.sorted { $0.lexicographicallyPrecedes($1) }.map { id in
-            let box = contents.boxes[id]!
-            return .array([.bytes(id), .bytes(box.plaintext), .bool(box.isTombstone)])
-        }
-        return WireCBOR.encode(.textMap([
+    /// The version 2 header.
+    static func header(envelopeKey: [UInt8], maxPlaintextLength: Int) -> [UInt8] {
+        WireCBOR.encode(.textMap([
             ("format", .text(format)),
-            ("version", .unsigned(1)),
-            ("envelope_key", .bytes(contents.envelopeKey)),
+            ("version", .unsigned(2)),
+            ("envelope_key", .bytes(envelopeKey)),
             ("max_plaintext_payload_length", .unsigned(UInt64(maxPlaintextLength))),
-            ("boxes", .array(entries)),
         ]))
     }
 
+    /// A compacted version 2 file: the header and one record per box.
+    static func encode(_ contents: Contents, maxPlaintextLength: Int) -> [UInt8] {
+        var bytes = header(envelopeKey: contents.envelopeKey, maxPlaintextLength: maxPlaintextLength)
+        bytes.reserveCapacity(bytes.count + contents.boxes.values.reduce(0) { $0 + StateLog.overhead + $1.plaintext.count })
+        for (id, box) in contents.boxes {
+            StateLog.appendRecord(boxID: id, box: box, to: &bytes)
+        }
+        return bytes
+    }
+
+    /// Decodes a version 1 or 2 file.
     static func decode(_ bytes: [UInt8], capacity: Int, maxPlaintextLength: Int) throws(SimStateError) -> Contents {
         let value: CBORValue
-        do { value = try WireCBOR.decode(bytes, limits: .init(maxDepth: 8, maxItems: capacity * 4 + 64)) } catch { throw SimStateError(.invalid, "not CBOR: \(error.message)") }
+        let headerLength: Int
+        do {
+            (value, headerLength) = try CBORDecoder.decodePrefix(bytes, limits: .init(maxDepth: 8, maxItems: capacity * 4 + 64))
+        } catch {
+            throw SimStateError(.invalid, "not CBOR: \(error.message)")
+        }
         let fields = ThinFields(value, context: "state")
         do {
-            guard try fields.text("format") == format, try fields.uint("version") == 1 else {
-                throw SimStateError(.invalid, "not a version 1 kpclientd-sim state file")
+            guard try fields.text("format") == format else {
+                throw SimStateError(.invalid, "not a kpclientd-sim state file")
+            }
+            let version = try fields.uint("version")
+            guard version == 1 || version == 2 else {
+                throw SimStateError(.invalid, "not a version 1 or 2 kpclientd-sim state file")
             }
             let key = try fields.bytes("envelope_key", length: 32)
+            if version == 2 {
+                var boxes: [[UInt8]: StoredBox] = [:]
+                let ending = try StateLog.replay(bytes, from: headerLength, onto: &boxes, capacity: capacity, maxPlaintextLength: maxPlaintextLength)
+                switch ending {
+                case .clean:
+                    return Contents(envelopeKey: key, boxes: boxes, logLength: bytes.count)
+                case .tornTail(let offset):
+                    return Contents(envelopeKey: key, boxes: boxes, logLength: offset, needsCompaction: true)
+                }
+            }
+            guard headerLength == bytes.count else {
+                throw SimStateError(.invalid, "\(bytes.count - headerLength) bytes follow a version 1 state")
+            }
             let entries = try fields.array("boxes")
             guard entries.count <= capacity else {
                 throw SimStateError(.invalid, "\(entries.count) boxes exceed the capacity of \(capacity)")
@@ -205,7 +271,7 @@ enum StateFile {
                 else { throw SimStateError(.invalid, "malformed box entry (or larger than the geometry allows)") }
                 boxes[id] = StoredBox(plaintext: plaintext, isTombstone: tombstone)
             }
-            return Contents(envelopeKey: key, boxes: boxes)
+            return Contents(envelopeKey: key, boxes: boxes, logLength: bytes.count, needsCompaction: true)
         } catch let error as SimStateError {
             throw error
         } catch {

@@ -176,6 +176,11 @@ actor SimCore {
     /// How long the last save of the state file took.
     var lastSaveCost = Duration.zero
     var savedGeneration: UInt64 = 0
+    /// The length of the state file's valid part: where the next append goes.
+    var stateLogLength = 0
+    /// Whether the next save rewrites the state file whole (no file yet, a version 1 file, a
+    /// torn append at its end, or a failed save).
+    var stateNeedsCompaction = true
     var shuttingDown = false
     var totalFramesReceived = 0
     /// Requests received since start, by message key (unknown keys as `other`).
@@ -213,8 +218,17 @@ actor SimCore {
         self.couriers = couriers
         nextCourierSerial = configuration.courierCount
         self.random = random
-        var store = BoxStore(capacity: configuration.maxBoxes, maxPlaintextLength: configuration.maxPlaintextPayloadLength, ttl: configuration.boxTTL)
-        if let loaded { store.load(loaded.boxes) }
+        var store = BoxStore(
+            capacity: configuration.maxBoxes, maxPlaintextLength: configuration.maxPlaintextPayloadLength, ttl: configuration.boxTTL,
+            tracksChanges: configuration.statePath != nil)
+        if let loaded {
+            store.load(loaded.boxes)
+            stateLogLength = loaded.logLength
+            stateNeedsCompaction = loaded.needsCompaction
+            if loaded.needsCompaction && loaded.logLength > 0 {
+                configuration.logger.info("the state file will be rewritten at the next save (an older version, or an append cut short)")
+            }
+        }
         self.store = store
         savedGeneration = store.generation
         rate = configuration.rate
@@ -724,10 +738,11 @@ actor SimCore {
     // MARK: Persistence
 
     /// Schedules a save of the state file: 100 ms after a change, or later when saving is
-    /// expensive (the file holds every box, so a save costs more as the store grows).
+    /// expensive.
     ///
     /// The delay is at least 20 times what the last save took, which keeps saving below about
-    /// 5 % of the simulator's time however large the store becomes.
+    /// 5 % of the simulator's time (a save appends the changed boxes; a compaction rewrites
+    /// every box).
     private func scheduleSave() {
         guard configuration.statePath != nil, !saveScheduled, store.generation != savedGeneration else { return }
         saveScheduled = true
@@ -738,16 +753,40 @@ actor SimCore {
         }
     }
 
+    /// Saves the changes since the last save: appends their records to the state file, or
+    /// rewrites it whole (compaction) when it is due or the file cannot take an append.
     func saveNow() {
         saveScheduled = false
         guard let path = configuration.statePath, store.generation != savedGeneration else { return }
         let clock = ContinuousClock()
         let started = clock.now
-        let bytes = StateFile.encode(StateFile.Contents(envelopeKey: sealer.key, boxes: store.boxes), maxPlaintextLength: configuration.maxPlaintextPayloadLength)
+        let changes = store.takeChanges()
+        let limit = StateFile.maximumFileSize(capacity: configuration.maxBoxes, maxPlaintextLength: configuration.maxPlaintextPayloadLength)
         do {
+            if !stateNeedsCompaction {
+                var records: [UInt8] = []
+                for boxID in changes {
+                    StateLog.appendRecord(boxID: boxID, box: store.box(boxID), to: &records)
+                }
+                let live = 256 + store.count * StateLog.overhead + store.plaintextBytes
+                if stateLogLength + records.count <= StateLog.compactionThreshold(liveLength: live, limit: limit) {
+                    try StateLog.append(records, at: stateLogLength, path: path)
+                    stateLogLength += records.count
+                    savedGeneration = store.generation
+                    lastSaveCost = clock.now - started
+                    return
+                }
+            }
+            // Compaction: a fresh file of the live boxes, replacing the old one atomically.
+            stateNeedsCompaction = true
+            let bytes = StateFile.encode(StateFile.Contents(envelopeKey: sealer.key, boxes: store.boxes), maxPlaintextLength: configuration.maxPlaintextPayloadLength)
             try StateFile.save(bytes, path: path)
+            stateLogLength = bytes.count
+            stateNeedsCompaction = false
             savedGeneration = store.generation
         } catch {
+            // The file may end in part of an append: the next save rewrites it whole.
+            stateNeedsCompaction = true
             logger.error("saving the state file failed", metadata: ["error": "\(error)"])
         }
         lastSaveCost = clock.now - started

@@ -45,6 +45,16 @@ final class SQLiteConnection {
         guard rc == SQLITE_OK else { throw error(rc, "cannot run \(sql.prefix(40))") }
     }
 
+    /// Runs a statement without results that runs again and again (`BEGIN IMMEDIATE`,
+    /// `COMMIT`) through a cached prepared statement, so it is parsed once; errors read as
+    /// ``execute(_:)``'s.
+    func executeCached(_ sql: String) throws(StreamStoreError) {
+        let statement = try prepared(sql)
+        defer { statement.reset() }
+        let rc = statement.stepResult()
+        guard rc == SQLITE_DONE || rc == SQLITE_ROW else { throw error(rc, "cannot run \(sql.prefix(40))") }
+    }
+
     /// The first column of the first row of `sql` as text (for pragmas that answer).
     func queryText(_ sql: String) throws(StreamStoreError) -> String? {
         let statement = try prepared(sql)
@@ -160,6 +170,12 @@ final class SQLiteStatement {
         case SQLITE_DONE: return false
         default: throw connection.error(rc, "a statement failed")
         }
+    }
+
+    /// Steps once and returns SQLite's result code (the connection's error message stays set
+    /// until the statement is reset).
+    func stepResult() -> Int32 {
+        sqlite3_step(pointer)
     }
 
     /// Steps to the end, then resets.

@@ -169,9 +169,9 @@ final class StoreState: @unchecked Sendable {
             throw StreamStoreError(.poisoned, "an earlier commit failed (\(poisoned.code)); reopen the store")
         }
         do {
-            try connection.execute("BEGIN IMMEDIATE")
+            try connection.executeCached("BEGIN IMMEDIATE")
             let ids = try StreamCommitter(connection: connection).apply(batch)
-            try connection.execute("COMMIT")
+            try connection.executeCached("COMMIT")
             return ids
         } catch {
             if !connection.isAutocommit { try? connection.execute("ROLLBACK") }

@@ -15,6 +15,7 @@ enum ThroughputBenchmark {
         var raw = Samples()
         var ratios = Samples()
         var ceilings = Samples()
+        var cpuPerBox = Samples()
         for run in 1...options.runs {
             let leftover = try await idleCPU()
             let rawTime = try socketPairCopy(count: count, chunk: IPCLimits.maxChunk)
@@ -24,7 +25,9 @@ enum ThroughputBenchmark {
                 defer { scratch.remove() }
                 durableTime = try durableAppendTime(directory: scratch.path, count: count, chunk: IPCLimits.maxChunk)
             }
-            let appTime = try await appTransfer(count: count, base: options.directory)
+            let transfer = try await appTransfer(count: count, base: options.directory)
+            let appTime = transfer.elapsed
+            cpuPerBox.values.append(transfer.cpuPerBox * 1e6)
             let rawRate = Double(count) / 1_048_576 / rawTime.seconds
             let appRate = Double(count) / 1_048_576 / appTime.seconds
             raw.values.append(rawRate)
@@ -34,12 +37,20 @@ enum ThroughputBenchmark {
             ceilings.values.append(ceiling)
             print("run \(run): streamd \(format(appRate)) MiB/s (\(format(appTime.seconds, 3)) s), socketpair \(format(rawRate)) MiB/s, ratio \(format(appRate / rawRate, 5)); durable append \(format(Double(count) / 1_048_576 / durableTime.seconds)) MiB/s, ceiling on the ratio \(format(ceiling)); idle CPU before the run \(format(leftover)) s/s")
         }
-        print("| streamd MiB/s | socketpair MiB/s | ratio | ceiling: durable append / socketpair |")
-        print("| \(app.summary()) | \(raw.summary(0)) | \(ratios.summary(5)) | \(ceilings.summary()) |")
+        print("| streamd MiB/s | socketpair MiB/s | ratio | ceiling: durable append / socketpair | process CPU µs per box |")
+        print("| \(app.summary()) | \(raw.summary(0)) | \(ratios.summary(5)) | \(ceilings.summary()) | \(cpuPerBox.summary(0)) |")
     }
 
-    /// One transfer through a fresh daemon; returns the time from the first send to the last byte read.
-    static func appTransfer(count: Int, base: String) async throws -> Duration {
+    /// What one transfer through a fresh daemon took.
+    struct Transfer {
+        /// From the first send to the last byte read.
+        var elapsed: Duration
+        /// Process CPU seconds (daemon, embedded kpclientd and both apps) per first send of a box.
+        var cpuPerBox: Double
+    }
+
+    /// One transfer through a fresh daemon; returns its time and process CPU per box.
+    static func appTransfer(count: Int, base: String) async throws -> Transfer {
         let scratch = try ScratchDirectory(base: base)
         defer { scratch.remove() }
         let daemon = try await BenchmarkDaemon.start(BenchmarkDaemon.configuration(in: scratch.path))
@@ -50,10 +61,12 @@ enum ThroughputBenchmark {
         let data = pattern(count, seed: 9)
         let clock = ContinuousClock()
         let start = clock.now
+        let cpuBefore = processCPUSeconds()
         async let received = receive(receiver, "rx", expected: data)
         _ = try await sender.send("tx", bytes: data, at: 0)
         let got = try await received
         let elapsed = clock.now - start
+        let cpu = processCPUSeconds() - cpuBefore
         guard got == count else { throw BenchmarkError("received \(got) of \(count) bytes") }
         let counts = await daemon.probe.operationCounts()
         let resends = counts.sends.timeoutResends + counts.sends.sackResends + counts.sends.waitedOnResends
@@ -63,11 +76,13 @@ enum ThroughputBenchmark {
         if let statistics = await daemon.probe.embeddedKpclientdStatistics() {
             line += "; kpclientd requests: " + statistics.requestsByKind.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         }
+        let cpuPerBox = cpu / Double(max(1, counts.sends.firstSends))
+        line += "; process CPU \(format(cpu, 2)) s (\(format(cpu / elapsed.seconds)) s/s), \(format(cpuPerBox * 1e6, 0)) µs per box"
         print(line)
         await sender.close()
         await receiver.close()
         try await daemon.stop()
-        return elapsed
+        return Transfer(elapsed: elapsed, cpuPerBox: cpuPerBox)
     }
 
     /// Reads and consumes until `expected.count` bytes arrived, comparing them.
