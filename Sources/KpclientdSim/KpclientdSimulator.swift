@@ -211,6 +211,9 @@ public final class KpclientdSimulator: Sendable {
 
     /// A snapshot of the simulator's counters (connections, queues, and the network model's
     /// ticks, retransmissions, hung operations and overflows).
+    /// ARQ operations that hold a task now (parked reads hold none), for tests.
+    func arqTasks() async -> Int { await core.arqTaskCount() }
+
     public func statistics() async -> KpclientdSimStatistics {
         var statistics = await core.statistics()
         statistics.bufferedInboundBytes = budget.bytesInUse

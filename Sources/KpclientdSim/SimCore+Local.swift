@@ -87,7 +87,7 @@ extension SimCore {
             if let session = sessions[appID], let serial = session.arqByHash.removeValue(forKey: hash),
                 let op = session.removeARQ(serial)
             {
-                op.task?.cancel()
+                stop(op)
                 send(arqReply(queryID: op.queryID, code: ThinClientErrorCode.startResendingCancelled.rawValue, plaintext: nil, courier: op.courier), toSession: appID)
             } else if let queryID = dropQueuedStart(envelopeHash: hash, appID: appID) {
                 send(arqReply(queryID: queryID, code: ThinClientErrorCode.startResendingCancelled.rawValue, plaintext: nil), toSession: appID)

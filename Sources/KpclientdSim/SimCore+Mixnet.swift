@@ -116,11 +116,21 @@ extension SimCore {
             if paced {
                 outcome = try? await self.runPacedARQ(request, appID: appID, courier: courier)
             } else {
-                outcome = try? await self.runARQ(request, courier: courier)
+                outcome = try? await self.runARQ(request, appID: appID, serial: serial, courier: courier)
             }
             guard let outcome else { return }
             await self.finishARQ(appID: appID, serial: serial, code: outcome.code, plaintext: outcome.plaintext)
         }
+    }
+
+    /// A read of the unpaced model parked until its box is written: what it needs to go on,
+    /// without the request (its envelope is opened already) or a suspended task.
+    struct ParkedRead: Sendable {
+        var appID: [UInt8]
+        var serial: UInt64
+        var courier: Int
+        /// Whether the request carried the box index (the reply is then the BACAP plaintext).
+        var hasIndex: Bool
     }
 
     /// Suspends until cancelled: an operation bound to a courier that has left never completes.
@@ -133,7 +143,10 @@ extension SimCore {
 
     /// Runs one ARQ operation to its terminal outcome in the simple (unpaced) model; throws
     /// `CancellationError` when cancelled.
-    private func runARQ(_ request: ARQRequest, courier: Int) async throws -> (code: UInt8, plaintext: [UInt8]?) {
+    ///
+    /// A read of a box not yet written is parked (``park(_:on:)``) and the task ends: `nil`
+    /// then, and the read goes on in a new task once the box is written (``resumeParked(_:boxID:)``).
+    private func runARQ(_ request: ARQRequest, appID: [UInt8], serial: UInt64, courier: Int) async throws -> (code: UInt8, plaintext: [UInt8]?)? {
         try await sleepLatency()  // to the courier and its ACK
         if departedCouriers.contains(courier) { try await hangOnDepartedCourier() }
         guard let envelope = sealer.open(request.ciphertext) else {
@@ -166,33 +179,77 @@ extension SimCore {
         if let index = request.index, index != envelope.index {
             return (ThinClientErrorCode.bacapDecryptionFailed.rawValue, nil)
         }
-        let boxID = envelope.boxID
-        while true {
-            try Task.checkCancellation()
-            let result = store.read(boxID: boxID)
-            switch result.code {
-            case .success:
-                try await sleepLatency()
-                let plaintext = result.plaintext ?? []
-                if request.index == nil {
-                    // Without the index the daemon skips BACAP decryption: the raw padded payload.
-                    let m = pigeonholeGeometry.maxPlaintextPayloadLength
-                    return (0, Bytes.be32(UInt32(plaintext.count)) + plaintext + [UInt8](repeating: 0, count: m - plaintext.count))
-                }
-                return (0, plaintext)
-            case .tombstone:
-                try await sleepLatency()
-                return (ReplicaErrorCode.tombstone.rawValue, nil)
-            default:
-                if request.noRetry {
-                    try await sleepLatency()
-                    return (ReplicaErrorCode.boxIDNotFound.rawValue, nil)
-                }
-                try await waitForBox(boxID)
-                try await sleepLatency()  // the retry's round trip
-                if departedCouriers.contains(courier) { try await hangOnDepartedCourier() }
+        let parked = ParkedRead(appID: appID, serial: serial, courier: courier, hasIndex: request.index != nil)
+        return try await readBox(envelope.boxID, parked, noRetry: request.noRetry)
+    }
+
+    /// Reads box `boxID` for an ARQ: its outcome, or `nil` once the read is parked because the
+    /// box is not written yet (unless `noRetry`, which answers BoxIDNotFound).
+    private func readBox(_ boxID: [UInt8], _ read: ParkedRead, noRetry: Bool) async throws -> (code: UInt8, plaintext: [UInt8]?)? {
+        try Task.checkCancellation()
+        let result = store.read(boxID: boxID)
+        switch result.code {
+        case .success:
+            try await sleepLatency()
+            let plaintext = result.plaintext ?? []
+            if !read.hasIndex {
+                // Without the index the daemon skips BACAP decryption: the raw padded payload.
+                let m = pigeonholeGeometry.maxPlaintextPayloadLength
+                return (0, Bytes.be32(UInt32(plaintext.count)) + plaintext + [UInt8](repeating: 0, count: m - plaintext.count))
             }
+            return (0, plaintext)
+        case .tombstone:
+            try await sleepLatency()
+            return (ReplicaErrorCode.tombstone.rawValue, nil)
+        default:
+            if noRetry {
+                try await sleepLatency()
+                return (ReplicaErrorCode.boxIDNotFound.rawValue, nil)
+            }
+            if shuttingDown { throw CancellationError() }
+            park(read, on: boxID)
+            return nil
         }
+    }
+
+    /// Parks a read until box `boxID` is written; its operation's task ends.
+    ///
+    /// Thousands of reads wait at once for boxes nobody has written yet (a daemon's idle
+    /// listeners keep hundreds of reads ahead each): as a small record each costs about
+    /// 100 bytes, where a suspended task with its request held about 6 KiB.
+    private func park(_ read: ParkedRead, on boxID: [UInt8]) {
+        guard let op = sessions[read.appID]?.arq[read.serial] else { return }
+        op.task = nil
+        op.parkedOn = boxID
+        parkedReads[boxID, default: []].append(read)
+    }
+
+    /// Takes a parked read off its box (its operation was cancelled or its session ended).
+    func unpark(_ op: Operation) {
+        guard let boxID = op.parkedOn else { return }
+        op.parkedOn = nil
+        guard var reads = parkedReads[boxID], let i = reads.firstIndex(where: { $0.serial == op.serial }) else { return }
+        reads.remove(at: i)
+        parkedReads[boxID] = reads.isEmpty ? nil : reads
+    }
+
+    /// Box `boxID` was written: the read goes on as a waiting read's task did after its wait
+    /// (the retry's round trip, the courier check, the read again), in a new task.
+    func resumeParked(_ read: ParkedRead, boxID: [UInt8]) {
+        guard let op = sessions[read.appID]?.arq[read.serial], op.parkedOn == boxID else { return }
+        op.parkedOn = nil
+        op.task = Task { [weak self] in
+            guard let self else { return }
+            guard let outcome = try? await self.continueParked(read, boxID: boxID) else { return }
+            await self.finishARQ(appID: read.appID, serial: read.serial, code: outcome.code, plaintext: outcome.plaintext)
+        }
+    }
+
+    private func continueParked(_ read: ParkedRead, boxID: [UInt8]) async throws -> (code: UInt8, plaintext: [UInt8]?)? {
+        if shuttingDown { throw CancellationError() }
+        try await sleepLatency()  // the retry's round trip
+        if departedCouriers.contains(read.courier) { try await hangOnDepartedCourier() }
+        return try await readBox(boxID, read, noRetry: false)
     }
 
     func finishARQ(appID: [UInt8], serial: UInt64, code: UInt8, plaintext: [UInt8]?) {

@@ -63,6 +63,8 @@ actor SimCore {
         let serial: UInt64
         var queryID: [UInt8]
         var task: Task<Void, Never>?
+        /// The box a parked read waits for (``SimCore/parkedReads``); it has no task meanwhile.
+        var parkedOn: [UInt8]?
         /// The envelope hash (ARQ) or write-cap hash (copy).
         var hash: [UInt8] = []
         /// The serial of the courier the operation is bound to for its whole life.
@@ -170,6 +172,8 @@ actor SimCore {
     var nextSerial: UInt64 = 1
     var lastServed: ConnectionID?
     var boxWaiters: [[UInt8]: [BoxWaiter]] = [:]
+    /// Reads of the unpaced model parked until their box is written, by box ID.
+    var parkedReads: [[UInt8]: [ParkedRead]] = [:]
     var schedulerWake: CheckedContinuation<Void, Never>?
     var backgroundTasks: [UInt64: Task<Void, Never>] = [:]
     var saveScheduled = false
@@ -418,7 +422,7 @@ actor SimCore {
     func destroy(_ session: Session) {
         session.graceTask?.cancel()
         session.graceTask = nil
-        for op in session.arq.values { op.task?.cancel() }
+        for op in session.arq.values { stop(op) }
         for op in session.copies.values { op.task?.cancel() }
         session.removeAllARQs()
         session.arqByHash.removeAll()
@@ -464,7 +468,7 @@ actor SimCore {
         for connection in connections.values { close(connection) }
         for session in sessions.values {
             session.graceTask?.cancel()
-            for op in session.arq.values { op.task?.cancel() }
+            for op in session.arq.values { stop(op) }
             for op in session.copies.values { op.task?.cancel() }
             let waiters = session.resendWaiters
             session.resendWaiters.removeAll()
@@ -476,6 +480,7 @@ actor SimCore {
         schedulerWake = nil
         for waiters in boxWaiters.values { for waiter in waiters { waiter.continuation.resume() } }
         boxWaiters.removeAll()
+        parkedReads.removeAll()
         saveNow()
     }
 
@@ -716,6 +721,12 @@ actor SimCore {
         }
     }
 
+    /// Stops an ARQ operation: cancels its task, or takes it off its box if it is parked.
+    func stop(_ op: Operation) {
+        op.task?.cancel()
+        unpark(op)
+    }
+
     private func cancelWaiter(boxID: [UInt8], serial: UInt64) {
         guard var waiters = boxWaiters[boxID], let i = waiters.firstIndex(where: { $0.serial == serial }) else { return }
         let waiter = waiters.remove(at: i)
@@ -729,6 +740,9 @@ actor SimCore {
         if code == .success {
             if let waiters = boxWaiters.removeValue(forKey: envelope.boxID) {
                 for waiter in waiters { waiter.continuation.resume() }
+            }
+            if let reads = parkedReads.removeValue(forKey: envelope.boxID) {
+                for read in reads { resumeParked(read, boxID: envelope.boxID) }
             }
             scheduleSave()
         }
@@ -794,13 +808,18 @@ actor SimCore {
 
     // MARK: Statistics
 
+    /// ARQ operations that hold a task now (parked reads hold none).
+    func arqTaskCount() -> Int {
+        sessions.values.reduce(0) { total, session in total + session.arq.values.filter { $0.task != nil }.count }
+    }
+
     func statistics() -> KpclientdSimStatistics {
         KpclientdSimStatistics(
             connections: connections.count,
             sessions: sessions.count,
             storedBoxes: store.count,
             inFlightOperations: sessions.values.reduce(0) { $0 + $1.operationCount },
-            blockedReads: boxWaiters.values.reduce(0) { $0 + $1.count },
+            blockedReads: boxWaiters.values.reduce(0) { $0 + $1.count } + parkedReads.values.reduce(0) { $0 + $1.count },
             queuedMixnetRequests: connections.values.reduce(0) { $0 + $1.queue.count },
             blockedReaders: connections.values.filter(\.isReaderBlocked).count,
             framesReceived: totalFramesReceived,

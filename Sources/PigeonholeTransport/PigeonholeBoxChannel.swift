@@ -32,10 +32,10 @@ public actor PigeonholeBoxChannel: BoxChannel {
     /// Whether the channel was opened with a writer seed.
     public nonisolated let canWrite: Bool
 
-    private let client: ThinClient
+    let client: ThinClient
     private let writeCapability: WriteCapability?
-    private let readCapability: ReadCapability
-    private let configuration: PigeonholeTransportConfiguration
+    let readCapability: ReadCapability
+    let configuration: PigeonholeTransportConfiguration
     private var indexes: BoxIndexCache
     /// The polling frontier of waiting reads; see ``PollSchedule/ahead``.
     private var frontier = PollFrontier()
@@ -76,11 +76,20 @@ public actor PigeonholeBoxChannel: BoxChannel {
         .task({ try await self.write(index: index, bytes: bytes) }, completion: completion)
     }
 
-    /// Starts ``read(index:mode:)`` in a task; see ``startWrite(index:bytes:completion:)``.
+    /// Starts ``read(index:mode:)``; see ``startWrite(index:bytes:completion:)``.
+    ///
+    /// A ``BoxReadMode/wait`` read under ``WaitingReadStrategy/reissue(every:)`` (kpclientd
+    /// retries it until the box is written) is a ``ReissuedRead``: no task waits while the
+    /// daemon does, only the thin client's pending request. Every other read runs in a task.
     public nonisolated func startRead(
         index: UInt64, mode: BoxReadMode, completion: @escaping @Sendable (Result<[UInt8]?, BoxTransportError>) -> Void
     ) -> BoxOperation {
-        .task({ try await self.read(index: index, mode: mode) }, completion: completion)
+        if mode == .wait, case .reissue(let every) = configuration.waitingReads {
+            let read = ReissuedRead(channel: self, number: index, every: every, completion: completion)
+            read.start()
+            return BoxOperation { read.cancel() }
+        }
+        return .task({ try await self.read(index: index, mode: mode) }, completion: completion)
     }
 
     public func write(index: UInt64, bytes: [UInt8]) async throws {
@@ -241,6 +250,18 @@ public actor PigeonholeBoxChannel: BoxChannel {
     /// Waiting reads pausing between polls now (for tests).
     var pausedReadCount: Int { pausedReads.count }
 
+    /// A fresh `encrypt_read` of box `number` at `boxIndex`, its successor's index remembered.
+    func encryptRead(_ number: UInt64, _ boxIndex: MessageBoxIndex) async throws -> EncryptedMessage {
+        let message: EncryptedMessage
+        do {
+            message = try await client.encryptRead(readCapability: readCapability, index: boxIndex)
+        } catch {
+            throw boxTransportError(error, operation: "encrypt_read of box \(number)")
+        }
+        remember(number &+ 1, message.nextMessageBoxIndex)
+        return message
+    }
+
     /// One read with a fresh `encrypt_read` (a new envelope, so no courier cache is reused).
     private func readOnce(_ number: UInt64, _ boxIndex: MessageBoxIndex, mode: ReadAttempt) async throws -> [UInt8]? {
         let message: EncryptedMessage
@@ -250,19 +271,24 @@ public actor PigeonholeBoxChannel: BoxChannel {
             throw boxTransportError(error, operation: "encrypt_read of box \(number)")
         }
         remember(number &+ 1, message.nextMessageBoxIndex)
-        var request = ResendingRequest.read(message, readCapability: readCapability, index: boxIndex, noRetryOnBoxIDNotFound: false)
+        // The message goes into the request and the request into the thin client, which keeps
+        // only the encoded frame while the read waits: neither stays alive in this frame.
+        var request = ResendingRequest.read(consume message, readCapability: readCapability, index: boxIndex, noRetryOnBoxIDNotFound: false)
+        let polling: Bool
         switch mode {
         case .poll:
             request.noRetryOnBoxIDNotFound = true
+            polling = true
         case .daemonRetry(let limit):
             if let limit { request.deadline = .after(limit) }
+            polling = false
         }
         let result: ResendingResult
         do {
-            result = try await client.startResendingEncryptedMessage(request)
-        } catch let error as ThinClientError where error.code == .boxIDNotFound && request.noRetryOnBoxIDNotFound {
+            result = try await client.startResendingEncryptedMessage(consume request)
+        } catch let error as ThinClientError where error.code == .boxIDNotFound && polling {
             return nil
-        } catch let error as ThinClientError where error.code == .timeout && !request.noRetryOnBoxIDNotFound {
+        } catch let error as ThinClientError where error.code == .timeout && !polling {
             if case .daemonRetry(.some) = mode { return nil }
             throw boxTransportError(error, operation: "read of box \(number)")
         } catch let error as ThinClientError where error.code == .tombstone {

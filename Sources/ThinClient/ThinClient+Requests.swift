@@ -175,7 +175,77 @@ extension ThinClient {
     ///   (`boxIDNotFound`, `boxAlreadyExists`, `tombstone`, …), including 3 (`invalidSignature`)
     ///   and 4 (`databaseFailure`), as the Go and Python clients read them; kpclientd's own
     ///   meaning of those two numbers is in ``ThinClientError/alternativeCode``.
-    public func startResendingEncryptedMessage(_ request: ResendingRequest) async throws -> ResendingResult {
+    ///
+    /// The request is taken (`consuming`): it is encoded into the frame kept for replay and
+    /// then dropped, so a read waiting for its box holds one copy of its envelope, not two.
+    public func startResendingEncryptedMessage(_ request: consuming ResendingRequest) async throws -> ResendingResult {
+        let deadline = resolve(request.deadline)
+        let (submission, lane, envelopeHash) = try Self.encodeResending(consume request)
+        let reply = try await performResending(submission, cancel: .envelope(hash: envelopeHash), lane: lane, deadline: deadline)
+        return try Self.resendingResult(reply)
+    }
+
+    /// Starts a `start_resending_encrypted_message` whose outcome goes to `completion`: the
+    /// callback form of ``startResendingEncryptedMessage(_:)``, for requests that may wait long
+    /// (a read waiting for its box is written) without a task suspended for each.
+    ///
+    /// The outcomes are those of the async form, as a `Result`. The request is checked and
+    /// encoded in this call (a bad request completes inside it); a short task then waits for
+    /// admission by the pacer and sends it, and nothing waits for the reply but the pending
+    /// entry, which keeps only the encoded frame and `completion`.
+    ///
+    /// - Returns: the operation, to cancel it; `completion` is called exactly once, with
+    ///   ``ThinClientError/Code-swift.struct/cancelled`` if the cancel took effect.
+    public nonisolated func startResendingEncryptedMessage(
+        _ request: consuming ResendingRequest, completion: @escaping @Sendable (Result<ResendingResult, ThinClientError>) -> Void
+    ) -> ResendingOperation {
+        let setting = request.deadline
+        let submission: EncodedRequest
+        let lane: SubmissionLane
+        let envelopeHash: [UInt8]
+        do {
+            (submission, lane, envelopeHash) = try Self.encodeResending(consume request)
+        } catch {
+            completion(.failure(Self.classify(error)))
+            return ResendingOperation(client: nil, queryID: [])
+        }
+        let operation = ResendingOperation(client: self, queryID: submission.queryID)
+        let task = Task {
+            await self.submitResending(submission, cancel: .envelope(hash: envelopeHash), lane: lane, deadlineSetting: setting) { reply in
+                completion(reply.flatMap { message in Result { () throws(ThinClientError) in try Self.resendingResult(message.fields) } })
+            }
+            operation.submissionEnded()
+        }
+        operation.started(task)
+        return operation
+    }
+
+    /// ``submitResending(_:cancel:lane:deadline:completion:)`` with the deadline resolved now.
+    private func submitResending(
+        _ request: EncodedRequest, cancel: CancelTarget, lane: SubmissionLane, deadlineSetting: OperationDeadline,
+        completion: @escaping @Sendable (Result<ThinMessage, ThinClientError>) -> Void
+    ) async {
+        await submitResending(request, cancel: cancel, lane: lane, deadline: resolve(deadlineSetting), completion: completion)
+    }
+
+    /// The outcome a `start_resending_encrypted_message_reply` carries.
+    static func resendingResult(_ reply: ThinFields) throws(ThinClientError) -> ResendingResult {
+        let code = try decodeFields(reply) { fields throws(ThinWireError) in try fields.errorCode() }
+        if let error = ThinClientError.resendingEncryptedMessage(code: code, context: "start_resending_encrypted_message") {
+            throw error
+        }
+        return try decodeFields(reply) { fields throws(ThinWireError) in
+            ResendingResult(
+                plaintext: try fields.optionalBytes(ThinKey.Field.plaintext),
+                courierIdentityHash: try fields.optionalBytes(ThinKey.Field.courierIdentityHash, length: ThinSizes.hash),
+                courierQueueID: try fields.optionalBytes(ThinKey.Field.courierQueueID)
+            )
+        }
+    }
+
+    /// Checks a `start_resending_encrypted_message` request and encodes it; a synchronous step,
+    /// so that no field tree outlives it in the caller's async frame.
+    private static func encodeResending(_ request: consuming ResendingRequest) throws -> (EncodedRequest, SubmissionLane, [UInt8]) {
         guard (request.readCapability == nil) != (request.writeCapability == nil) else {
             throw ThinClientError(.invalidArgument, "exactly one of the read and write capabilities must be given")
         }
@@ -195,21 +265,8 @@ extension ThinClient {
             (ThinKey.Field.noIdempotentBoxAlreadyExists, .bool(request.noIdempotentBoxAlreadyExists)),
         ]
         let lane: SubmissionLane = request.writeCapability != nil ? .write : (request.noRetryOnBoxIDNotFound ? .poll : .wait)
-        let reply = try await performResending(
-            ThinKey.Request.startResendingEncryptedMessage, fields, cancel: .envelope(hash: request.message.envelopeHash),
-            lane: lane, deadline: resolve(request.deadline)
-        )
-        let code = try decode(reply) { fields throws(ThinWireError) in try fields.errorCode() }
-        if let error = ThinClientError.resendingEncryptedMessage(code: code, context: "start_resending_encrypted_message") {
-            throw error
-        }
-        return try decode(reply) { fields throws(ThinWireError) in
-            ResendingResult(
-                plaintext: try fields.optionalBytes(ThinKey.Field.plaintext),
-                courierIdentityHash: try fields.optionalBytes(ThinKey.Field.courierIdentityHash, length: ThinSizes.hash),
-                courierQueueID: try fields.optionalBytes(ThinKey.Field.courierQueueID)
-            )
-        }
+        let encoded = try EncodedRequest(ThinKey.Request.startResendingEncryptedMessage, fields)
+        return (encoded, lane, request.message.envelopeHash)
     }
 
     /// Stops the daemon resending the query with `envelopeHash` (`cancel_resending_encrypted_message`).
@@ -247,7 +304,7 @@ extension ThinClient {
             fields.append((ThinKey.Field.courierQueueID, .bytes(courierQueueID)))
         }
         let reply = try await performResending(
-            ThinKey.Request.startResendingCopyCommand, fields,
+            try EncodedRequest(ThinKey.Request.startResendingCopyCommand, fields),
             cancel: .copyCommand(writeCapHash: Self.writeCapabilityHash(writeCapability)), lane: .write, deadline: nil
         )
         let code = try decode(reply) { fields throws(ThinWireError) in try fields.errorCode() }
@@ -417,6 +474,11 @@ extension ThinClient {
 
     /// Runs a field decoder, turning wire errors into ``ThinClientError/Code-swift.struct/protocolViolation``.
     func decode<T>(_ reply: ThinFields, _ body: (ThinFields) throws(ThinWireError) -> T) throws(ThinClientError) -> T {
+        try Self.decodeFields(reply, body)
+    }
+
+    /// Runs a field decoder, turning wire errors into ``ThinClientError/Code-swift.struct/protocolViolation``.
+    static func decodeFields<T>(_ reply: ThinFields, _ body: (ThinFields) throws(ThinWireError) -> T) throws(ThinClientError) -> T {
         do {
             return try body(reply)
         } catch {

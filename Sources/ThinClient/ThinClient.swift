@@ -89,10 +89,26 @@ public actor ThinClient {
         case copyCommand(writeCapHash: [UInt8])
     }
 
+    /// Who receives a request's outcome: a suspended task, or a callback (a request with no
+    /// task waiting for it, see ``startResendingEncryptedMessage(_:completion:)``).
+    enum Receiver {
+        case continuation(CheckedContinuation<ThinMessage, any Error>)
+        case callback(@Sendable (Result<ThinMessage, ThinClientError>) -> Void)
+
+        func resume(with result: Result<ThinMessage, ThinClientError>) {
+            switch self {
+            case .continuation(let continuation): continuation.resume(with: result.mapError { $0 as any Error })
+            case .callback(let callback): callback(result)
+            }
+        }
+
+        func resume(throwing error: ThinClientError) { resume(with: .failure(error)) }
+    }
+
     struct PendingRequest {
         let replyKey: String
         let kind: RequestKind
-        let continuation: CheckedContinuation<ThinMessage, any Error>
+        let continuation: Receiver
         var timer: RequestTimer?
         /// The deadline of a `start_resending_*` request, if it has one.
         var deadline: Duration? = nil
@@ -628,7 +644,7 @@ public actor ThinClient {
             pacer.finished(answeredSequence: answered ? sequence : nil)
             admitWaiters()
         }
-        entry.continuation.resume(with: result.mapError { $0 as any Error })
+        entry.continuation.resume(with: result)
     }
 
     // MARK: - Sending
@@ -640,6 +656,11 @@ public actor ThinClient {
 
     /// Encodes a message as a frame, refusing frames above the 40 MiB cap.
     func encodeFrame(_ message: ThinMessage) throws(ThinClientError) -> [UInt8] {
+        try Self.encodeFrame(message)
+    }
+
+    /// Encodes a message as a frame, refusing frames above the 40 MiB cap.
+    static func encodeFrame(_ message: ThinMessage) throws(ThinClientError) -> [UInt8] {
         let value = message.value
         let length = value.encodedLength
         guard length <= ThinFrame.maximumLength else {
@@ -676,7 +697,7 @@ public actor ThinClient {
         let frame = try encodeFrame(ThinMessage(key, [(ThinKey.Field.queryID, .bytes(queryID))] + fields))
         let reply = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ThinMessage, any Error>) in
-                var entry = PendingRequest(replyKey: ThinKey.Reply.of(key), kind: .local, continuation: continuation)
+                var entry = PendingRequest(replyKey: ThinKey.Reply.of(key), kind: .local, continuation: .continuation(continuation))
                 if let timeout = configuration.localRequestTimeout {
                     entry.timer = RequestTimer(after: timeout, on: link.channel.eventLoop) { [weak self] in
                         Task { await self?.expire(queryID: queryID, after: timeout) }
@@ -697,29 +718,30 @@ public actor ThinClient {
         finish(entry, .failure(ThinClientError(.timeout, "no reply to \(entry.replyKey.dropLast(6)) within \(timeout)")))
     }
 
-    /// Sends a mixnet-path `start_resending_*` request and waits for its terminal reply.
+    /// Sends a mixnet-path `start_resending_*` request, already encoded, and waits for its
+    /// terminal reply.
     ///
     /// The request waits for admission by the pacer in `lane`; it is replayed byte for byte
     /// after a reconnect, and cancelled on the wire if the calling task is cancelled or
     /// `deadline` passes (counted from submission), which fails it with
-    /// ``ThinClientError/Code-swift.struct/timeout``.
+    /// ``ThinClientError/Code-swift.struct/timeout``. Only the encoded frame is kept while it
+    /// waits: the caller encodes in a synchronous step, so no field tree outlives it.
     func performResending(
-        _ key: String, _ fields: [(String, CBORValue)], cancel: CancelTarget, lane: SubmissionLane, deadline: Duration?
+        _ request: EncodedRequest, cancel: CancelTarget, lane: SubmissionLane, deadline: Duration?
     ) async throws -> ThinFields {
+        let key = request.key
         guard !Task.isCancelled else { throw ThinClientError(.cancelled, "\(key) was cancelled") }
         _ = try readyLink()
         try await admit(lane: lane)
-        let queryID = randomBytes(ThinSizes.queryID)
-        let frame: [UInt8]
         let link: Link
         do {
             link = try readyLink()
-            frame = try encodeFrame(ThinMessage(key, [(ThinKey.Field.queryID, .bytes(queryID))] + fields))
         } catch {
             pacer.abandonedBeforeSubmission()
             admitWaiters()
             throw error
         }
+        let queryID = request.queryID
         resendingSequence += 1
         let sequence = resendingSequence
         pacer.submitted(sequence: sequence)
@@ -727,8 +749,8 @@ public actor ThinClient {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ThinMessage, any Error>) in
                 var entry = PendingRequest(
                     replyKey: ThinKey.Reply.of(key),
-                    kind: .resending(frame: frame, sequence: sequence, cancel: cancel, lane: lane, submittedAt: .now),
-                    continuation: continuation
+                    kind: .resending(frame: request.frame, sequence: sequence, cancel: cancel, lane: lane, submittedAt: .now),
+                    continuation: .continuation(continuation)
                 )
                 entry.deadline = deadline
                 if let deadline {
@@ -737,12 +759,68 @@ public actor ThinClient {
                     }
                 }
                 pending[queryID] = entry
-                write(frame, on: link)
+                write(request.frame, on: link)
             }
         } onCancel: {
             Task { await self.cancelRequest(queryID: queryID) }
         }
         return reply.fields
+    }
+
+    /// Submits a mixnet-path `start_resending_*` request, already encoded, whose terminal reply
+    /// goes to `completion`: the callback form of ``performResending(_:cancel:lane:deadline:)``.
+    ///
+    /// The calling task waits for admission by the pacer and returns once the request is sent;
+    /// no task waits for the reply. Cancelling the calling task before then, or
+    /// ``cancelRequest(queryID:)`` afterwards, completes it with
+    /// ``ThinClientError/Code-swift.struct/cancelled``. `completion` is called exactly once.
+    func submitResending(
+        _ request: EncodedRequest, cancel: CancelTarget, lane: SubmissionLane, deadline: Duration?,
+        completion: @escaping @Sendable (Result<ThinMessage, ThinClientError>) -> Void
+    ) async {
+        let key = request.key
+        do {
+            guard !Task.isCancelled else { throw ThinClientError(.cancelled, "\(key) was cancelled") }
+            _ = try readyLink()
+            try await admit(lane: lane)
+        } catch {
+            completion(.failure(Self.classify(error)))
+            return
+        }
+        let link: Link
+        do {
+            guard !Task.isCancelled else { throw ThinClientError(.cancelled, "\(key) was cancelled") }
+            link = try readyLink()
+        } catch {
+            pacer.abandonedBeforeSubmission()
+            admitWaiters()
+            completion(.failure(Self.classify(error)))
+            return
+        }
+        let queryID = request.queryID
+        resendingSequence += 1
+        let sequence = resendingSequence
+        pacer.submitted(sequence: sequence)
+        var entry = PendingRequest(
+            replyKey: ThinKey.Reply.of(key),
+            kind: .resending(frame: request.frame, sequence: sequence, cancel: cancel, lane: lane, submittedAt: .now),
+            continuation: .callback(completion)
+        )
+        entry.deadline = deadline
+        if let deadline {
+            entry.timer = RequestTimer(after: deadline, on: link.channel.eventLoop) { [weak self] in
+                Task { await self?.deadlinePassed(queryID: queryID, after: deadline) }
+            }
+        }
+        pending[queryID] = entry
+        write(request.frame, on: link)
+    }
+
+    /// Any error of a request as a ``ThinClientError`` (cancellation as `cancelled`).
+    static func classify(_ error: any Error) -> ThinClientError {
+        if let error = error as? ThinClientError { return error }
+        if error is CancellationError { return ThinClientError(.cancelled, "the request was cancelled") }
+        return ThinClientError(.internalError, String(describing: error))
     }
 
     /// The deadline of a request with `setting`, under the current round-trip estimate.
@@ -769,7 +847,7 @@ public actor ThinClient {
     }
 
     /// Abandons a request whose task was cancelled; a `start_resending_*` is also cancelled at the daemon.
-    private func cancelRequest(queryID: [UInt8]) {
+    func cancelRequest(queryID: [UInt8]) {
         guard let entry = pending.removeValue(forKey: queryID) else { return }
         if case .resending(_, _, let target, _, _) = entry.kind {
             sendCancel(for: target)
@@ -877,4 +955,25 @@ public actor ThinClient {
 /// Random bytes from libsodium's CSPRNG (query IDs, SURB IDs, the instance token).
 func randomBytes(_ count: Int) -> [UInt8] {
     SecureRandom.bytes(count)
+}
+
+/// A mixnet-path request encoded with a fresh query ID: the frame to send, and to replay byte
+/// for byte after a reconnect.
+struct EncodedRequest: Sendable {
+    /// The request's message key, such as `start_resending_encrypted_message`.
+    let key: String
+    /// The request's random 16-byte query ID.
+    let queryID: [UInt8]
+    /// The complete frame.
+    let frame: [UInt8]
+
+    /// Encodes a request of `key` with `fields` and a fresh query ID.
+    ///
+    /// - Throws: ``ThinClientError/Code-swift.struct/frameTooLarge`` above the 40 MiB cap.
+    init(_ key: String, _ fields: [(String, CBORValue)]) throws(ThinClientError) {
+        let queryID = randomBytes(ThinSizes.queryID)
+        frame = try ThinClient.encodeFrame(ThinMessage(key, [(ThinKey.Field.queryID, .bytes(queryID))] + fields))
+        self.key = key
+        self.queryID = queryID
+    }
 }

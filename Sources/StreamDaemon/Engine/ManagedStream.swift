@@ -27,11 +27,13 @@ final class ManagedStream {
     var durableReplies: [(sequence: UInt64, reply: @Sendable (Result<Void, IPCError>) -> Void)] = []
     /// The box channels, opened on first use.
     var channels: [StreamChannel: Task<PigeonholeBoxChannel, any Error>] = [:]
+    /// The channels whose opening succeeded: operations on them start without a task.
+    var opened: [StreamChannel: PigeonholeBoxChannel] = [:]
     /// The channels' index caches: restored from the store, refreshed after each compaction,
     /// and stored with the next one.
     var indexSnapshots = IndexSnapshots()
     /// Operations running now, with the lane they count against.
-    var running: [OperationID: (task: Task<Void, Never>, lane: OperationScheduler<StoredStreamID>.Lane)] = [:]
+    var running: [OperationID: (operation: BoxOperation, lane: OperationScheduler<StoredStreamID>.Lane)] = [:]
     /// Journal rows stored since the last checkpoint; compaction resets it.
     var rowsSinceCheckpoint: Int
     /// Journal bytes stored since the last checkpoint.

@@ -151,7 +151,7 @@ actor StreamHost {
             switch action {
             case .cancel(let operation):
                 if !scheduler.cancel(key, operation), let running = stream.running.removeValue(forKey: operation) {
-                    running.task.cancel()
+                    running.operation.cancel()
                     scheduler.finished(running.lane)
                 }
             default:
@@ -193,39 +193,70 @@ actor StreamHost {
             case .read(_, _, _, .poll): started.polls += 1
             case .cancel: break
             }
-            let task = Task { [weak self] in
-                guard let self else { return }
-                await self.run(job, key: key)
+            let operation: BoxOperation
+            if let channel = stream.opened[Self.channel(of: job.action)] {
+                operation = start(job, key: key, on: channel)
+            } else {
+                // The channel's first operation opens it, in a task.
+                let task = Task { [weak self] in
+                    guard let self else { return }
+                    await self.run(job, key: key)
+                }
+                operation = BoxOperation { task.cancel() }
             }
-            stream.running[job.operation] = (task, job.lane)
+            stream.running[job.operation] = (operation, job.lane)
         }
     }
 
-    /// Performs one transport operation outside the actor and reports its outcome.
-    private nonisolated func run(_ job: OperationScheduler<Key>.Job, key: Key) async {
+    /// The channel an operation is on.
+    private static func channel(of action: StreamAction) -> StreamChannel {
+        switch action {
+        case .read(_, let which, _, _): which
+        case .write, .cancel: .outbound
+        }
+    }
+
+    /// Starts one transport operation on an open channel through its completion callback: no
+    /// task waits while it runs (a waiting read may wait for minutes). The outcome comes
+    /// back to the actor as ``run(_:key:)``'s does.
+    private func start(_ job: OperationScheduler<Key>.Job, key: Key, on channel: PigeonholeBoxChannel) -> BoxOperation {
+        let lane = job.lane
         switch job.action {
         case .write(let operation, let index, let bytes):
-            let result: Result<Void, BoxTransportError>
-            do {
-                let channel = try await channel(key, .outbound)
-                try await channel.write(index: index, bytes: bytes)
-                result = .success(())
-            } catch {
-                result = .failure(BoxTransportError(classifying: error))
+            return channel.startWrite(index: index, bytes: bytes) { [weak self] result in
+                Task { await self?.writeFinished(key, operation, lane, result) }
             }
-            await writeFinished(key, operation, job.lane, result)
-        case .read(let operation, let which, let index, let mode):
-            let result: Result<[UInt8]?, BoxTransportError>
-            do {
-                let channel = try await channel(key, which)
-                result = .success(try await channel.read(index: index, mode: mode))
-            } catch {
-                result = .failure(BoxTransportError(classifying: error))
+        case .read(let operation, _, let index, let mode):
+            return channel.startRead(index: index, mode: mode) { [weak self] result in
+                Task { await self?.readFinished(key, operation, lane, result) }
             }
-            await readFinished(key, operation, job.lane, result)
         case .cancel:
-            break
+            return .completed
         }
+    }
+
+    /// Opens the channel of a stream's first operation on it, outside the actor, then starts
+    /// the operation through its callback (``start(_:key:on:)``); a failure to open is the
+    /// operation's outcome.
+    private nonisolated func run(_ job: OperationScheduler<Key>.Job, key: Key) async {
+        do {
+            let channel = try await channel(key, Self.channel(of: job.action))
+            await startOnOpened(job, key: key, channel: channel)
+        } catch {
+            let failure = BoxTransportError(classifying: error)
+            switch job.action {
+            case .write(let operation, _, _): await writeFinished(key, operation, job.lane, .failure(failure))
+            case .read(let operation, _, _, _): await readFinished(key, operation, job.lane, .failure(failure))
+            case .cancel: break
+            }
+        }
+    }
+
+    /// Starts an operation whose channel has just opened, unless it was cancelled meanwhile;
+    /// its running entry then cancels the started operation.
+    private func startOnOpened(_ job: OperationScheduler<Key>.Job, key: Key, channel: PigeonholeBoxChannel) {
+        guard !stopping, fatalError == nil, let stream = streams[key], stream.running[job.operation] != nil else { return }
+        stream.running[job.operation] = (start(job, key: key, on: channel), job.lane)
     }
 
     private func writeFinished(_ key: Key, _ operation: OperationID, _ lane: OperationScheduler<Key>.Lane, _ result: Result<Void, BoxTransportError>) {
@@ -265,7 +296,9 @@ actor StreamHost {
         }
         stream.channels[which] = opening
         do {
-            return try await opening.value
+            let channel = try await opening.value
+            if streams[key]?.channels[which] == opening { streams[key]?.opened[which] = channel }
+            return channel
         } catch {
             // Forget the failed attempt so the next operation tries again.
             if streams[key]?.channels[which] == opening { streams[key]?.channels[which] = nil }
@@ -297,7 +330,7 @@ actor StreamHost {
         stream.machine.halt()
         scheduler.removeAll(for: key)
         for running in stream.running.values {
-            running.task.cancel()
+            running.operation.cancel()
             scheduler.finished(running.lane)
         }
         stream.running.removeAll()
@@ -465,7 +498,7 @@ actor StreamHost {
         logger.critical("committing stream state failed; stopping", metadata: ["error": "\(error)"])
         for stream in streams.values {
             stream.machine.halt()
-            for running in stream.running.values { running.task.cancel() }
+            for running in stream.running.values { running.operation.cancel() }
             stream.running.removeAll()
             wake(stream)
         }
@@ -540,7 +573,7 @@ actor StreamHost {
             try? await Task.sleep(for: .milliseconds(5))
         }
         for stream in streams.values {
-            for running in stream.running.values { running.task.cancel() }
+            for running in stream.running.values { running.operation.cancel() }
             stream.machine.halt()
             wake(stream)
         }
