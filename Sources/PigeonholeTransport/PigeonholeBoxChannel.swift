@@ -264,13 +264,7 @@ public actor PigeonholeBoxChannel: BoxChannel {
 
     /// One read with a fresh `encrypt_read` (a new envelope, so no courier cache is reused).
     private func readOnce(_ number: UInt64, _ boxIndex: MessageBoxIndex, mode: ReadAttempt) async throws -> [UInt8]? {
-        let message: EncryptedMessage
-        do {
-            message = try await client.encryptRead(readCapability: readCapability, index: boxIndex)
-        } catch {
-            throw boxTransportError(error, operation: "encrypt_read of box \(number)")
-        }
-        remember(number &+ 1, message.nextMessageBoxIndex)
+        let message = try await encryptRead(number, boxIndex)
         // The message goes into the request and the request into the thin client, which keeps
         // only the encoded frame while the read waits: neither stays alive in this frame.
         var request = ResendingRequest.read(consume message, readCapability: readCapability, index: boxIndex, noRetryOnBoxIDNotFound: false)
@@ -296,7 +290,13 @@ public actor PigeonholeBoxChannel: BoxChannel {
         } catch {
             throw boxTransportError(error, operation: "read of box \(number)")
         }
-        guard let plaintext = result.plaintext, !plaintext.isEmpty else {
+        return try box(number, from: result)
+    }
+
+    /// The box `number` a read's reply holds, checked: a reply without plaintext is a
+    /// tombstone, and a box is exactly the payload size.
+    nonisolated func box(_ number: UInt64, from reply: ResendingResult) throws(BoxTransportError) -> [UInt8] {
+        guard let plaintext = reply.plaintext, !plaintext.isEmpty else {
             throw BoxTransportError(.deleted, "box \(number) holds a tombstone (deleted)")
         }
         guard plaintext.count == payloadSize else {

@@ -107,15 +107,11 @@ final class ReissuedRead: Sendable {
     private func replied(_ result: Result<ResendingResult, ThinClientError>, _ boxIndex: MessageBoxIndex) {
         switch result {
         case .success(let reply):
-            guard let plaintext = reply.plaintext, !plaintext.isEmpty else {
-                finish(.failure(BoxTransportError(.deleted, "box \(number) holds a tombstone (deleted)")))
-                return
+            do throws(BoxTransportError) {
+                finish(.success(try channel.box(number, from: reply)))
+            } catch {
+                finish(.failure(error))
             }
-            guard plaintext.count == channel.payloadSize else {
-                finish(.failure(BoxTransportError(.invalidPayloadSize, "box \(number) holds \(plaintext.count) bytes, expected \(channel.payloadSize)")))
-                return
-            }
-            finish(.success(plaintext))
         case .failure(let error) where error.code == .timeout:
             // kpclientd kept it for `every` without an answer: again, with a fresh envelope.
             let cancelled = state.withLock {

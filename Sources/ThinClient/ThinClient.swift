@@ -742,24 +742,9 @@ public actor ThinClient {
             throw error
         }
         let queryID = request.queryID
-        resendingSequence += 1
-        let sequence = resendingSequence
-        pacer.submitted(sequence: sequence)
         let reply = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ThinMessage, any Error>) in
-                var entry = PendingRequest(
-                    replyKey: ThinKey.Reply.of(key),
-                    kind: .resending(frame: request.frame, sequence: sequence, cancel: cancel, lane: lane, submittedAt: .now),
-                    continuation: .continuation(continuation)
-                )
-                entry.deadline = deadline
-                if let deadline {
-                    entry.timer = RequestTimer(after: deadline, on: link.channel.eventLoop) { [weak self] in
-                        Task { await self?.deadlinePassed(queryID: queryID, after: deadline) }
-                    }
-                }
-                pending[queryID] = entry
-                write(request.frame, on: link)
+                send(request, cancel: cancel, lane: lane, deadline: deadline, to: .continuation(continuation), on: link)
             }
         } onCancel: {
             Task { await self.cancelRequest(queryID: queryID) }
@@ -797,14 +782,24 @@ public actor ThinClient {
             completion(.failure(Self.classify(error)))
             return
         }
+        send(request, cancel: cancel, lane: lane, deadline: deadline, to: .callback(completion), on: link)
+    }
+
+    /// Submits an admitted `start_resending_*` request: counts it with the pacer, keeps it
+    /// pending (with its deadline's timer) until `receiver` gets its terminal reply, and writes
+    /// its frame.
+    private func send(
+        _ request: EncodedRequest, cancel: CancelTarget, lane: SubmissionLane, deadline: Duration?,
+        to receiver: Receiver, on link: Link
+    ) {
         let queryID = request.queryID
         resendingSequence += 1
         let sequence = resendingSequence
         pacer.submitted(sequence: sequence)
         var entry = PendingRequest(
-            replyKey: ThinKey.Reply.of(key),
+            replyKey: ThinKey.Reply.of(request.key),
             kind: .resending(frame: request.frame, sequence: sequence, cancel: cancel, lane: lane, submittedAt: .now),
-            continuation: .callback(completion)
+            continuation: receiver
         )
         entry.deadline = deadline
         if let deadline {
