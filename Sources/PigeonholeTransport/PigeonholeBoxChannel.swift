@@ -215,9 +215,10 @@ public actor PigeonholeBoxChannel: BoxChannel {
     private func pause(_ interval: Duration, _ number: UInt64) async throws -> Bool {
         let ticket = nextTicket
         nextTicket &+= 1
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: interval)
-            await self?.endPause(ticket, early: false)
+        // An event-loop timer: most pauses are cut short, and a cancelled sleeping task would
+        // keep its memory until the pause's end.
+        let timer = client.timer(after: interval) { [weak self] in
+            Task { await self?.endPause(ticket, early: false) }
         }
         defer { timer.cancel() }
         let early = await withTaskCancellationHandler {

@@ -1,13 +1,14 @@
 import NIOCore
 
-/// A one-shot timeout of a pending request, on an event loop, freed as soon as it is cancelled.
+/// A one-shot timer on an event loop, freed as soon as it is cancelled: the timeout of a
+/// pending request, or a pause of the client's users (``ThinClient/timer(after:_:)``).
 ///
 /// A timer made of a `Task` that sleeps keeps its memory after `cancel()` until the sleep's
 /// original deadline: the Swift runtime's delayed job and its dispatch timer stay queued (about
 /// 2 KiB a timer, measured). Every request arms one and almost all are cancelled by their
 /// reply, so with timeouts of minutes a busy client held thousands of dead timers. An event
 /// loop's scheduled task is removed from the loop's queue when cancelled.
-struct RequestTimer: Sendable {
+public struct RequestTimer: Sendable {
     private let scheduled: Scheduled<Void>
 
     /// Calls `expire` on `loop` once `delay` has passed, unless ``cancel()`` came first.
@@ -16,7 +17,7 @@ struct RequestTimer: Sendable {
     }
 
     /// Stops the timer; its `expire` is not called (if it has not run already).
-    func cancel() {
+    public func cancel() {
         scheduled.cancel()
     }
 

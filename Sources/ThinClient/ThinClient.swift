@@ -811,6 +811,15 @@ public actor ThinClient {
         write(request.frame, on: link)
     }
 
+    /// Calls `expire` once `delay` has passed, on one of the client's event loops, unless the
+    /// returned timer is cancelled first.
+    ///
+    /// For pauses that are often cut short: a cancelled timer's memory goes at once, where a
+    /// sleeping `Task` keeps about 2 KiB until its original deadline.
+    public nonisolated func timer(after delay: Duration, _ expire: @escaping @Sendable () -> Void) -> RequestTimer {
+        RequestTimer(after: delay, on: group.next(), expire)
+    }
+
     /// Any error of a request as a ``ThinClientError`` (cancellation as `cancelled`).
     static func classify(_ error: any Error) -> ThinClientError {
         if let error = error as? ThinClientError { return error }

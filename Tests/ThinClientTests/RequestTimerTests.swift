@@ -34,6 +34,19 @@ struct RequestTimerTests {
         #expect(count.load(ordering: .relaxed) == 0)
     }
 
+    @Test func theClientsTimerFiresOnceAndNotOnceCancelled() async throws {
+        let client = ThinClient(configuration: ThinClientConfiguration(dial: .unix(path: "/nonexistent")), group: MultiThreadedEventLoopGroup.singleton)
+        let fired = Atomic<Int>(0)
+        let cancelled = Atomic<Int>(0)
+        let kept = client.timer(after: .milliseconds(20)) { fired.add(1, ordering: .relaxed) }
+        let stopped = client.timer(after: .milliseconds(20)) { cancelled.add(1, ordering: .relaxed) }
+        stopped.cancel()
+        try await Task.sleep(for: .milliseconds(200))
+        _ = kept
+        #expect(fired.load(ordering: .relaxed) == 1)
+        #expect(cancelled.load(ordering: .relaxed) == 0)
+    }
+
     @Test func durationsBecomeTimeAmounts() {
         #expect(RequestTimer.timeAmount(.milliseconds(1500)) == .milliseconds(1500))
         #expect(RequestTimer.timeAmount(.seconds(-1)) == .zero)
