@@ -32,9 +32,17 @@ struct ReissuedReadTests {
         let completions = Completions()
         _ = channel.startRead(index: 1, mode: .wait) { completions.record($0) }
         while await harness.sim.statistics().blockedReads < 1 { try await Task.sleep(for: .milliseconds(5)) }
-        // Past `every` the request is cancelled at the daemon and issued again, encrypted afresh.
-        try await Task.sleep(for: .milliseconds(700))
-        let stats = await harness.sim.statistics()
+        // Past `every` the request is cancelled at the daemon and issued again, encrypted
+        // afresh, and the new one waits in turn. Polled, not slept for: under load the reissue
+        // may be between its cancel and its new request at any fixed moment.
+        var stats = await harness.sim.statistics()
+        let patience = ContinuousClock.now + .seconds(30)
+        while !(stats.requestsByKind["encrypt_read", default: 0] >= 2
+            && stats.requestsByKind["cancel_resending_encrypted_message", default: 0] >= 1 && stats.blockedReads == 1),
+            ContinuousClock.now < patience {
+            try await Task.sleep(for: .milliseconds(5))
+            stats = await harness.sim.statistics()
+        }
         #expect(stats.requestsByKind["encrypt_read", default: 0] >= 2)
         #expect(stats.requestsByKind["cancel_resending_encrypted_message", default: 0] >= 1)
         #expect(stats.blockedReads == 1)
