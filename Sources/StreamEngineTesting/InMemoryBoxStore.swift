@@ -33,6 +33,13 @@ public final class InMemoryBoxStore: BoxStore {
         public var maxBoxes = 1 << 20
         /// Seed of the loss and latency generator.
         public var seed: UInt64 = 1
+        /// If set, a channel forgets its boxes more than this many below its highest written
+        /// box, and reading or writing one of them fails (``BoxTransportError/Code-swift.struct/failed``).
+        ///
+        /// For measuring what a stream costs over a long transfer: a store that keeps every box
+        /// grows the heap page by page, and the page faults are billed to the stream. Pigeonhole
+        /// keeps boxes far away, so a real stream never pays them. `nil` (the default) keeps all.
+        public var forgetsBoxesBehind: Int?
 
         /// Creates a configuration with the defaults: lossless, instant, 1024-byte boxes.
         public init() {}
@@ -48,7 +55,7 @@ public final class InMemoryBoxStore: BoxStore {
         public var conflictingWrites = 0
         /// Reads performed.
         public var reads = 0
-        /// Boxes stored.
+        /// Boxes stored (less those forgotten, see ``Configuration/forgetsBoxesBehind``).
         public var boxes = 0
     }
 
@@ -208,6 +215,25 @@ public final class InMemoryBoxStore: BoxStore {
         static let maxGap = 1024
         var dense: [[UInt8]?] = []
         var sparse: [UInt64: [UInt8]] = [:]
+        /// Boxes below this index are forgotten (``Configuration/forgetsBoxesBehind``).
+        var forgottenBelow: UInt64 = 0
+
+        /// Forgets the boxes more than `distance` below `index`; returns how many it held.
+        mutating func forget(behind index: UInt64, distance: Int) -> Int {
+            guard index > UInt64(distance) else { return 0 }
+            let end = index - UInt64(distance)
+            var forgotten = 0
+            while forgottenBelow < end {
+                if forgottenBelow < UInt64(dense.count) {
+                    if dense[Int(forgottenBelow)] != nil { forgotten += 1 }
+                    dense[Int(forgottenBelow)] = nil
+                } else if sparse.removeValue(forKey: forgottenBelow) != nil {
+                    forgotten += 1
+                }
+                forgottenBelow += 1
+            }
+            return forgotten
+        }
 
         subscript(index: UInt64) -> [UInt8]? {
             if index < UInt64(dense.count) { return dense[Int(index)] }
@@ -277,9 +303,16 @@ public final class InMemoryBoxStore: BoxStore {
         /// The box at `key`, if written.
         func box(_ key: BoxKey) -> [UInt8]? { boxes[key.namespace][key.index] }
 
+        /// Fails an operation on a box the channel has forgotten.
+        func checkRemembered(_ key: BoxKey) throws(BoxTransportError) {
+            guard key.index < boxes[key.namespace].forgottenBelow else { return }
+            throw BoxTransportError(.failed, "box \(key.index) was forgotten (the store keeps \(configuration.forgetsBoxesBehind ?? 0) boxes behind the newest)")
+        }
+
         /// Stores a box; returns the reads waiting on it, to be answered outside the lock.
         mutating func write(_ key: BoxKey, _ bytes: [UInt8]) throws(BoxTransportError) -> [ParkedRead] {
             statistics.writes += 1
+            try checkRemembered(key)
             if let existing = box(key) {
                 guard existing == bytes else {
                     statistics.conflictingWrites += 1
@@ -294,6 +327,9 @@ public final class InMemoryBoxStore: BoxStore {
             guard boxCount < configuration.maxBoxes else { throw BoxTransportError(.unavailable, "the store is full") }
             boxes[key.namespace].insert(bytes, at: key.index)
             boxCount += 1
+            if let distance = configuration.forgetsBoxesBehind {
+                boxCount -= boxes[key.namespace].forget(behind: key.index, distance: distance)
+            }
             statistics.boxes = boxCount
             guard !waiters.isEmpty else { return [] }
             return waiters.removeValue(forKey: key) ?? []
@@ -303,6 +339,7 @@ public final class InMemoryBoxStore: BoxStore {
         mutating func startRead(_ key: BoxKey, mode: BoxReadMode, _ completion: @escaping ReadCompletion) -> ReadStart {
             statistics.reads += 1
             if random.unit() < configuration.readLoss { return .answered(.failure(BoxTransportError(.timeout, "the read was lost"))) }
+            do throws(BoxTransportError) { try checkRemembered(key) } catch { return .answered(.failure(error)) }
             if let bytes = box(key) { return .answered(.success(bytes)) }
             guard mode == .wait else { return .answered(.success(nil)) }
             nextWaiter += 1

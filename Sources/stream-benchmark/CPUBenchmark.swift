@@ -236,6 +236,9 @@ enum CPUBenchmark {
     static func streamPair(boxSize: Int, bytes: Int) async -> Result {
         var storeConfiguration = InMemoryBoxStore.Configuration()
         storeConfiguration.payloadSize = boxSize
+        // As the machine pair's harness: boxes far behind are dropped, so that the heap does
+        // not grow page by page (77 MB per pass) at the pair's expense.
+        storeConfiguration.forgetsBoxesBehind = Int(MachineLoop.keptBoxes)
         let store = InMemoryBoxStore(configuration: storeConfiguration)
         var configuration = StreamConfiguration()
         configuration.sendWindow = 16
