@@ -209,11 +209,11 @@ public final class KpclientdSimulator: Sendable {
         await core.departCourier() != nil
     }
 
-    /// A snapshot of the simulator's counters (connections, queues, and the network model's
-    /// ticks, retransmissions, hung operations and overflows).
     /// ARQ operations that hold a task now (parked reads hold none), for tests.
     func arqTasks() async -> Int { await core.arqTaskCount() }
 
+    /// A snapshot of the simulator's counters (connections, queues, and the network model's
+    /// ticks, retransmissions, hung operations and overflows).
     public func statistics() async -> KpclientdSimStatistics {
         var statistics = await core.statistics()
         statistics.bufferedInboundBytes = budget.bytesInUse

@@ -782,6 +782,7 @@ actor SimCore {
                 for boxID in changes {
                     StateLog.appendRecord(boxID: boxID, box: store.box(boxID), to: &records)
                 }
+                // What a compacted file would hold: its header (under 256 bytes) and a record per box.
                 let live = 256 + store.count * StateLog.overhead + store.plaintextBytes
                 if stateLogLength + records.count <= StateLog.compactionThreshold(liveLength: live, limit: limit) {
                     try StateLog.append(records, at: stateLogLength, path: path)
