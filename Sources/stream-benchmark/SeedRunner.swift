@@ -1,15 +1,15 @@
 import StreamEngine
 import StreamEngineTesting
 
-/// `stream-benchmark seeds N [--only SEED]`: runs the random simulation seeds 1...N in this
-/// (release) build, as `SimulationTests` does in debug, and prints the failures with their full
+/// `stream-benchmark seeds N [--only SEED | --from SEED]`: runs the random simulation seeds
+/// 1...N (or SEED...N) in this (release) build, as `SimulationTests` does in debug, and prints the failures with their full
 /// diagnostics and the worst retransmission ratio, to hunt for failing seeds quickly.
 enum SeedRunner {
-    static func run(upTo count: UInt64, only: UInt64?) {
+    static func run(seeds: ClosedRange<UInt64>, printingDiagnostics: Bool) {
         var failed = 0, writes = 0, distinct = 0, hung = 0
         var worst = 0.0, worstSeed: UInt64 = 0
         var seconds = 0.0, slowest = 0.0, slowestSeed: UInt64 = 0
-        for seed in only.map({ $0...$0 }) ?? 1...max(1, count) {
+        for seed in seeds {
             let parameters = StreamSimulation.Parameters.random(seed: seed)
             let report = StreamSimulation.run(parameters)
             writes += report.boxWrites
@@ -21,7 +21,7 @@ enum SeedRunner {
             let dataBoxes = report.dataBoxesBySide.reduce(0, +) + 2
             let ratio = Double(max(0, report.boxWrites - 300)) / Double(dataBoxes) * (1 - parameters.loss) * (1 - parameters.loss)
             if ratio > worst { (worst, worstSeed) = (ratio, seed) }
-            if only != nil {
+            if printingDiagnostics {
                 print("seed \(seed): loss \(parameters.loss), hang \(parameters.hang), latency \(parameters.meanLatency), window \(parameters.configuration.sendWindow), "
                       + "read-ahead \(parameters.configuration.readAhead), bytes \(parameters.listenerBytes)/\(parameters.dialerBytes); \(report)")
                 print("  listener's writes: \(report.sendStatisticsBySide[0])\n  dialer's writes: \(report.sendStatisticsBySide[1])")
@@ -29,9 +29,9 @@ enum SeedRunner {
             guard !report.passed else { continue }
             failed += 1
             let description = String(describing: report)
-            print("FAIL seed \(seed) (loss \(parameters.loss), hang \(parameters.hang), window \(parameters.configuration.sendWindow), read-ahead \(parameters.configuration.readAhead)): \(only == nil ? String(description.prefix(600)) : description)")
+            print("FAIL seed \(seed) (loss \(parameters.loss), hang \(parameters.hang), window \(parameters.configuration.sendWindow), read-ahead \(parameters.configuration.readAhead)): \(printingDiagnostics ? description : String(description.prefix(600)))")
         }
-        print("seeds \(only.map { "\($0)" } ?? "1...\(count)"): \(failed) failed; box writes per distinct box \(Double(writes) / Double(max(1, distinct))); "
-              + "hung operations \(hung); simulated time mean \(Int(seconds / Double(only == nil ? max(1, count) : 1))) s, longest \(Int(slowest)) s (seed \(slowestSeed)); worst (box writes − 300) per data box × (1 − loss)² \(worst) (seed \(worstSeed))")
+        print("seeds \(seeds.count == 1 ? "\(seeds.lowerBound)" : "\(seeds.lowerBound)...\(seeds.upperBound)"): \(failed) failed; box writes per distinct box \(Double(writes) / Double(max(1, distinct))); "
+              + "hung operations \(hung); simulated time mean \(Int(seconds / Double(seeds.count))) s, longest \(Int(slowest)) s (seed \(slowestSeed)); worst (box writes − 300) per data box × (1 − loss)² \(worst) (seed \(worstSeed))")
     }
 }

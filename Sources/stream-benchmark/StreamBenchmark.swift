@@ -21,7 +21,7 @@ struct StreamBenchmark {
         CPU time). Takes a few minutes.
 
         USAGE: stream-benchmark [--protocol | --cpu[=machine|stream]] [--help] [--version]
-               stream-benchmark seeds <count> [--only <seed>]
+               stream-benchmark seeds <count> [--only <seed> | --from <seed>]
 
         OPTIONS:
           --protocol     Run only the protocol part (simulated time). With STREAM_BENCHMARK_CSV=DIR
@@ -29,7 +29,7 @@ struct StreamBenchmark {
                          with STREAM_BENCHMARK_QUICK=1 it measures only our settings at loss 0,
                          0.1 and 0.3 and the low-rate latency (a few seconds, for tuning);
                          STREAM_BENCHMARK_WINDOW=m sets our window and read-ahead to m budgets
-                         (1...16, default 4).
+                         (1...16, default 6).
           --cpu          Run only the CPU part (StreamMachine pair and Stream pair against libsodium);
                          --cpu=machine or --cpu=stream runs one of the two (for profiling).
           -h, --help     Show this help and exit.
@@ -39,7 +39,8 @@ struct StreamBenchmark {
           seeds <count>  Run the random simulation seeds 1...count (as SimulationTests does) and
                          print each failure, the worst retransmission ratio and the mean and
                          longest simulated time; --only runs one
-                         seed and prints its full diagnostics.
+                         seed and prints its full diagnostics; --from <seed> runs
+                         seed...count.
         """
 
     /// What to run.
@@ -54,12 +55,15 @@ struct StreamBenchmark {
         if first == "seeds" {
             guard arguments.count >= 2, let count = UInt64(arguments[1]), count > 0 else { usageError("seeds needs a positive count") }
             var only: UInt64?
+            var first: UInt64 = 1
             if arguments.count == 4, arguments[2] == "--only", let seed = UInt64(arguments[3]) {
                 only = seed
+            } else if arguments.count == 4, arguments[2] == "--from", let seed = UInt64(arguments[3]), (1...count).contains(seed) {
+                first = seed
             } else if arguments.count != 2 {
-                usageError("seeds takes a count and optionally --only <seed>")
+                usageError("seeds takes a count and optionally --only <seed> or --from <seed> (1...count)")
             }
-            SeedRunner.run(upTo: count, only: only)
+            SeedRunner.run(seeds: only.map { $0...$0 } ?? first...count, printingDiagnostics: only != nil)
             exit(0)
         }
         guard arguments.count == 1 else { usageError("unknown argument \(arguments[1])") }

@@ -153,9 +153,10 @@ func expectRandomSeedPasses(_ seed: UInt64, within limit: Duration) async {
         parameters.observeAfterClose = .seconds(24 * 3600)
         let report = await offCooperativePool { [parameters] in StreamSimulation.run(parameters) }
         #expect(report.finished, "\(report)")
-        // Polls during the 10-minute linger, backing off from 1 s, and the reads in flight at
-        // the close: a few dozen in all, and none after the linger.
-        #expect(report.operationsAfterClose <= 60, "\(report.operationsAfterClose) operations in the day after closing")
+        // Polls during the 10-minute linger, backing off from 1 s, the reads in flight at the
+        // close, and at most `maxLingerRewrites` rounds of rewrites of what a peer ping asked for
+        // (61 here, 55 without them): a few dozen in all, and none after the linger.
+        #expect(report.operationsAfterClose <= 70, "\(report.operationsAfterClose) operations in the day after closing")
         parameters.observeAfterClose = .seconds(3600)
         let hour = await offCooperativePool { [parameters] in StreamSimulation.run(parameters) }
         #expect(hour.operationsAfterClose == report.operationsAfterClose, "the hour after closing: \(hour.operationsAfterClose); the day: \(report.operationsAfterClose)")
@@ -179,6 +180,20 @@ func expectRandomSeedPasses(_ seed: UInt64, within limit: Duration) async {
     /// acknowledgements and lets the reader skip the lost ack-only frames.
     @Test func aReaderStuckBehindALostAcknowledgementProbesAhead() async {
         await expectRandomSeedPasses(5573, within: .seconds(3600))
+    }
+
+    /// The final handshake under heavy loss (both seeds failed on stop 18's engine, found among
+    /// random seeds 6,001–30,000). Seed 28295 (45 % loss, window 1): the listener, closed both
+    /// ways, had its last three acknowledgements lost on every write; the dialer's pings said it
+    /// waited on the first, but the listener rewrote it only on reading a new ping, and none
+    /// came through before its linger ended: the dialer probed for the rest of the 4 h. A
+    /// lingering end now rewrites, on each poll, the frame the peer's latest ping waits on and
+    /// its own newest frame. Seed 19883 (47 % loss): the listener polled the box of the
+    /// dialer's oldest ping through its linger, while that ping, not the newest, was rewritten
+    /// only once per four timeouts and lost on all five writes; the oldest ping is now
+    /// rewritten on every expiry.
+    @Test(arguments: [UInt64(28295), 19883]) func theLastAcknowledgementReachesAProbingPeer(seed: UInt64) async {
+        await expectRandomSeedPasses(seed, within: .seconds(3600))
     }
 
     /// The in-flight budget from the embedder holds: with a budget of 4 and a large window, a

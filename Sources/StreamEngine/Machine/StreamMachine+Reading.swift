@@ -30,16 +30,19 @@ extension StreamMachine {
     /// Whether the stream is closed both ways and has lingered long enough to answer a peer
     /// whose last acknowledgement was lost: then it reads nothing more.
     func hasFinishedLingering(now: StreamTime) -> Bool {
-        isInboundFinished && (checkpoint.outbound == nil || isClosed) && now >= lastActivity + configuration.closeLinger
+        isClosedBothWays && now >= lastActivity + configuration.closeLinger
     }
+
+    /// Whether the peer closed its direction and every byte up to its FIN arrived, and this end
+    /// closed its own (or has none).
+    var isClosedBothWays: Bool { isInboundFinished && (checkpoint.outbound == nil || isClosed) }
 
     /// The longest interval between idle polls. A stream closed both ways polls no slower than
     /// the peer retransmits at most (its largest retransmission timeout) while it lingers: the
     /// peer may still wait for its last acknowledgement, and each of its probes is a box this
     /// end must read before the linger ends.
     var longestPollInterval: Duration {
-        let closedBothWays = isInboundFinished && (checkpoint.outbound == nil || isClosed)
-        return closedBothWays ? min(configuration.maxIdlePollInterval, configuration.maxRetransmitTimeout) : configuration.maxIdlePollInterval
+        isClosedBothWays ? min(configuration.maxIdlePollInterval, configuration.maxRetransmitTimeout) : configuration.maxIdlePollInterval
     }
 
     /// Whether the peer closed its direction and every byte up to its FIN arrived.
@@ -124,6 +127,7 @@ extension StreamMachine {
         } else if inboundReads.isEmpty, !hasFinishedLingering(now: now) {
             if now >= nextPollAt {
                 inboundReads[first] = startRead(channel: .inbound, index: first, mode: .poll, now: now)
+                rewriteFramesThePeerProbesFor(now: now)
             } else {
                 wake(at: nextPollAt)
             }

@@ -97,6 +97,11 @@ public struct StreamMachine: Sendable {
     /// Frames due for a (re)send that wait for room in the operation budget (sent lowest index
     /// first), each with the reason it was first due for.
     var budgetWaiting: [UInt64: SendReason] = [:]
+    /// The frame of this end's, already sent, that the peer's latest ping named as the one its
+    /// reader waits on (its cumulative acknowledgement), until a peer frame names another, and
+    /// how many times a lingering end rewrote it since (not persisted; see
+    /// `rewriteFramesThePeerProbesFor`).
+    var frameThePeerProbesFor: (index: UInt64, rewrites: Int)?
     /// The share of this end's recent writes that failed transiently (an exponential average
     /// over about ``writeFailureWindow`` writes; confirmation copies excluded; not persisted):
     /// how patient the selective-acknowledgement resend is (`sackResendAfter`).
