@@ -27,7 +27,7 @@ public enum SubkeyDerivation {
     /// with it, and zeroes the buffer before returning; nothing is allocated on the heap.
     ///
     /// Inlinable, so that callers get it specialized for their result type: unspecialized, each
-    /// call looks up the generic metadata of its result (a per-frame cost for the stream sealer).
+    /// call looks up the generic metadata of its result.
     ///
     /// - Precondition: `masterKey` is 32 bytes, `context` 8 bytes, and `length` 16 through 64.
     @inlinable

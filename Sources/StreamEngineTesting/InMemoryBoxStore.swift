@@ -177,9 +177,13 @@ public final class InMemoryBoxStore: BoxStore {
     /// Starts the sweeper: it sleeps until the oldest waiting read's deadline, answers every
     /// read past its deadline with "not yet written", and ends once no read waits (so an idle
     /// store holds no task). At most one runs per store.
+    ///
+    /// The sweeper holds the store strongly (a waiting read keeps the store until it is
+    /// answered, at most `waitTimeout`): a weak reference would move the store's reference
+    /// count to a side table, and every channel operation retains the store.
     private func startSweeper() {
-        Task { [weak self] in
-            while let deadline = self?.sweep() {
+        Task { [self] in
+            while let deadline = sweep() {
                 try? await Task.sleep(until: deadline, tolerance: .milliseconds(1), clock: .continuous)
             }
         }
@@ -204,6 +208,8 @@ public final class InMemoryBoxStore: BoxStore {
     /// A waiting read parked on an empty box.
     private struct ParkedRead {
         var id: UInt64
+        /// The box it waits for, in its channel.
+        var index: UInt64
         var completion: ReadCompletion
     }
 
@@ -273,8 +279,12 @@ public final class InMemoryBoxStore: BoxStore {
         var boxCount = 0
         /// The number of every channel locator seen, in order of first use.
         var namespaces: [[UInt8]: Int] = [:]
-        /// The parked reads of each empty box (nearly always one).
-        var waiters: [BoxKey: [ParkedRead]] = [:]
+        /// The parked reads of each channel, by its namespace number, in the order they
+        /// parked: a few read-aheads per channel, so a list scanned per write is cheaper than a
+        /// map (hashing each key cost more than the scan).
+        var waiters: [[ParkedRead]] = []
+        /// The number of parked reads in all channels.
+        var waiterCount = 0
         var nextWaiter: UInt64 = 0
         /// Waiting reads in the order they started, which is also the order of their
         /// deadlines (every read waits the same `waitTimeout`); answered ones are skipped.
@@ -297,6 +307,7 @@ public final class InMemoryBoxStore: BoxStore {
             let number = namespaces.count
             namespaces[locator] = number
             boxes.append(ChannelBoxes())
+            waiters.append([])
             return number
         }
 
@@ -331,8 +342,11 @@ public final class InMemoryBoxStore: BoxStore {
                 boxCount -= boxes[key.namespace].forget(behind: key.index, distance: distance)
             }
             statistics.boxes = boxCount
-            guard !waiters.isEmpty else { return [] }
-            return waiters.removeValue(forKey: key) ?? []
+            guard waiterCount > 0, waiters[key.namespace].contains(where: { $0.index == key.index }) else { return [] }
+            let answered = waiters[key.namespace].filter { $0.index == key.index }
+            waiters[key.namespace].removeAll { $0.index == key.index }
+            waiterCount -= answered.count
+            return answered
         }
 
         /// Counts a read and answers it, or parks it if it must wait.
@@ -343,12 +357,13 @@ public final class InMemoryBoxStore: BoxStore {
             if let bytes = box(key) { return .answered(.success(bytes)) }
             guard mode == .wait else { return .answered(.success(nil)) }
             nextWaiter += 1
-            return .parked(id: nextWaiter, startSweeper: park(ParkedRead(id: nextWaiter, completion: completion), key: key))
+            return .parked(id: nextWaiter, startSweeper: park(ParkedRead(id: nextWaiter, index: key.index, completion: completion), key: key))
         }
 
         /// Parks a waiting read with its deadline; returns whether the sweeper must start.
         private mutating func park(_ read: ParkedRead, key: BoxKey) -> Bool {
-            waiters[key, default: []].append(read)
+            waiters[key.namespace].append(read)
+            waiterCount += 1
             dropAnsweredDeadlines()
             deadlines.append((ContinuousClock.now + configuration.waitTimeout, key, read.id))
             guard !sweeping else { return false }
@@ -358,12 +373,9 @@ public final class InMemoryBoxStore: BoxStore {
 
         /// Removes a parked read; returns its completion unless it was answered already.
         mutating func unpark(key: BoxKey, id: UInt64) -> ReadCompletion? {
-            guard let parked = waiters[key], let position = parked.firstIndex(where: { $0.id == id }) else { return nil }
-            if parked.count == 1 {
-                waiters[key] = nil
-                return parked[position].completion
-            }
-            return waiters[key]?.remove(at: position).completion
+            guard let position = waiters[key.namespace].firstIndex(where: { $0.id == id }) else { return nil }
+            waiterCount -= 1
+            return waiters[key.namespace].remove(at: position).completion
         }
 
         /// Removes the reads past their deadline; returns them and the next deadline, or
@@ -386,7 +398,7 @@ public final class InMemoryBoxStore: BoxStore {
 
         /// Whether read `id` is still parked on `key`.
         private func isParked(_ key: BoxKey, id: UInt64) -> Bool {
-            waiters[key]?.contains { $0.id == id } ?? false
+            waiters[key.namespace].contains { $0.id == id }
         }
 
         /// Skips the oldest entries of reads already answered, and compacts the queue once

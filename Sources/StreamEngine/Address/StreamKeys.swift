@@ -22,7 +22,7 @@ public enum StreamMode: UInt8, Sendable, Hashable, CustomStringConvertible {
 
 /// The keys for sending one direction of a stream.
 public struct OutboundKeys: Sendable, Hashable {
-    /// The base from which each frame's key and nonce are derived.
+    /// The base from which the direction's frame key is derived.
     public var frameKeyBase: [UInt8]
     /// The seed of the box channel this direction writes (for kpclientd's `new_keypair`).
     public var boxSeed: [UInt8]
@@ -32,7 +32,7 @@ public struct OutboundKeys: Sendable, Hashable {
 
 /// The keys for receiving one direction of a stream.
 public struct InboundKeys: Sendable, Hashable {
-    /// The base from which each frame's key and nonce are derived.
+    /// The base from which the direction's frame key is derived.
     public var frameKeyBase: [UInt8]
     /// The credential that opens the box channel this direction is read from.
     public var channel: BoxChannelCredential
@@ -40,9 +40,9 @@ public struct InboundKeys: Sendable, Hashable {
     public var verifyKey: [UInt8]?
 }
 
-/// The key schedule: from a 32-byte stream secret to per-direction keys (HKDF-SHA256), and from
-/// a frame key base to each frame's key and nonce (one BLAKE2b `crypto_kdf` call). See
-/// `docs/PROTOCOL.md` §2.
+/// The key schedule: from a 32-byte stream secret to per-direction keys (HKDF-SHA256), from a
+/// frame key base to the direction's secretbox key (one BLAKE2b `crypto_kdf` call, once per
+/// sealer), and from a frame index to the frame's nonce. See `docs/PROTOCOL.md` §2.
 public enum StreamKeySchedule {
     static let extractSalt = Array("streamd/v1 stream secret".utf8)
 
@@ -67,30 +67,38 @@ public enum StreamKeySchedule {
         return Direction(frameKeyBase: expand("frame key"), boxSeed: expand("box seed"), signingSeed: expand("signing seed"))
     }
 
-    /// The `crypto_kdf` context of frame keys: 8 ASCII bytes, `"sd1frame"`.
-    static let frameContext = Array("sd1frame".utf8)
-    /// The bytes derived per frame: the secretbox key followed by the nonce.
-    static let frameKeyAndNonceLength = SecretBox.keyLength + SecretBox.nonceLength
+    /// The `crypto_kdf` context of the frame key: 8 ASCII bytes, `"sd1frkey"`.
+    static let frameKeyContext = Array("sd1frkey".utf8)
+    /// The first 8 bytes of every frame nonce, ASCII `"sd1nonce"` as a big-endian word.
+    static let nonceTag: UInt64 = 0x7364_316e_6f6e_6365
 
-    /// Derives frame `index`'s secretbox key (32 bytes) and nonce (24 bytes): one BLAKE2b call,
-    /// `crypto_kdf_derive_from_key(56, index, "sd1frame", frameKeyBase)`, split 32 + 24.
-    ///
-    /// The sealer uses ``withFrameKeyAndNonce(frameKeyBase:index:_:)``, which keeps them off the heap.
-    public static func frameKeyAndNonce(frameKeyBase: [UInt8], index: UInt64) -> (key: [UInt8], nonce: [UInt8]) {
-        withFrameKeyAndNonce(frameKeyBase: frameKeyBase, index: index) { (Array($0), Array($1)) }
+    /// Derives a direction's secretbox key (32 bytes) from its frame key base: one BLAKE2b call,
+    /// `crypto_kdf_derive_from_key(32, 0, "sd1frkey", frameKeyBase)`, into memory that is
+    /// zeroed when the key is dropped.
+    public static func frameKey(frameKeyBase: [UInt8]) -> SecretBytes {
+        SecretBytes(count: SecretBox.keyLength) { key in
+            SubkeyDerivation.withSubkey(
+                length: SecretBox.keyLength, id: 0, context: frameKeyContext, masterKey: frameKeyBase
+            ) { key.copyMemory(from: $0) }
+        }
     }
 
-    /// Derives frame `index`'s key and nonce into a temporary buffer, calls `body` with them,
-    /// and zeroes the buffer before returning.
-    public static func withFrameKeyAndNonce<R>(
-        frameKeyBase: [UInt8], index: UInt64,
-        _ body: (_ key: UnsafeRawBufferPointer, _ nonce: UnsafeRawBufferPointer) throws -> R
-    ) rethrows -> R {
-        try SubkeyDerivation.withSubkey(
-            length: frameKeyAndNonceLength, id: index, context: frameContext, masterKey: frameKeyBase
-        ) { okm in
-            try body(UnsafeRawBufferPointer(rebasing: okm[..<SecretBox.keyLength]),
-                     UnsafeRawBufferPointer(rebasing: okm[SecretBox.keyLength...]))
+    /// Calls `body` with frame `index`'s 24-byte nonce, `"sd1nonce" ‖ BE64(index) ‖ 0⁸`, in a
+    /// temporary buffer (nothing on the heap). The nonce is not secret.
+    @inline(__always)
+    public static func withFrameNonce<R>(index: UInt64, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withUnsafeTemporaryAllocation(byteCount: SecretBox.nonceLength, alignment: 8) { nonce in
+            nonce.storeBytes(of: nonceTag.bigEndian, toByteOffset: 0, as: UInt64.self)
+            nonce.storeBytes(of: index.bigEndian, toByteOffset: 8, as: UInt64.self)
+            nonce.storeBytes(of: 0, toByteOffset: 16, as: UInt64.self)
+            return try body(UnsafeRawBufferPointer(nonce))
         }
+    }
+
+    /// Frame `index`'s secretbox key and nonce as arrays: ``frameKey(frameKeyBase:)`` and
+    /// ``withFrameNonce(index:_:)`` (for tests and tools; the sealer keeps its key in
+    /// ``SecretBytes``).
+    public static func frameKeyAndNonce(frameKeyBase: [UInt8], index: UInt64) -> (key: [UInt8], nonce: [UInt8]) {
+        (frameKey(frameKeyBase: frameKeyBase).withUnsafeBytes { Array($0) }, withFrameNonce(index: index) { Array($0) })
     }
 }

@@ -4,8 +4,11 @@ import StreamCrypto
 ///
 /// A box is exactly the transport's payload size: `secretbox(frame plaintext)`, followed in
 /// multicast by an Ed25519 signature over `"streamd/v1 box" ‖ BE64(index) ‖ sealed bytes`.
+///
+/// The direction's secretbox key is derived once, when the sealer is made, and zeroed when the
+/// last copy of the sealer goes; each frame's nonce comes from its index (`docs/PROTOCOL.md` §2).
 struct FrameSealer: Sendable {
-    let frameKeyBase: [UInt8]
+    let frameKey: SecretBytes
     let signingSecretKey: [UInt8]?
     let verifyKey: [UInt8]?
     let boxSize: Int
@@ -21,14 +24,14 @@ struct FrameSealer: Sendable {
     var plaintextSize: Int { boxSize - SecretBox.macLength - (isSigned ? Ed25519.signatureLength : 0) }
 
     init(outbound keys: OutboundKeys, boxSize: Int) {
-        frameKeyBase = keys.frameKeyBase
+        frameKey = StreamKeySchedule.frameKey(frameKeyBase: keys.frameKeyBase)
         signingSecretKey = keys.signingSeed.map { Ed25519.keyPair(seed: $0).secretKey }
         verifyKey = nil
         self.boxSize = boxSize
     }
 
     init(inbound keys: InboundKeys, boxSize: Int) {
-        frameKeyBase = keys.frameKeyBase
+        frameKey = StreamKeySchedule.frameKey(frameKeyBase: keys.frameKeyBase)
         signingSecretKey = nil
         verifyKey = keys.verifyKey
         self.boxSize = boxSize
@@ -50,7 +53,7 @@ struct FrameSealer: Sendable {
     /// frames bytes straight from its buffer.
     func seal(_ frame: Frame, dataCount: Int, writingData writeData: (UnsafeMutableRawPointer) -> Void) -> [UInt8] {
         // The frame is encoded straight into the box and sealed there.
-        var box = StreamKeySchedule.withFrameKeyAndNonce(frameKeyBase: frameKeyBase, index: frame.index) { key, nonce in
+        var box = withKeyAndNonce(index: frame.index) { key, nonce in
             SecretBox.seal(plaintextCount: plaintextSize, key: key, nonce: nonce) {
                 frame.encode(into: $0, dataCount: dataCount, writingData: writeData)
             }
@@ -82,9 +85,7 @@ struct FrameSealer: Sendable {
     ///   ``StreamError/Code-swift.struct/protocolViolation`` if it authenticates but is malformed.
     func open(_ box: [UInt8], index: UInt64) throws(StreamError) -> Frame {
         let sealed = try sealedPart(of: box, index: index)
-        guard let plaintext = StreamKeySchedule.withFrameKeyAndNonce(frameKeyBase: frameKeyBase, index: index, {
-            SecretBox.open(sealed, key: $0, nonce: $1)
-        }) else {
+        guard let plaintext = withKeyAndNonce(index: index, { SecretBox.open(sealed, key: $0, nonce: $1) }) else {
             throw StreamError(.frameDecrypt, "box \(index) failed to authenticate")
         }
         // The last use of the plaintext: the frame's data takes over its storage.
@@ -102,9 +103,7 @@ struct FrameSealer: Sendable {
         let sealed = try sealedPart(of: box, index: index)
         if plaintext.count != plaintextSize { plaintext = [UInt8](repeating: 0, count: plaintextSize) }
         let authentic = plaintext.withUnsafeMutableBytes { output in
-            StreamKeySchedule.withFrameKeyAndNonce(frameKeyBase: frameKeyBase, index: index) {
-                SecretBox.open(sealed, key: $0, nonce: $1, into: output)
-            }
+            withKeyAndNonce(index: index) { SecretBox.open(sealed, key: $0, nonce: $1, into: output) }
         }
         guard authentic else { throw StreamError(.frameDecrypt, "box \(index) failed to authenticate") }
         let header = try Frame.decodeHeader(plaintext)
@@ -112,6 +111,12 @@ struct FrameSealer: Sendable {
             throw StreamError(.protocolViolation, "box \(index) holds a frame for index \(header.frame.index)")
         }
         return (header.frame, header.dataStart..<(header.dataStart + header.dataLength))
+    }
+
+    /// Calls `body` with the direction's key and frame `index`'s nonce.
+    @inline(__always)
+    private func withKeyAndNonce<R>(index: UInt64, _ body: (_ key: UnsafeRawBufferPointer, _ nonce: UnsafeRawBufferPointer) -> R) -> R {
+        frameKey.withUnsafeBytes { key in StreamKeySchedule.withFrameNonce(index: index) { body(key, $0) } }
     }
 
     private static func signedMessage(index: UInt64, sealed: [UInt8]) -> [UInt8] {

@@ -62,8 +62,8 @@ extension StreamMachine {
         for operation in writeOperations.entries.filter({ now - $0.value.started >= timeout }).map(\.key).sorted() {
             guard let index = writeOperations.removeValue(forKey: operation)?.index else { continue }
             actions.append(.cancel(operation))
-            if let copy = sendRecords[index]?.copiesInFlight.firstIndex(of: operation) {
-                sendRecords[index]?.copiesInFlight.remove(at: copy)
+            if !confirmationCopies.isEmpty, let copy = confirmationCopies[index]?.inFlight.firstIndex(of: operation) {
+                confirmationCopies.update(at: index) { $0.inFlight.remove(at: copy) }
                 continue
             }
             sendRecords.update(at: index) { if $0.inFlight == operation { $0.inFlight = nil } }

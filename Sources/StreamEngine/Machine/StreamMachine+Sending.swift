@@ -128,15 +128,16 @@ extension StreamMachine {
         let operation = newOperation()
         writeOperations[operation] = WriteOperation(index: index, started: now)
         actions.append(.write(operation, index: index, bytes: frame.ciphertext))
-        if var record = sendRecords[index] {
+        let backoffBeforeResend = reason == .timeout ? timerResendBackoff : nil
+        let resent = sendRecords.update(at: index) { record -> Bool in
             record.transmissions += 1
             record.inFlight = operation
-            let timerResend = reason == .timeout
-            record.backoffBeforeTimerResend = timerResend ? timerResendBackoff : nil
-            record.sentBeforeTimerResend = timerResend ? record.lastSent : nil
+            record.backoffBeforeTimerResend = backoffBeforeResend
+            record.sentBeforeTimerResend = reason == .timeout ? record.lastSent : nil
             record.lastSent = now
-            sendRecords[index] = record
-        } else {
+            return true
+        } ?? false
+        if !resent {
             sendRecords[index] = SendRecord(firstSent: now, lastSent: now, transmissions: 1, inFlight: operation)
             if needsConfirmationCopy(index) {
                 for _ in 0..<configuration.quietFrameCopies { transmitConfirmationCopy(index, now: now) }
@@ -275,9 +276,11 @@ extension StreamMachine {
             if !budgetWaiting.isEmpty { budgetWaiting[index] = nil }
             guard let record = sendRecords.removeValue(at: index) else { continue }
             // Copies first, then the write itself; no array is built per acknowledged frame.
-            for operation in record.copiesInFlight {
-                writeOperations[operation] = nil
-                actions.append(.cancel(operation))
+            if !confirmationCopies.isEmpty, let copies = confirmationCopies.removeValue(at: index) {
+                for operation in copies.inFlight {
+                    writeOperations[operation] = nil
+                    actions.append(.cancel(operation))
+                }
             }
             if let operation = record.inFlight {
                 writeOperations[operation] = nil
@@ -327,11 +330,12 @@ extension StreamMachine {
     /// early as the fastest of the writes. In bulk transfer there is always more than two frames
     /// outstanding, so this costs nothing there; a low-rate stream pays one write per frame.
     func needsConfirmationCopy(_ index: UInt64) -> Bool {
-        guard checkpoint.mode == .endToEnd, let frame = checkpoint.unacked[index], frame.kind.countsTowardWindow,
+        // The cheap test first: in bulk transfer it fails, and no frame or record is looked up.
+        guard checkpoint.mode == .endToEnd, isQuiet(framesOutstanding: checkpoint.unackedWindowFrames),
+              let frame = checkpoint.unacked[index], frame.kind.countsTowardWindow,
               let record = sendRecords[index], record.transmissions == 1, record.inFlight != nil
         else { return false }
-        return isQuiet(framesOutstanding: checkpoint.unackedWindowFrames)
-            && !checkpoint.unacked.contains { $0.key > index && $0.value.kind.elicitsAck }
+        return !checkpoint.unacked.contains { $0.key > index && $0.value.kind.elicitsAck }
     }
 
     /// Writes a retained frame's exact ciphertext once more, alongside its first write (see
@@ -344,7 +348,9 @@ extension StreamMachine {
         let operation = newOperation()
         writeOperations[operation] = WriteOperation(index: index, started: now)
         actions.append(.write(operation, index: index, bytes: frame.ciphertext))
-        sendRecords[index]?.copiesInFlight.append(operation)
+        if confirmationCopies.update(at: index, { $0.inFlight.append(operation) }) == nil {
+            confirmationCopies[index] = ConfirmationCopies(inFlight: [operation])
+        }
     }
 
     /// Writes over which ``writeFailureShare`` averages.

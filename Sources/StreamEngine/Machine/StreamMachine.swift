@@ -81,11 +81,16 @@ public struct StreamMachine: Sendable {
         /// the resend proves needless, and when the copy before it was sent.
         var backoffBeforeTimerResend: Int?
         var sentBeforeTimerResend: StreamTime?
-        /// The confirmation copies' writes in flight. Copies go out with the first write, so
-        /// they do not count as transmissions: they leave its round-trip sample unambiguous.
-        var copiesInFlight: [OperationID] = []
+    }
+    /// A frame's confirmation copies (see `needsConfirmationCopy`), apart from its
+    /// ``SendRecord`` so that the record holds no reference: it is read and changed on every
+    /// send and completion, and copies are rare (quiet streams only).
+    struct ConfirmationCopies {
+        /// The copies' writes in flight. Copies go out with the first write, so they do not
+        /// count as transmissions: they leave its round-trip sample unambiguous.
+        var inFlight: [OperationID] = []
         /// Copies that failed and were written again (each copy once at most).
-        var copiesRewritten = 0
+        var rewritten = 0
     }
     struct WriteOperation {
         var index: UInt64
@@ -93,6 +98,9 @@ public struct StreamMachine: Sendable {
     }
     /// By frame index (within the span of retained frames).
     var sendRecords = IndexSlots<SendRecord>(span: 1)
+    /// By frame index, for frames with a send record that got confirmation copies; dropped
+    /// with the record.
+    var confirmationCopies = IndexSlots<ConfirmationCopies>(span: 1)
     var writeOperations = OperationSlots<WriteOperation>(span: 1)
     /// Frames due for a (re)send that wait for room in the operation budget (sent lowest index
     /// first), each with the reason it was first due for.
@@ -385,13 +393,13 @@ public struct StreamMachine: Sendable {
     /// Reports the outcome of a ``StreamAction/write(_:index:bytes:)``.
     public mutating func writeCompleted(_ operation: OperationID, result: Result<Void, BoxTransportError>, now: StreamTime) {
         guard let index = writeOperations.removeValue(forKey: operation)?.index else { return }
-        if let copy = sendRecords[index]?.copiesInFlight.firstIndex(of: operation) {
+        if !confirmationCopies.isEmpty, let copy = confirmationCopies[index]?.inFlight.firstIndex(of: operation) {
             // A confirmation copy: if it failed, it is written again at once (the first write
             // may have been lost without a word, and then only the timer would notice).
-            sendRecords[index]?.copiesInFlight.remove(at: copy)
+            confirmationCopies.update(at: index) { $0.inFlight.remove(at: copy) }
             if case .failure(let error) = result, error.isTransient, failure == nil, !isHalted,
-               let rewritten = sendRecords[index]?.copiesRewritten, rewritten < configuration.quietFrameCopies {
-                sendRecords[index]?.copiesRewritten = rewritten + 1
+               let rewritten = confirmationCopies[index]?.rewritten, rewritten < configuration.quietFrameCopies {
+                confirmationCopies.update(at: index) { $0.rewritten = rewritten + 1 }
                 transmitConfirmationCopy(index, now: now)
             }
             advance(now: now)

@@ -8,6 +8,9 @@ import Synchronization
 /// inbox empty), completions are left for it: inline completions cost no task switch. Otherwise
 /// the completion that makes the inbox non-empty tells its poster to schedule one drain, and
 /// later ones ride along with it.
+///
+/// The inbox holds the one weak reference to its stream, so an operation's completion captures
+/// only the inbox: no weak reference is made and destroyed per operation.
 final class CompletionInbox: Sendable {
     /// The outcome of one operation.
     enum Completion: Sendable {
@@ -21,18 +24,25 @@ final class CompletionInbox: Sendable {
         var draining = false
         /// Whether a drain task was scheduled and has not started yet.
         var scheduled = false
+        /// The stream that drains this inbox, once attached.
+        weak var stream: Stream?
     }
 
     private let state = Mutex(State())
 
-    /// Queues `completion`; returns whether the caller must schedule a drain (the actor is not
-    /// draining and no drain is scheduled yet).
-    func post(_ completion: sending Completion) -> Bool {
+    /// Names the stream that drains this inbox (once, when the stream is made).
+    func attach(_ stream: Stream) {
+        state.withLock { $0.stream = stream }
+    }
+
+    /// Queues `completion`; returns the stream if the caller must schedule a drain (the actor
+    /// is not draining, no drain is scheduled yet, and the stream still exists).
+    func post(_ completion: sending Completion) -> Stream? {
         state.withLock {
             $0.queued.append(completion)
-            guard !$0.draining, !$0.scheduled else { return false }
+            guard !$0.draining, !$0.scheduled, let stream = $0.stream else { return nil }
             $0.scheduled = true
-            return true
+            return stream
         }
     }
 

@@ -123,6 +123,7 @@ public actor Stream {
                 await self.timerFired()
             }
         }
+        inbox.attach(self)
         step()
     }
 
@@ -316,14 +317,14 @@ public actor Stream {
         case .write(let operation, let index, let bytes):
             guard let outbound else { return }
             let inbox = inbox
-            keep(operation, outbound.startWrite(index: index, bytes: bytes) { [weak self] result in
-                if inbox.post(.write(operation, result)) { Self.scheduleDrain(self) }
+            keep(operation, outbound.startWrite(index: index, bytes: bytes) { result in
+                if let stream = inbox.post(.write(operation, result)) { Self.scheduleDrain(stream) }
             })
         case .read(let operation, let channel, let index, let mode):
             guard let box = channel == .inbound ? inbound : outbound else { return }
             let inbox = inbox
-            keep(operation, box.startRead(index: index, mode: mode) { [weak self] result in
-                if inbox.post(.read(operation, result)) { Self.scheduleDrain(self) }
+            keep(operation, box.startRead(index: index, mode: mode) { result in
+                if let stream = inbox.post(.read(operation, result)) { Self.scheduleDrain(stream) }
             })
         case .cancel(let operation):
             // A completion this causes (maybe inline) reaches the machine, which ignores it.
@@ -337,8 +338,7 @@ public actor Stream {
     }
 
     /// Schedules a drain of the inbox, for completions that arrived while the actor was not draining.
-    private nonisolated static func scheduleDrain(_ stream: Stream?) {
-        guard let stream else { return }
+    private nonisolated static func scheduleDrain(_ stream: Stream) {
         Task { await stream.drainInbox() }
     }
 
