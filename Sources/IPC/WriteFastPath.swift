@@ -20,6 +20,7 @@ enum WriteFastPath {
     private static let written: [UInt8] = key(IPCReplyKind.written.rawValue)
     private static let accepted: [UInt8] = key(IPCKey.accepted)
 
+    /// `text` as a CBOR text string: its head and its bytes.
     private static func key(_ text: String) -> [UInt8] {
         var bytes: [UInt8] = []
         CBORHead.append(major: 3, UInt64(text.utf8.count), to: &bytes)
@@ -116,13 +117,16 @@ enum WriteFastPath {
         let bytes: UnsafeRawBufferPointer
         var index = 0
 
+        /// Whether every byte was read.
         var atEnd: Bool { index == bytes.count }
 
+        /// A map head announcing `count` pairs.
         mutating func map(count: UInt64) -> Bool {
             guard let head = CBORHead.read(bytes, at: &index) else { return false }
             return head.major == 5 && head.argument == count
         }
 
+        /// Exactly the bytes `expected` (a key or a fixed value).
         mutating func literal(_ expected: [UInt8]) -> Bool {
             guard bytes.count - index >= expected.count else { return false }
             for (offset, byte) in expected.enumerated() where bytes[index + offset] != byte { return false }
@@ -130,6 +134,7 @@ enum WriteFastPath {
             return true
         }
 
+        /// An unsigned integer.
         mutating func unsigned() -> UInt64? {
             guard let head = CBORHead.read(bytes, at: &index), head.major == 0 else { return nil }
             return head.argument

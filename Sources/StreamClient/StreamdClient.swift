@@ -118,10 +118,12 @@ public actor StreamdClient {
         }
     }
 
+    /// Handles the frames of one read, in order, until the connection ends.
     private func deliver(_ payloads: [[UInt8]]) {
         for payload in payloads where closedError == nil { deliver(payload) }
     }
 
+    /// Handles one frame: a reply, an event or a goodbye.
     private func deliver(_ payload: [UInt8]) {
         let message: IPCServerMessage
         do {
