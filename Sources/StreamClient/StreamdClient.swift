@@ -311,7 +311,8 @@ public actor StreamdClient {
     /// Each `written` reply still means its bytes are durable. After a partial accept (full
     /// buffers), a `busy` refusal (it waits the hinted delay), or a `wrongOffset` for a write
     /// issued behind one of those (the daemon saw it before the earlier one was accepted), it
-    /// waits for every request in flight and resumes after the last durable byte: bytes sent
+    /// waits for every request in flight and resumes after the last durable byte, one write at a
+    /// time, doubling the writes in flight up to `depth` as they are accepted whole: bytes sent
     /// again are duplicates the daemon skips. `depth` 1 sends one write at a time.
     ///
     /// - Throws: ``IPC/IPCError`` `wrongOffset` if `offset` is past the stream's end, and the
@@ -323,11 +324,14 @@ public actor StreamdClient {
         let end = offset + UInt64(bytes.count)
         var durable = offset
         var next = offset
+        // Writes kept in flight: back to 1 when the stream's buffer is full (the writes behind
+        // would only be refused and sent again), doubled by each write accepted whole.
+        var window = depth
         // `behind`: issued while an earlier write of this send was in flight.
         var inFlight: [(reply: PendingReply, end: UInt64, behind: Bool)] = []
         defer { for write in inFlight { forget(write.reply) } }
         while durable < end {
-            while inFlight.count < depth, next < end {
+            while inFlight.count < window, next < end {
                 let start = Int(next - offset)
                 let chunk = Array(bytes[start..<min(bytes.count, start + chunkSize)])
                 let reply = try issue(.write(name: streamName, offset: next, data: chunk))
@@ -339,7 +343,10 @@ public actor StreamdClient {
             do {
                 guard case .written(_, let reached) = try await reply(to: write.reply) else { throw unexpected("write") }
                 durable = max(durable, reached)
-                if reached >= write.end { continue }
+                if reached >= write.end {
+                    window = min(depth, window * 2)
+                    continue
+                }
             } catch let error as IPCError where error.code == .busy {
                 pause = .milliseconds(Int(min(error.retryAfterMilliseconds ?? 200, 5_000)))
             } catch where (error as? IPCError)?.code == .wrongOffset && write.behind {
@@ -353,6 +360,7 @@ public actor StreamdClient {
             }
             if let pause { try await Task.sleep(for: pause) }
             next = durable
+            window = 1
         }
         return end
     }
