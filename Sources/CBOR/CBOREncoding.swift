@@ -27,28 +27,28 @@ extension CBORValue {
     private func append(to buffer: inout [UInt8]) {
         switch self {
         case .unsigned(let value):
-            appendHead(major: 0, value, to: &buffer)
+            CBORHead.append(major: 0, value, to: &buffer)
         case .negative(let value):
-            appendHead(major: 1, value, to: &buffer)
+            CBORHead.append(major: 1, value, to: &buffer)
         case .bytes(let bytes):
-            appendHead(major: 2, UInt64(bytes.count), to: &buffer)
+            CBORHead.append(major: 2, UInt64(bytes.count), to: &buffer)
             buffer.append(contentsOf: bytes)
         case .text(var string):
-            appendHead(major: 3, UInt64(string.utf8.count), to: &buffer)
+            CBORHead.append(major: 3, UInt64(string.utf8.count), to: &buffer)
             string.withUTF8 { buffer.append(contentsOf: $0) }
         case .array(let elements):
-            appendHead(major: 4, UInt64(elements.count), to: &buffer)
+            CBORHead.append(major: 4, UInt64(elements.count), to: &buffer)
             for element in elements {
                 element.append(to: &buffer)
             }
         case .map(let entries):
-            appendHead(major: 5, UInt64(entries.count), to: &buffer)
+            CBORHead.append(major: 5, UInt64(entries.count), to: &buffer)
             for entry in entries {
                 entry.key.append(to: &buffer)
                 entry.value.append(to: &buffer)
             }
         case .tagged(let tag, let item):
-            appendHead(major: 6, tag, to: &buffer)
+            CBORHead.append(major: 6, tag, to: &buffer)
             item.append(to: &buffer)
         case .bool(let value):
             buffer.append(value ? 0xf5 : 0xf4)
@@ -68,26 +68,26 @@ extension CBORValue {
     public var encodedLength: Int {
         switch self {
         case .unsigned(let value), .negative(let value):
-            return headLength(value)
+            return CBORHead.length(value)
         case .bytes(let bytes):
-            return headLength(UInt64(bytes.count)) + bytes.count
+            return CBORHead.length(UInt64(bytes.count)) + bytes.count
         case .text(let string):
             let length = string.utf8.count
-            return headLength(UInt64(length)) + length
+            return CBORHead.length(UInt64(length)) + length
         case .array(let elements):
-            var total = headLength(UInt64(elements.count))
+            var total = CBORHead.length(UInt64(elements.count))
             for element in elements {
                 total += element.encodedLength
             }
             return total
         case .map(let entries):
-            var total = headLength(UInt64(entries.count))
+            var total = CBORHead.length(UInt64(entries.count))
             for entry in entries {
                 total += entry.key.encodedLength + entry.value.encodedLength
             }
             return total
         case .tagged(let tag, let item):
-            return headLength(tag) + item.encodedLength
+            return CBORHead.length(tag) + item.encodedLength
         case .bool, .null, .undefined:
             return 1
         case .float:
@@ -96,37 +96,69 @@ extension CBORValue {
     }
 }
 
-/// The length of a CBOR head whose argument is `argument`, in its shortest form.
-@inline(__always)
-private func headLength(_ argument: UInt64) -> Int {
-    switch argument {
-    case 0..<24: return 1
-    case 24...0xff: return 2
-    case 0x100...0xffff: return 3
-    case 0x1_0000...0xffff_ffff: return 5
-    default: return 9
+/// CBOR heads (the initial byte and its argument) in their shortest form: what ``CBORValue``'s
+/// encoder writes, for code that writes or checks a fixed message layout without a
+/// ``CBORValue`` tree.
+public enum CBORHead {
+    /// The length of a head whose argument is `argument`, in its shortest form.
+    @inline(__always)
+    public static func length(_ argument: UInt64) -> Int {
+        switch argument {
+        case 0..<24: return 1
+        case 24...0xff: return 2
+        case 0x100...0xffff: return 3
+        case 0x1_0000...0xffff_ffff: return 5
+        default: return 9
+        }
     }
-}
 
-/// Appends the head of major type `major` with `argument` in its shortest form.
-@inline(__always)
-private func appendHead(major: UInt8, _ argument: UInt64, to buffer: inout [UInt8]) {
-    let type = major << 5
-    switch argument {
-    case 0..<24:
-        buffer.append(type | UInt8(truncatingIfNeeded: argument))
-    case 24...0xff:
-        buffer.append(type | 24)
-        buffer.append(UInt8(truncatingIfNeeded: argument))
-    case 0x100...0xffff:
-        buffer.append(type | 25)
-        appendBigEndian(argument, bytes: 2, to: &buffer)
-    case 0x1_0000...0xffff_ffff:
-        buffer.append(type | 26)
-        appendBigEndian(argument, bytes: 4, to: &buffer)
-    default:
-        buffer.append(type | 27)
-        appendBigEndian(argument, bytes: 8, to: &buffer)
+    /// Appends the head of major type `major` (0...7) with `argument` in its shortest form.
+    @inline(__always)
+    public static func append(major: UInt8, _ argument: UInt64, to buffer: inout [UInt8]) {
+        let type = major << 5
+        switch argument {
+        case 0..<24:
+            buffer.append(type | UInt8(truncatingIfNeeded: argument))
+        case 24...0xff:
+            buffer.append(type | 24)
+            buffer.append(UInt8(truncatingIfNeeded: argument))
+        case 0x100...0xffff:
+            buffer.append(type | 25)
+            appendBigEndian(argument, bytes: 2, to: &buffer)
+        case 0x1_0000...0xffff_ffff:
+            buffer.append(type | 26)
+            appendBigEndian(argument, bytes: 4, to: &buffer)
+        default:
+            buffer.append(type | 27)
+            appendBigEndian(argument, bytes: 8, to: &buffer)
+        }
+    }
+
+    /// Reads the head at `index` of `bytes` if it is a definite head in its shortest form, and
+    /// moves `index` past it; returns `nil` otherwise (too short, indefinite or reserved, or
+    /// not shortest), leaving `index` unchanged.
+    @inline(__always)
+    public static func read(_ bytes: UnsafeRawBufferPointer, at index: inout Int) -> (major: UInt8, argument: UInt64)? {
+        guard index < bytes.count else { return nil }
+        let initial = bytes[index]
+        let info = initial & 0x1f
+        let size: Int
+        switch info {
+        case 0..<24:
+            index += 1
+            return (initial >> 5, UInt64(info))
+        case 24: size = 1
+        case 25: size = 2
+        case 26: size = 4
+        case 27: size = 8
+        default: return nil
+        }
+        guard bytes.count - index > size else { return nil }
+        var argument: UInt64 = 0
+        for offset in 1...size { argument = argument << 8 | UInt64(bytes[index + offset]) }
+        guard length(argument) == size + 1 else { return nil }
+        index += size + 1
+        return (initial >> 5, argument)
     }
 }
 

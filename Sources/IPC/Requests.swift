@@ -201,7 +201,12 @@ public struct IPCRequestMessage: Sendable, Hashable {
     public func encoded() -> [UInt8] { cborValue.encoded() }
 
     /// The complete frame: length prefix and payload.
-    public func framed() -> [UInt8] { IPCFraming.frame(encoded()) }
+    public func framed() -> [UInt8] {
+        if case .write(let name, let offset, let data) = request {
+            return WriteFastPath.framedWrite(id: id, name: name, offset: offset, data: data)
+        }
+        return IPCFraming.frame(encoded())
+    }
 
     /// Decodes a payload (a frame without its length prefix).
     ///
@@ -212,6 +217,18 @@ public struct IPCRequestMessage: Sendable, Hashable {
     ///   unsigned integer; then, with ``IPCError/requestID`` set, `unknownOperation`,
     ///   `invalidArgument` (naming the field) or `invalidName`.
     public init(decoding payload: [UInt8]) throws(IPCError) {
+        // A `write` exactly as encoders write it is read in place; anything else, and every
+        // error, comes from the bounded general decoder below.
+        if let message = WriteFastPath.decodeWrite(payload) {
+            self = message
+            return
+        }
+        try self.init(decodingTree: payload)
+    }
+
+    /// Decodes a payload through a ``CBOR/CBORValue`` tree with the bounded decoder: any
+    /// request, and every error of ``init(decoding:)``.
+    init(decodingTree payload: [UInt8]) throws(IPCError) {
         let value = try decodePayload(payload, limits: IPCLimits.requestCBORLimits, what: "request")
         var fields = try IPCFields(value, what: "request")
         let id = try fields.uint(IPCKey.id)

@@ -34,7 +34,12 @@ public enum IPCServerMessage: Sendable, Hashable {
     public func encoded() -> [UInt8] { cborValue.encoded() }
 
     /// The complete frame: length prefix and payload.
-    public func framed() -> [UInt8] { IPCFraming.frame(encoded()) }
+    public func framed() -> [UInt8] {
+        if case .reply(let id, .success(.written(let accepted, let offset))) = self {
+            return WriteFastPath.framedWritten(id: id, accepted: accepted, offset: offset)
+        }
+        return IPCFraming.frame(encoded())
+    }
 
     /// Decodes a payload (a frame without its length prefix).
     ///
@@ -47,6 +52,18 @@ public enum IPCServerMessage: Sendable, Hashable {
     ///   reply or event kind this module does not know (a client may skip such events);
     ///   `invalidArgument` naming a bad field (with ``IPCError/requestID`` set for replies).
     public init(decoding payload: [UInt8]) throws(IPCError) {
+        // A `written` reply exactly as encoders write it is read in place; anything else, and
+        // every error, comes from the bounded general decoder below.
+        if let message = WriteFastPath.decodeWritten(payload) {
+            self = message
+            return
+        }
+        try self.init(decodingTree: payload)
+    }
+
+    /// Decodes a payload through a ``CBOR/CBORValue`` tree with the bounded decoder: any
+    /// message, and every error of ``init(decoding:)``.
+    init(decodingTree payload: [UInt8]) throws(IPCError) {
         let value = try decodePayload(payload, limits: IPCLimits.serverCBORLimits, what: "server message")
         var fields = try IPCFields(value, what: "server message")
         if fields.has(IPCKey.event) {

@@ -10,7 +10,10 @@ import NIOPosix
 /// try await client.send("chat", bytes: Array("hello".utf8))   // durable in the daemon
 /// ```
 ///
-/// Requests may be issued concurrently; each waits for its own reply. Daemon refusals throw
+/// Requests may be issued concurrently; each waits for its own reply. ``issue(_:)`` and
+/// ``reply(to:)`` pipeline requests: the daemon carries out one connection's requests in the
+/// order it reads them, so writes issued at successive offsets take effect in that order
+/// (``send(_:bytes:at:depth:chunkSize:)`` keeps several in flight). Daemon refusals throw
 /// ``IPC/IPCError`` (with stable codes); connection problems throw ``StreamClientError``.
 public actor StreamdClient {
     /// What the daemon said in `hello`.
@@ -32,11 +35,27 @@ public actor StreamdClient {
 
     /// The connection's channel: requests are written straight onto it.
     private let channel: any Channel
-    private var pending: [UInt64: CheckedContinuation<Result<IPCReply, IPCError>, any Error>] = [:]
+    private var pending: [UInt64: Pending] = [:]
     private var nextID: UInt64 = 1
     private var closedError: StreamClientError?
     private var eventSink: AsyncStream<IPCEvent>.Continuation?
     private var connectionTask: Task<Void, Never>?
+
+    /// A request issued on this connection and not yet answered: ``reply(to:)`` waits for its reply.
+    public struct PendingReply: Sendable, Hashable {
+        /// The request's id on this connection.
+        public let id: UInt64
+    }
+
+    /// Where an issued request stands.
+    private enum Pending {
+        /// Sent; nobody waits for the reply yet.
+        case sent
+        /// Sent, and a caller waits for the reply.
+        case awaited(CheckedContinuation<Result<IPCReply, IPCError>, any Error>)
+        /// The reply came before anybody waited for it.
+        case answered(Result<IPCReply, IPCError>)
+    }
 
     private init(socketPath: String, channel: any Channel) {
         self.socketPath = socketPath
@@ -83,11 +102,13 @@ public actor StreamdClient {
             do {
                 try await channel.executeThenClose { inbound, _ in
                     var decoder = IPCFrameDecoder()
+                    var payloads: [[UInt8]] = []
                     for try await buffer in inbound {
                         decoder.append(buffer.readableBytesView)
-                        while let payload = try decoder.nextFrame() {
-                            await self?.deliver(payload)
-                        }
+                        while let payload = try decoder.nextFrame() { payloads.append(payload) }
+                        // Every frame of one read in one hop onto the actor.
+                        if !payloads.isEmpty { await self?.deliver(payloads) }
+                        payloads.removeAll(keepingCapacity: true)
                     }
                 }
             } catch {
@@ -97,6 +118,12 @@ public actor StreamdClient {
         }
     }
 
+    /// Handles the frames of one read, in order, until the connection ends.
+    private func deliver(_ payloads: [[UInt8]]) {
+        for payload in payloads where closedError == nil { deliver(payload) }
+    }
+
+    /// Handles one frame: a reply, an event or a goodbye.
     private func deliver(_ payload: [UInt8]) {
         let message: IPCServerMessage
         do {
@@ -108,7 +135,13 @@ public actor StreamdClient {
         }
         switch message {
         case .reply(let id, let result):
-            pending.removeValue(forKey: id)?.resume(returning: result)
+            switch pending[id] {
+            case .sent: pending[id] = .answered(result)
+            case .awaited(let continuation):
+                pending[id] = nil
+                continuation.resume(returning: result)
+            case .answered, nil: break  // a second reply, or one to a request given up on
+            }
         case .event(let event):
             eventSink?.yield(event)
         case .goodbye(let error):
@@ -124,22 +157,57 @@ public actor StreamdClient {
         eventSink?.finish()
         let waiting = pending
         pending.removeAll()
-        for continuation in waiting.values { continuation.resume(throwing: error) }
+        for case .awaited(let continuation) in waiting.values { continuation.resume(throwing: error) }
     }
 
     /// Sends one request and waits for its reply.
     ///
     /// - Throws: ``IPC/IPCError`` if the daemon refuses, ``StreamClientError`` if the connection fails.
     public func request(_ request: IPCRequest) async throws -> IPCReply {
+        try await reply(to: try issue(request))
+    }
+
+    /// Sends one request now, without waiting: its reply is taken with ``reply(to:)``.
+    ///
+    /// The daemon carries out the requests of one connection in the order it reads them. Every
+    /// issued request must be passed to ``reply(to:)`` or ``forget(_:)``, else its reply is kept
+    /// until the connection closes.
+    ///
+    /// - Throws: ``StreamClientError`` if the connection is closed.
+    public func issue(_ request: IPCRequest) throws(StreamClientError) -> PendingReply {
         if let closedError { throw closedError }
         let id = nextID
         nextID += 1
-        let frame = ByteBuffer(bytes: IPCRequestMessage(id: id, request: request).framed())
-        let result = try await withCheckedThrowingContinuation { continuation in
-            pending[id] = continuation
-            channel.writeAndFlush(frame, promise: nil)
+        pending[id] = .sent
+        channel.writeAndFlush(ByteBuffer(bytes: IPCRequestMessage(id: id, request: request).framed()), promise: nil)
+        return PendingReply(id: id)
+    }
+
+    /// Waits for the reply to an issued request.
+    ///
+    /// - Throws: ``IPC/IPCError`` if the daemon refused, ``StreamClientError`` if the connection
+    ///   failed before the reply came.
+    /// - Precondition: `request` was issued on this client and neither awaited nor forgotten yet.
+    public func reply(to request: PendingReply) async throws -> IPCReply {
+        switch pending[request.id] {
+        case .answered(let result):
+            pending[request.id] = nil
+            return try result.get()
+        case .sent:
+            let result = try await withCheckedThrowingContinuation { continuation in
+                pending[request.id] = .awaited(continuation)
+            }
+            return try result.get()
+        case .awaited, nil:
+            if let closedError { throw closedError }
+            preconditionFailure("request \(request.id) was already awaited or forgotten")
         }
-        return try result.get()
+    }
+
+    /// Gives up on an issued request: its reply, if one comes, is dropped.
+    public func forget(_ request: PendingReply) {
+        if case .awaited = pending[request.id] { return }  // the waiting caller takes it
+        pending[request.id] = nil
     }
 
     /// Closes the connection; streams live on in the daemon.
@@ -236,19 +304,63 @@ public actor StreamdClient {
         return stream
     }
 
-    /// Writes all of `bytes` starting at `offset`, retrying the rest after partial accepts and
-    /// `busy` refusals; returns the offset after them, once they are durable in the daemon.
-    public func send(_ name: String, bytes: [UInt8], at offset: UInt64) async throws -> UInt64 {
-        var position = offset
+    /// Writes all of `bytes` starting at `offset`, keeping up to `depth` write requests of at
+    /// most `chunkSize` bytes in flight; returns the offset after them once they are all durable
+    /// in the daemon.
+    ///
+    /// Each `written` reply still means its bytes are durable. After a partial accept (full
+    /// buffers), a `busy` refusal (it waits the hinted delay), or a `wrongOffset` for a write
+    /// issued behind one of those (the daemon saw it before the earlier one was accepted), it
+    /// waits for every request in flight and resumes after the last durable byte, one write at a
+    /// time, doubling the writes in flight up to `depth` as they are accepted whole: bytes sent
+    /// again are duplicates the daemon skips. `depth` 1 sends one write at a time.
+    ///
+    /// - Throws: ``IPC/IPCError`` `wrongOffset` if `offset` is past the stream's end, and the
+    ///   daemon's other refusals; ``StreamClientError`` if the connection fails.
+    public func send(_ name: String, bytes: [UInt8], at offset: UInt64, depth: Int = 4, chunkSize: Int = IPCLimits.maxChunk) async throws -> UInt64 {
+        let streamName = try StreamName(name)
+        let depth = max(1, depth)
+        let chunkSize = min(max(1, chunkSize), IPCLimits.maxChunk)
         let end = offset + UInt64(bytes.count)
-        while position < end {
-            let start = Int(position - offset)
-            let chunkEnd = min(bytes.count, start + IPCLimits.maxChunk)
-            do {
-                position = try await write(name, offset: position, data: Array(bytes[start..<chunkEnd])).offset
-            } catch let error as IPCError where error.code == .busy {
-                try await Task.sleep(for: .milliseconds(Int(min(error.retryAfterMilliseconds ?? 200, 5_000))))
+        var durable = offset
+        var next = offset
+        // Writes kept in flight: back to 1 when the stream's buffer is full (the writes behind
+        // would only be refused and sent again), doubled by each write accepted whole.
+        var window = depth
+        // `behind`: issued while an earlier write of this send was in flight.
+        var inFlight: [(reply: PendingReply, end: UInt64, behind: Bool)] = []
+        defer { for write in inFlight { forget(write.reply) } }
+        while durable < end {
+            while inFlight.count < window, next < end {
+                let start = Int(next - offset)
+                let chunk = Array(bytes[start..<min(bytes.count, start + chunkSize)])
+                let reply = try issue(.write(name: streamName, offset: next, data: chunk))
+                next += UInt64(chunk.count)
+                inFlight.append((reply, next, !inFlight.isEmpty))
             }
+            let write = inFlight.removeFirst()
+            var pause: Duration?
+            do {
+                guard case .written(_, let reached) = try await reply(to: write.reply) else { throw unexpected("write") }
+                durable = max(durable, reached)
+                if reached >= write.end {
+                    window = min(depth, window * 2)
+                    continue
+                }
+            } catch let error as IPCError where error.code == .busy {
+                pause = .milliseconds(Int(min(error.retryAfterMilliseconds ?? 200, 5_000)))
+            } catch where (error as? IPCError)?.code == .wrongOffset && write.behind {
+                // The daemon took it before an earlier write had room: not a gap in the caller's offsets.
+            }
+            // Resume after the last durable byte once nothing is in flight any more (writes
+            // behind this one fail with `wrongOffset` or hold bytes sent again, harmlessly).
+            while !inFlight.isEmpty {
+                let later = inFlight.removeFirst()
+                if case .written(_, let reached)? = try? await reply(to: later.reply) { durable = max(durable, reached) }
+            }
+            if let pause { try await Task.sleep(for: pause) }
+            next = durable
+            window = 1
         }
         return end
     }

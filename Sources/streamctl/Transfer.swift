@@ -75,6 +75,9 @@ struct Send: AsyncParsableCommand {
     @Flag(help: "Also wait until the peer acknowledged every byte.")
     var sync = false
 
+    /// Writes kept in flight on the connection (each of up to 256 KiB, each answered once durable).
+    static let depth = 4
+
     func run() async throws {
         try await reporting {
             let input = try InputFile(path: file)
@@ -85,19 +88,12 @@ struct Send: AsyncParsableCommand {
             var position = base
             let progress = Progress(label: name, verb: "sent", enabled: !transfer.quiet && isatty(2) == 1)
             while true {
-                let chunk = try input.read(maxLength: IPCLimits.maxChunk)
-                if chunk.isEmpty { break }
-                let chunkStart = position
-                let chunkEnd = position + UInt64(chunk.count)
-                while position < chunkEnd {
-                    let offset = position
-                    let rest = Array(chunk[Int(offset - chunkStart)...])
-                    do {
-                        position = try await session.run { try await $0.write(name, offset: offset, data: rest).offset }
-                    } catch let error as IPCError where error.code == .busy {
-                        try await Task.sleep(for: .milliseconds(Int(min(error.retryAfterMilliseconds ?? 200, 5_000))))
-                    }
-                }
+                // Each block goes out as `Send.depth` pipelined writes; after a lost connection
+                // the block is sent again from its start (the bytes already held are skipped).
+                let block = try input.read(maxLength: Self.depth * IPCLimits.maxChunk)
+                if block.isEmpty { break }
+                let offset = position
+                position = try await session.run { try await $0.send(name, bytes: block, at: offset, depth: Self.depth) }
                 if progress.isDue {
                     let acked = try? await session.run { try await $0.status(name).bytesAcked }
                     progress.update(position - base, acknowledged: acked.map { $0 > base ? $0 - base : 0 })

@@ -5,11 +5,13 @@ import StreamDaemon
 import StreamEngine
 
 /// Benchmark 2: durable, acknowledged small app writes per second with group commit, against
-/// raw `write` + `fdatasync` per second on the same file system.
+/// raw `write` + `fdatasync` per second on the same file system. `--depth N` keeps N writes in
+/// flight per connection (pipelined, each still answered once durable); depth 1 is one write
+/// at a time, the figure of docs/BENCHMARKS.md section 2.
 enum DurableWritesBenchmark {
     static func run(options: Options) async throws {
         let streams = max(options.streams ?? 100, 1)
-        print("## durable writes: \(streams) streams, one connection each, \(options.writeSize) B writes, each returning once durable; \(format(options.duration.seconds, 1)) s per run")
+        print("## durable writes: \(streams) streams, one connection each, \(options.writeSize) B writes, \(options.depth) in flight per connection, each answered once durable; \(format(options.duration.seconds, 1)) s per run")
         print("baseline: \(options.writeSize) B pwrite + fdatasync in a loop, same directory as the state (\(options.directory))")
         var app = Samples()
         var appendRate = Samples()
@@ -25,7 +27,7 @@ enum DurableWritesBenchmark {
             let append = try fdatasyncRate(directory: scratch.path, size: options.writeSize, duration: options.duration, overwrite: false)
             let overwrite = try fdatasyncRate(directory: scratch.path, size: options.writeSize, duration: options.duration, overwrite: true)
             let result = try await appWrites(
-                streams: streams, size: options.writeSize, duration: options.duration, warmUp: options.warmUp, directory: scratch.path)
+                streams: streams, size: options.writeSize, depth: options.depth, duration: options.duration, warmUp: options.warmUp, directory: scratch.path)
             app.values.append(result.rate)
             appendRate.values.append(append)
             overwriteRate.values.append(overwrite)
@@ -48,7 +50,7 @@ enum DurableWritesBenchmark {
     }
 
     /// Runs `streams` writers against a fresh daemon in `directory` for `duration`.
-    static func appWrites(streams: Int, size: Int, duration: Duration, warmUp: Duration, directory: String) async throws -> Result {
+    static func appWrites(streams: Int, size: Int, depth: Int, duration: Duration, warmUp: Duration, directory: String) async throws -> Result {
         let daemon = try await BenchmarkDaemon.start(BenchmarkDaemon.configuration(in: directory))
         var clients: [StreamdClient] = []
         for index in 0..<streams {
@@ -66,7 +68,7 @@ enum DurableWritesBenchmark {
             // Every stream fills its send window (nobody joins, so nobody acknowledges) and its
             // box traffic settles before the measured run.
             let clock = ContinuousClock()
-            (offsets, _) = try await writeLoop(clients: clients, offsets: offsets, payload: payload, until: clock.now + warmUp)
+            (offsets, _) = try await writeLoop(clients: clients, offsets: offsets, payload: payload, depth: depth, until: clock.now + warmUp)
             print("warm-up: \(format(warmUp.seconds, 0)) s of writes before the measured run, not counted")
         }
         let simBefore = await daemon.probe.embeddedKpclientdStatistics()
@@ -75,7 +77,7 @@ enum DurableWritesBenchmark {
         let clock = ContinuousClock()
         let cpuBefore = processCPUSeconds()
         let start = clock.now
-        let (_, latencies) = try await writeLoop(clients: clients, offsets: offsets, payload: payload, until: start + duration)
+        let (_, latencies) = try await writeLoop(clients: clients, offsets: offsets, payload: payload, depth: depth, until: start + duration)
         let elapsed = (clock.now - start).seconds
         let cpu = processCPUSeconds() - cpuBefore
         print("process CPU while writing (daemon, embedded kpclientd and the \(streams) apps): \(format(cpu / elapsed)) s/s, \(format(cpu / Double(max(1, latencies.count)) * 1e6, 0)) µs per app write")
@@ -104,10 +106,11 @@ enum DurableWritesBenchmark {
             cpuPerWrite: cpu / Double(sorted.count))
     }
 
-    /// Every client writes `payload` at its next offset, one write in flight each, until
-    /// `deadline`; returns the offsets reached and every write's latency in seconds.
+    /// Every client writes `payload` at its next offset, keeping `depth` writes in flight each
+    /// (issued in offset order on its connection, every reply meaning durable), until `deadline`;
+    /// returns the offsets reached and every write's latency in seconds, from issue to reply.
     static func writeLoop(
-        clients: [StreamdClient], offsets: [UInt64], payload: [UInt8], until deadline: ContinuousClock.Instant
+        clients: [StreamdClient], offsets: [UInt64], payload: [UInt8], depth: Int, until deadline: ContinuousClock.Instant
     ) async throws -> (offsets: [UInt64], latencies: [Double]) {
         let clock = ContinuousClock()
         let size = UInt64(payload.count)
@@ -115,16 +118,24 @@ enum DurableWritesBenchmark {
             for (index, client) in clients.enumerated() {
                 let start = offsets[index]
                 group.addTask {
-                    var offset = start
+                    let name = try StreamName("w\(index)")
+                    var next = start
+                    var inFlight: [(reply: StreamdClient.PendingReply, issued: ContinuousClock.Instant, end: UInt64)] = []
                     var latencies: [Double] = []
-                    while clock.now < deadline {
-                        let before = clock.now
-                        let (accepted, end) = try await client.write("w\(index)", offset: offset, data: payload)
-                        guard accepted == size else { throw BenchmarkError("a write accepted \(accepted) of \(size) bytes") }
-                        offset = end
-                        latencies.append((clock.now - before).seconds)
+                    while true {
+                        while inFlight.count < depth, clock.now < deadline {
+                            let reply = try await client.issue(.write(name: name, offset: next, data: payload))
+                            next += size
+                            inFlight.append((reply, clock.now, next))
+                        }
+                        guard !inFlight.isEmpty else { break }
+                        let write = inFlight.removeFirst()
+                        guard case .written(let accepted, let end) = try await client.reply(to: write.reply), accepted == size, end == write.end else {
+                            throw BenchmarkError("a write was not accepted whole at its offset")
+                        }
+                        latencies.append((clock.now - write.issued).seconds)
                     }
-                    return (index, offset, latencies)
+                    return (index, next, latencies)
                 }
             }
             var reached = offsets

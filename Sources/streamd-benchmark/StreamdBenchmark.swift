@@ -13,6 +13,8 @@ struct Options: Sendable {
     var duration: Duration = .seconds(3)
     /// `durable`: how long every writer writes before the measured run (not counted).
     var warmUp: Duration = .zero
+    /// `durable`: writes each connection keeps in flight (1: one at a time).
+    var depth = 1
     /// Where scratch state directories go (its file system is the one measured).
     var directory = "/var/tmp"
     /// The settings of the `testnet` benchmark.
@@ -22,20 +24,21 @@ struct Options: Sendable {
 /// Measures streamd itself, in process, against raw baselines taken in the same run.
 ///
 /// `swift run -c release streamd-benchmark throughput|durable|startup [--mib N] [--runs N]
-/// [--streams N] [--write-size B] [--seconds S] [--warm-up S] [--dir PATH] [--memory-trace S]`; `streamd-benchmark testnet
+/// [--streams N] [--write-size B] [--seconds S] [--warm-up S] [--depth N] [--dir PATH] [--memory-trace S]`; `streamd-benchmark testnet
 /// [--speedup K] [--idle-speedup K] [--kib N] [--loss P] [--churn-seconds S] [--write-every TICKS] [--max-rto S]
 /// [--budget N] [--queue-delay S] [--ahead N]
 ///   [--window N] [--read-ahead N] [--ack-delay S] [--poll-max RTTS] [--only goodput|latency|idle]`
 @main
 struct StreamdBenchmark {
     static let usage = """
-        usage: streamd-benchmark throughput|durable|startup [--mib N] [--runs N] [--streams N] [--write-size B] [--seconds S] [--warm-up S] [--dir PATH] [--memory-trace S]
+        usage: streamd-benchmark throughput|durable|startup [--mib N] [--runs N] [--streams N] [--write-size B] [--seconds S] [--warm-up S] [--depth N] [--dir PATH] [--memory-trace S]
                streamd-benchmark testnet [--speedup K] [--idle-speedup K] [--kib N] [--loss P] [--churn-seconds S]
                                          [--write-every TICKS] [--max-rto S] [--budget N] [--queue-delay S] [--ahead N]
                                          [--window N] [--read-ahead N] [--ack-delay S] [--poll-max RTTS]
                                          [--only goodput|latency|idle]
           throughput  N MiB app → streamd → app on one stream pair, vs a socketpair copy (default 8 MiB)
-          durable     durable acknowledged writes/s from --streams writers (default 100), vs write+fdatasync/s
+          durable     durable acknowledged writes/s from --streams writers (default 100), vs write+fdatasync/s;
+                      --depth N: writes in flight per writer's connection (default 1, pipelined above)
           startup     create --streams streams (default 1000; 0 allowed): RSS per idle stream, where it went (mappings,
                       malloc arenas, SQLite, threads, the embedded kpclientd's operations); then start → ready;
                       --memory-trace S: RSS every second for S more seconds
@@ -81,6 +84,7 @@ struct StreamdBenchmark {
                 case "--write-size": options.writeSize = min(try int(), 65_536)
                 case "--seconds": options.duration = .seconds(min(try int(), 600))
                 case "--warm-up": options.warmUp = .seconds(min(try int(), 600))
+                case "--depth": options.depth = min(try int(), 64)
                 case "--dir": options.directory = value
                 case "--speedup": options.testnet.speedup = Double(min(try int(), 1000))
                 case "--idle-speedup": options.testnet.idleSpeedup = Double(min(try int(), 10_000))

@@ -11,7 +11,8 @@ import IPC
 /// buffers more than it was given, and a failed one keeps its error and no buffer; decoders
 /// throw only the documented codes, and a request error carries an id exactly when the
 /// payload is a map with an unsigned `id`; whatever decodes re-encodes to bytes that decode to
-/// the same value and encode to the same bytes.
+/// the same value and encode to the same bytes; a `write` or `written` (which have a fast path)
+/// holds exactly the payload map's values.
 @_cdecl("fuzz_ipc_main")
 func fuzzIPCMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
     if writeSeedsIfRequested(argc, argv, seeds) { return 0 }
@@ -120,6 +121,19 @@ private func checkRequest(_ payload: [UInt8]) {
     }
     if case .write(_, _, let data) = message.request {
         precondition(data.count <= IPCLimits.maxChunk, "write data over the limit")
+        checkFields(of: message.cborValue, in: payload, limits: IPCLimits.requestCBORLimits)
+    }
+}
+
+/// A `write` or `written` (decoded in place when laid out as encoders write them, else through
+/// the bounded decoder) holds exactly the values the payload's map has under its keys, and the
+/// payload is one CBOR map within the limits.
+private func checkFields(of value: CBORValue, in payload: [UInt8], limits: CBORDecoder.Limits) {
+    guard let map = try? CBORDecoder.decode(payload, limits: limits) else { preconditionFailure("a decoded write is not one CBOR map within the limits") }
+    guard case .map(let entries) = value else { preconditionFailure("a message's CBOR value is not a map") }
+    for entry in entries {
+        guard let key = entry.key.text else { preconditionFailure("a message has a key that is not text") }
+        precondition(map[key] == entry.value, "field \(key) differs from the payload's")
     }
 }
 
@@ -130,6 +144,9 @@ private func checkServerMessage(_ payload: [UInt8]) {
     } catch {
         precondition(decodingCodes.contains(error.code), "unexpected server message error \(error)")
         return
+    }
+    if case .reply(_, .success(.written)) = message {
+        checkFields(of: message.cborValue, in: payload, limits: IPCLimits.serverCBORLimits)
     }
     let encoded = message.encoded()
     do {

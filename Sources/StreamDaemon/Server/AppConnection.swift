@@ -77,18 +77,33 @@ struct AppConnection {
 
     /// Writes frames to the app straight onto the connection's channel, in the order they are
     /// sent, and counts those not yet written (the limit for events).
+    ///
+    /// Frames sent while earlier ones wait for the event loop join them: the loop writes
+    /// everything waiting as one buffer with one flush (several writes of one connection
+    /// that one group commit made durable leave in one `write`).
     struct Outbox: Sendable {
         let channel: any Channel
         let state: NIOLockedValueBox<State>
 
-        /// Queues one framed message on the channel and flushes it.
+        /// Queues one framed message on the channel; it is flushed with whatever else waits.
         func write(_ frame: [UInt8]) {
-            state.withLockedValue { $0.queuedFrames += 1 }
-            let buffer = ByteBuffer(bytes: frame)
+            let first = state.withLockedValue { state in
+                state.queuedFrames += 1
+                state.unsent.append(frame)
+                return state.unsent.count == 1
+            }
+            guard first else { return }
             let channel = self.channel
             let state = self.state
             channel.eventLoop.execute {
-                channel.writeAndFlush(buffer).whenComplete { _ in state.withLockedValue { $0.queuedFrames -= 1 } }
+                let frames = state.withLockedValue { state in
+                    var frames: [[UInt8]] = []
+                    swap(&frames, &state.unsent)
+                    return frames
+                }
+                var buffer = channel.allocator.buffer(capacity: frames.reduce(0) { $0 + $1.count })
+                for frame in frames { buffer.writeBytes(frame) }
+                channel.writeAndFlush(buffer).whenComplete { _ in state.withLockedValue { $0.queuedFrames -= frames.count } }
             }
         }
 
@@ -107,6 +122,8 @@ struct AppConnection {
         var halfFrame = false
         /// Frames queued for the app and not yet written.
         var queuedFrames = 0
+        /// Frames waiting for the event loop to write them, in order.
+        var unsent: [[UInt8]] = []
     }
 
     /// Events queued for an app beyond which further events are dropped until it reads: events
