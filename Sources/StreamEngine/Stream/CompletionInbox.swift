@@ -16,6 +16,8 @@ final class CompletionInbox: Sendable {
     enum Completion: Sendable {
         case write(OperationID, Result<Void, BoxTransportError>)
         case read(OperationID, Result<[UInt8]?, BoxTransportError>)
+        /// An app call that found the lock taken: it runs under the lock, in the drain.
+        case call(@Sendable (inout Stream.State) -> Void)
     }
 
     private struct State {

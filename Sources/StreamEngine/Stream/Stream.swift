@@ -46,7 +46,7 @@ public actor Stream {
     private var timerTask: Task<Void, Never>?
 
     /// The stream's mutable state; see ``state``.
-    private struct State {
+    struct State {
         var machine: StreamMachine
         /// The operations started and not completed yet that can be cancelled (one that
         /// completed inside its `start…` call is not kept).
@@ -65,10 +65,19 @@ public actor Stream {
     }
 
     /// A suspended caller of ``waitUntil(allowFailure:_:)``.
-    private struct Waiter {
+    struct Waiter {
         /// What the caller waits for; it is woken once this holds or the stream stops.
         var condition: @Sendable (inout State) -> Bool
-        var continuation: CheckedContinuation<Void, Never>
+        /// Resumes the caller, which looks again.
+        var resume: @Sendable () -> Void
+    }
+
+    /// Whether a wait was cancelled, set before its cancellation handler posts the wake-up: a
+    /// wait parked by a drain after that wake-up ran sees it and does not park.
+    private final class CancellationFlag: Sendable {
+        private let cancelled = Mutex(false)
+        var isCancelled: Bool { cancelled.withLock { $0 } }
+        func cancel() { cancelled.withLock { $0 = true } }
     }
 
     // MARK: - Opening
@@ -157,11 +166,7 @@ public actor Stream {
             while accepted < bytes.count {
                 // The machine copies only the prefix it accepts, so each byte is copied once
                 // however many rounds the write takes.
-                let (taken, sequence) = try withState { s throws in
-                    let result = try s.machine.appWrite(bytes[accepted...], now: now)
-                    step(&s)
-                    return result
-                }
+                let (taken, sequence) = try await visit { [accepted] s in try s.machine.appWrite(bytes[accepted...], now: self.now) }
                 accepted += taken
                 mustBeDurable = sequence
                 if accepted < bytes.count {
@@ -186,16 +191,19 @@ public actor Stream {
     ///   everything was read.
     public nonisolated func read(maxLength: Int = 64 * 1024) async throws -> [UInt8]? {
         guard inbound != nil else { throw StreamError(.readOnly, "this end of the stream can only write") }
-        try await waitUntil(allowFailure: true) { $0.machine.checkpoint.readableCount > 0 || $0.machine.isReadFinished }
-        return try withState { s throws -> [UInt8]? in
-            if s.machine.checkpoint.readableCount == 0 {
-                if let failure = s.machine.failure ?? s.persistenceFailure { throw failure }
-                return nil
+        while true {
+            try await waitUntil(allowFailure: true) { $0.machine.checkpoint.readableCount > 0 || $0.machine.isReadFinished }
+            // `.none` if another reader took the bytes since the wait: wait again.
+            let outcome = try await visit { s throws -> [UInt8]?? in
+                if s.machine.checkpoint.readableCount == 0 {
+                    if let failure = s.machine.failure ?? s.persistenceFailure { throw failure }
+                    return s.machine.isReadFinished ? .some(nil) : .none
+                }
+                let bytes = s.machine.appRead(maxLength: max(1, maxLength), now: self.now)
+                if bytes.isEmpty, let failure = s.machine.failure { throw failure }
+                return bytes
             }
-            let bytes = s.machine.appRead(maxLength: max(1, maxLength), now: now)
-            step(&s)
-            if bytes.isEmpty, let failure = s.machine.failure { throw failure }
-            return bytes
+            if let outcome { return outcome }
         }
     }
 
@@ -221,7 +229,7 @@ public actor Stream {
             let checkpoint = $0.machine.checkpoint
             return checkpoint.deliveredBytes > offset || checkpoint.peerFinOffset != nil || offset < checkpoint.bytesConsumed
         }
-        return try withState { s throws -> [UInt8]? in
+        return try await visit { s throws -> [UInt8]? in
             let bytes = try s.machine.peek(from: offset, maxLength: max(1, maxLength))
             guard bytes.isEmpty else { return bytes }
             if let failure = s.machine.failure ?? s.persistenceFailure { throw failure }
@@ -246,10 +254,9 @@ public actor Stream {
         guard inbound != nil else { throw StreamError(.readOnly, "this end of the stream can only write") }
         var mustBeDurable: UInt64
         while true {
-            let (target, durable) = try withState { s throws in
+            let (target, durable) = try await visit { s throws in
                 let target = min(offset, s.machine.checkpoint.deliveredBytes)
-                let durable = try s.machine.consume(through: target, now: now)
-                step(&s)
+                let durable = try s.machine.consume(through: target, now: self.now)
                 if target != offset, let end = s.machine.checkpoint.peerFinOffset {
                     throw StreamError(.invalidOffset, "cannot consume through offset \(offset): the stream ends at \(end)")
                 }
@@ -275,10 +282,7 @@ public actor Stream {
     /// Closes this end's direction gracefully: sends everything buffered, then the end of the
     /// stream, and returns once the peer acknowledged it. The peer's direction stays open.
     public nonisolated func close() async throws {
-        try withState { s throws in
-            try s.machine.appClose(now: now)
-            step(&s)
-        }
+        try await visit { s throws in try s.machine.appClose(now: self.now) }
         try await waitUntil { $0.machine.isClosed }
     }
 
@@ -333,7 +337,7 @@ public actor Stream {
         while index < s.waiters.count {
             if s.waiters[index].condition(&s) {
                 s.waiters.swapAt(index, s.waiters.count - 1)
-                s.waiters.removeLast().continuation.resume()
+                DeferredDrains.wake(s.waiters.removeLast().resume)
             } else {
                 index += 1
             }
@@ -377,6 +381,29 @@ public actor Stream {
         }
     }
 
+    /// Runs `body` (a machine input; the step that follows performs its outputs) under the
+    /// lock: at once if the lock is free, else posted to the inbox for the lock's holder to
+    /// run, resuming the caller after. No app call spins or sleeps on the lock.
+    private nonisolated func visit<Result: Sendable>(_ body: @escaping @Sendable (inout State) throws -> Result) async throws -> Result {
+        let now: Swift.Result<Result, any Error>? = DeferredDrains.collecting {
+            defer { drainPosted() }
+            return state.withLockIfAvailable { s -> Swift.Result<Result, any Error> in
+                let result = Swift.Result { try body(&s) }
+                step(&s)
+                return result
+            }
+        }
+        if let now { return try now.get() }
+        return try await withCheckedThrowingContinuation { continuation in
+            post { s in continuation.resume(with: Swift.Result { try body(&s) }) }
+        }
+    }
+
+    /// Posts `call` to run under the lock, in the next drain; drains at once if it can.
+    private nonisolated func post(_ call: @escaping @Sendable (inout State) -> Void) {
+        if let stream = inbox.post(.call(call)) { DeferredDrains.drain(stream) }
+    }
+
     /// Drains the inbox on the calling thread if completions wait and the lock is free: no
     /// task, no other thread woken. If the lock is taken, its holder drains after releasing it.
     nonisolated func drainPosted() {
@@ -397,6 +424,8 @@ public actor Stream {
             case .read(let operation, let result):
                 if !s.operations.isEmpty { s.operations.removeValue(forKey: operation) }
                 s.machine.readCompleted(operation, result: result, now: time)
+            case .call(let call):
+                call(&s)
             }
         }
         s.completions.removeAll(keepingCapacity: true)
@@ -461,36 +490,33 @@ public actor Stream {
     /// Throws the stream's failure, ``StreamError/Code-swift.struct/halted``, or
     /// `CancellationError` if the calling task is cancelled.
     private nonisolated func waitUntil(allowFailure: Bool = false, _ condition: @escaping @Sendable (inout State) -> Bool) async throws {
+        let flag = CancellationFlag()
         while true {
-            let holds = try withState { s throws -> Bool in
-                if allowFailure, condition(&s) { return true }
-                if let failure = s.persistenceFailure ?? s.machine.failure { throw failure }
-                if s.machine.isHalted { throw StreamError(.halted, "the stream was halted") }
-                return condition(&s)
-            }
-            if holds { return }
-            try Task.checkCancellation()
-            await withTaskCancellationHandler {
-                await withCheckedContinuation { continuation in
-                    // Parked under the lock, re-checking: a change or a cancellation since the
-                    // check above (whose handler wakes only the waiters already parked) is seen.
-                    let parked = withState { s in
-                        guard !s.isStopped, !Task.isCancelled, !condition(&s) else { return false }
-                        s.waiters.append(Waiter(condition: condition, continuation: continuation))
-                        return true
+            // One visit checks and, unless the condition holds, parks: a change in between is
+            // impossible. The continuation is resumed with whether to look again.
+            let holds = try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Bool, any Error>) in
+                    post { s in
+                        if allowFailure, condition(&s) { return continuation.resume(returning: true) }
+                        if let failure = s.persistenceFailure ?? s.machine.failure { return continuation.resume(throwing: failure) }
+                        if s.machine.isHalted { return continuation.resume(throwing: StreamError(.halted, "the stream was halted")) }
+                        if condition(&s) { return continuation.resume(returning: true) }
+                        if flag.isCancelled { return continuation.resume(throwing: CancellationError()) }
+                        s.waiters.append(Waiter(condition: condition) { continuation.resume(returning: false) })
                     }
-                    if !parked { continuation.resume() }
                 }
             } onCancel: {
-                withState { wakeAll(&$0) }
+                flag.cancel()
+                post { self.wakeAll(&$0) }
             }
+            if holds { return }
         }
     }
 
     private nonisolated func wakeAll(_ s: inout State) {
         let current = s.waiters
         s.waiters.removeAll()
-        for waiter in current { waiter.continuation.resume() }
+        for waiter in current { DeferredDrains.wake(waiter.resume) }
     }
 
     deinit {
@@ -501,29 +527,41 @@ public actor Stream {
 }
 
 /// The streams whose inboxes were posted to while the current task held a stream's lock, to be
-/// drained once it released it.
+/// drained once it released it, and the waiters those drains woke, to be resumed after.
 ///
 /// One stream's step lands the peer's parked reads box by box; draining the peer at each one
 /// would take and release the peer's lock per box, against the peer's app task. Collected, the
-/// peer is drained once per step, with all the boxes of that step, on the same task.
+/// peer is drained once per step, with all the boxes of that step, on the same task; and the app
+/// tasks woken meanwhile start once that chain of drains is over instead of contending with it.
 final class DeferredDrains: Sendable {
-    /// The streams to drain; `nil` once the collector finished (a task made while it collected
-    /// inherits it as its task-local value, and must then drain at once).
-    private let streams = Mutex<[Stream]?>([])
+    private struct Pending {
+        var streams: [Stream] = []
+        var wakeUps: [@Sendable () -> Void] = []
+    }
+
+    /// What to do; `nil` once the collector finished (a task made while it collected inherits
+    /// it as its task-local value, and must then act at once).
+    private let pending = Mutex<Pending?>(Pending())
 
     /// The collector of the current task, while one of its calls holds a stream's lock.
     @TaskLocal private static var current: DeferredDrains?
 
     /// Drains `stream` now, or once the current task's outermost locked call ends.
     static func drain(_ stream: Stream) {
-        if let current, current.streams.withLock({ $0?.append(stream) }) != nil { return }
+        if let current, current.pending.withLock({ $0?.streams.append(stream) }) != nil { return }
         collecting { stream.drainPosted() }
     }
 
+    /// Resumes a waiter now, or once the current task's drains are over.
+    static func wake(_ resume: @escaping @Sendable () -> Void) {
+        if let current, current.pending.withLock({ $0?.wakeUps.append(resume) }) != nil { return }
+        resume()
+    }
+
     /// Runs `body` collecting the drains it causes (unless an outer call collects them), then
-    /// runs them, and those they cause, until none are left.
+    /// runs them, and those they cause, until none are left; then resumes the waiters they woke.
     static func collecting<Result>(_ body: () throws -> Result) rethrows -> Result {
-        if let current, current.streams.withLock({ $0 != nil }) { return try body() }
+        if let current, current.pending.withLock({ $0 != nil }) { return try body() }
         let collector = DeferredDrains()
         return try $current.withValue(collector) {
             defer { collector.finish() }
@@ -531,13 +569,20 @@ final class DeferredDrains: Sendable {
         }
     }
 
-    /// Drains the collected streams until none are left, then stops collecting.
+    /// Drains the collected streams until none are left, then stops collecting and resumes
+    /// the waiters.
     private func finish() {
-        while let stream = streams.withLock({ streams -> Stream? in
-            if let next = streams?.popLast() { return next }
-            streams = nil
-            return nil
-        }) {
+        while true {
+            let (stream, wakeUps) = pending.withLock { pending -> (Stream?, [@Sendable () -> Void]) in
+                if let next = pending?.streams.popLast() { return (next, []) }
+                let wakeUps = pending?.wakeUps ?? []
+                pending = nil
+                return (nil, wakeUps)
+            }
+            guard let stream else {
+                for resume in wakeUps { resume() }
+                return
+            }
             stream.drainPosted()
         }
     }
