@@ -1,13 +1,15 @@
 import Synchronization
 
-/// The completions of a ``Stream``'s box operations, queued for the stream to hand to its machine.
+/// The completions of a ``Stream``'s box operations (and the app calls and waits that found its
+/// lock taken), queued for the stream to hand to its machine.
 ///
 /// A completion may arrive on any thread, or inside the `start…` call that issued the operation
 /// while the stream is in the middle of a step; it only queues its outcome here, so the machine
 /// never runs re-entrantly. While a step drains (from its start until it finds the inbox
 /// empty), completions are left for it: inline completions cost no task switch. Otherwise the
-/// poster is told to drain the inbox itself, if it can take the stream's lock; if it cannot,
-/// the holder drains it after releasing the lock (``needsDrain``).
+/// first poster since the last drain began is told to drain the inbox itself, if it can take
+/// the stream's lock; if it cannot, the holder drains it after releasing the lock
+/// (``needsDrain``).
 ///
 /// The inbox holds the one weak reference to its stream, so an operation's completion captures
 /// only the inbox: no weak reference is made and destroyed per operation.

@@ -17,8 +17,12 @@ public protocol StreamPersistence: Sendable {
 /// `Stream` starts the machine's transport operations through the channels' completion
 /// callbacks (no task per operation: an operation the store answers at once completes within
 /// the step that started it), runs its timers on a real clock, persists its journal when given
-/// a ``StreamPersistence``, and suspends callers until their condition holds. Every wait
-/// re-checks state inside the actor, so no wake-up is lost.
+/// a ``StreamPersistence``, and suspends callers until their condition holds. Its state is
+/// behind one lock, which the data path never waits for: whoever holds it runs what others
+/// posted meanwhile (completions, app calls, waits), so a peer's completion is handed to the
+/// machine on the thread it arrives on, and an app call costs no task switch unless it finds
+/// the lock taken.
+/// Every wait checks and parks under the lock, so no wake-up is lost.
 ///
 /// ```swift
 /// let address = StreamAddress.generate()
@@ -369,8 +373,11 @@ public actor Stream {
         if started.isCancellable { s.operations[operation] = started }
     }
 
-    /// Runs `body` under the lock, then drains the completions posted meanwhile that no step
-    /// took (their posters found the lock taken and left them to the holder).
+    /// Runs `body` under the lock, waiting for it, then drains the completions posted meanwhile
+    /// that no step took (their posters found the lock taken and left them to the holder).
+    ///
+    /// For the rare calls (halt, status, timer ticks, persistence results); the data path
+    /// uses ``visit(_:)``, which never waits for the lock.
     ///
     /// Drains of other streams that this causes (this stream's writes landing their parked
     /// reads) wait until the lock is released and then run on this task; see ``DeferredDrains``.
