@@ -75,6 +75,47 @@ import Testing
         }
     }
 
+    /// A waiting call whose task is cancelled throws `CancellationError`, whether the
+    /// cancellation comes before it parks, while it parks, or after.
+    @Test(.timeLimit(.minutes(1)))
+    func aCancelledWaitThrowsCancellationError() async throws {
+        let store = lossyStore(loss: 0)
+        let stream = try await Stream.listen(address: .generate(), store: store, configuration: fastConfiguration())
+        for round in 0..<200 {
+            let read = Task { try await stream.read() }
+            for _ in 0..<(round % 4) { await Task.yield() }
+            read.cancel()
+            await #expect(throws: CancellationError.self) { _ = try await read.value }
+        }
+        await stream.halt()
+    }
+
+    /// Many callers waiting on one stream at once, parked while its steps run on other tasks,
+    /// are all woken with the bytes.
+    @Test(.timeLimit(.minutes(1)))
+    func manyConcurrentWaitersAreAllWoken() async throws {
+        var configuration = InMemoryBoxStore.Configuration()
+        configuration.payloadSize = 1024
+        let store = InMemoryBoxStore(configuration: configuration)  // inline completions
+        let address = StreamAddress.generate()
+        let alice = try await Stream.listen(address: address, store: store, configuration: fastConfiguration())
+        let bob = try await Stream.dial(address: address, store: store, configuration: fastConfiguration())
+        let message = (0..<50_000).map { UInt8(truncatingIfNeeded: $0 * 11) }
+        try await withThrowingTaskGroup(of: [UInt8].self) { group in
+            for _ in 0..<200 {
+                group.addTask { try await bob.read(from: 0, maxLength: 16) ?? [] }
+            }
+            group.addTask {
+                try await alice.write(message)
+                try await alice.sync()
+                return Array(message.prefix(16))
+            }
+            for try await bytes in group { #expect(bytes == Array(message.prefix(16))) }
+        }
+        await alice.halt()
+        await bob.halt()
+    }
+
     @Test(.timeLimit(.minutes(1)))
     func restoredStreamContinuesWhereItStopped() async throws {
         let store = lossyStore(loss: 0.05)

@@ -1,13 +1,15 @@
 import Synchronization
 
-/// The completions of a ``Stream``'s box operations, queued for the actor to hand to its machine.
+/// The completions of a ``Stream``'s box operations (and the app calls and waits that found its
+/// lock taken), queued for the stream to hand to its machine.
 ///
 /// A completion may arrive on any thread, or inside the `start…` call that issued the operation
-/// while the actor is in the middle of a step; it only queues its outcome here, so the machine
-/// never runs re-entrantly. While the actor drains (from the start of a step until it finds the
-/// inbox empty), completions are left for it: inline completions cost no task switch. Otherwise
-/// the completion that makes the inbox non-empty tells its poster to schedule one drain, and
-/// later ones ride along with it.
+/// while the stream is in the middle of a step; it only queues its outcome here, so the machine
+/// never runs re-entrantly. While a step drains (from its start until it finds the inbox
+/// empty), completions are left for it: inline completions cost no task switch. Otherwise the
+/// first poster since the last drain began is told to drain the inbox itself, if it can take
+/// the stream's lock; if it cannot, the holder drains it after releasing the lock
+/// (``needsDrain``).
 ///
 /// The inbox holds the one weak reference to its stream, so an operation's completion captures
 /// only the inbox: no weak reference is made and destroyed per operation.
@@ -16,13 +18,15 @@ final class CompletionInbox: Sendable {
     enum Completion: Sendable {
         case write(OperationID, Result<Void, BoxTransportError>)
         case read(OperationID, Result<[UInt8]?, BoxTransportError>)
+        /// An app call that found the lock taken: it runs under the lock, in the drain.
+        case call(@Sendable (inout Stream.State) -> Void)
     }
 
     private struct State {
         var queued: [Completion] = []
-        /// Whether the actor will look at the inbox again before it stops draining.
+        /// Whether a step will look at the inbox again before it stops draining.
         var draining = false
-        /// Whether a drain task was scheduled and has not started yet.
+        /// Whether a poster was told to drain and no drain has begun since.
         var scheduled = false
         /// The stream that drains this inbox, once attached.
         weak var stream: Stream?
@@ -35,8 +39,9 @@ final class CompletionInbox: Sendable {
         state.withLock { $0.stream = stream }
     }
 
-    /// Queues `completion`; returns the stream if the caller must schedule a drain (the actor
-    /// is not draining, no drain is scheduled yet, and the stream still exists).
+    /// Queues `completion`; returns the stream if the caller must drain the inbox (no step is
+    /// draining it, no poster was told to since the last drain began, and the stream still
+    /// exists).
     func post(_ completion: sending Completion) -> Stream? {
         state.withLock {
             $0.queued.append(completion)
@@ -46,13 +51,17 @@ final class CompletionInbox: Sendable {
         }
     }
 
-    /// Marks the start of a drain: completions posted from now on are left for the actor
-    /// until ``take(into:)`` finds the inbox empty. `scheduled` says whether this is the
-    /// drain a poster scheduled.
-    func beginDraining(scheduled: Bool) {
+    /// Whether completions wait and no step is draining them.
+    var needsDrain: Bool {
+        state.withLock { !$0.draining && !$0.queued.isEmpty }
+    }
+
+    /// Marks the start of a drain: completions posted from now on are left for the step
+    /// until ``take(into:)`` finds the inbox empty.
+    func beginDraining() {
         state.withLock {
             $0.draining = true
-            if scheduled { $0.scheduled = false }
+            $0.scheduled = false
         }
     }
 

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Persists a stream's journal, so that what the stream promises survives a crash.
 ///
 /// Store the stream's ``Stream/checkpoint()`` once right after opening it (it holds the keys),
@@ -15,8 +17,12 @@ public protocol StreamPersistence: Sendable {
 /// `Stream` starts the machine's transport operations through the channels' completion
 /// callbacks (no task per operation: an operation the store answers at once completes within
 /// the step that started it), runs its timers on a real clock, persists its journal when given
-/// a ``StreamPersistence``, and suspends callers until their condition holds. Every wait
-/// re-checks state inside the actor, so no wake-up is lost.
+/// a ``StreamPersistence``, and suspends callers until their condition holds. Its state is
+/// behind one lock, which the data path never waits for: whoever holds it runs what others
+/// posted meanwhile (completions, app calls, waits), so a peer's completion is handed to the
+/// machine on the thread it arrives on, and an app call costs no task switch unless it finds
+/// the lock taken.
+/// Every wait checks and parks under the lock, so no wake-up is lost.
 ///
 /// ```swift
 /// let address = StreamAddress.generate()
@@ -26,36 +32,56 @@ public protocol StreamPersistence: Sendable {
 /// let chunk = try await bob.read()   // [104, 101, 108, 108, 111]
 /// ```
 public actor Stream {
-    private var machine: StreamMachine
+    /// Everything mutable, behind one lock rather than the actor's isolation: a completion
+    /// from another thread (the peer's write landing a parked read) drains the inbox on its
+    /// own thread when the lock is free, instead of scheduling a task that wakes another
+    /// thread; the app's calls take the lock too, without hopping onto the actor.
+    private let state: Mutex<State>
     private let outbound: (any BoxChannel)?
     private let inbound: (any BoxChannel)?
     private let persistence: (any StreamPersistence)?
     private let clock = ContinuousClock()
     private let origin: ContinuousClock.Instant
-
-    /// The operations started and not completed yet that can be cancelled (one that completed
-    /// inside its `start…` call is not kept).
-    private var operations = OperationSlots<BoxOperation>(span: 64)
-    /// Where operations' completions wait for the actor; see ``CompletionInbox``.
+    /// Where operations' completions wait for the lock; see ``CompletionInbox``.
     private let inbox = CompletionInbox()
-    /// The batch of completions being handed to the machine (its storage is reused).
-    private var completions: [CompletionInbox.Completion] = []
     /// The machine's next deadline, re-armed in place whenever it moves.
     private let timer = ReArmableTimer()
     /// The one task that runs the machine's timers when ``timer`` fires.
     private var timerTask: Task<Void, Never>?
-    /// When ``timer`` is armed to fire, if it is.
-    private var timerArmedAt: StreamTime?
-    private var persisting = false
-    private var persistenceFailure: StreamError?
-    /// Suspended callers, each with the condition it waits for.
-    private var waiters: [Waiter] = []
+
+    /// The stream's mutable state; see ``state``.
+    struct State {
+        var machine: StreamMachine
+        /// The operations started and not completed yet that can be cancelled (one that
+        /// completed inside its `start…` call is not kept).
+        var operations = OperationSlots<BoxOperation>(span: 64)
+        /// The batch of completions being handed to the machine (its storage is reused).
+        var completions: [CompletionInbox.Completion] = []
+        /// When ``timer`` is armed to fire, if it is.
+        var timerArmedAt: StreamTime?
+        var persisting = false
+        var persistenceFailure: StreamError?
+        /// Suspended callers, each with the condition it waits for.
+        var waiters: [Waiter] = []
+
+        /// Whether the stream stopped: waiters wake whatever their condition.
+        var isStopped: Bool { persistenceFailure != nil || machine.failure != nil || machine.isHalted }
+    }
 
     /// A suspended caller of ``waitUntil(allowFailure:_:)``.
-    private struct Waiter {
+    struct Waiter {
         /// What the caller waits for; it is woken once this holds or the stream stops.
-        var condition: (isolated Stream) -> Bool
-        var continuation: CheckedContinuation<Void, Never>
+        var condition: @Sendable (inout State) -> Bool
+        /// Resumes the caller, which looks again.
+        var resume: @Sendable () -> Void
+    }
+
+    /// Whether a wait was cancelled, set before its cancellation handler posts the wake-up: a
+    /// wait parked by a drain after that wake-up ran sees it and does not park.
+    private final class CancellationFlag: Sendable {
+        private let cancelled = Mutex(false)
+        var isCancelled: Bool { cancelled.withLock { $0 } }
+        func cancel() { cancelled.withLock { $0 = true } }
     }
 
     // MARK: - Opening
@@ -114,17 +140,17 @@ public actor Stream {
         } else {
             inbound = nil
         }
-        self.machine = machine
+        state = Mutex(State(machine: machine))
         self.persistence = persistence
         origin = clock.now
         timerTask = Task { [weak self, ticks = timer.ticks] in
             for await _ in ticks {
                 guard let self else { return }
-                await self.timerFired()
+                self.timerFired()
             }
         }
         inbox.attach(self)
-        step()
+        withState { step(&$0) }
     }
 
     // MARK: - Data
@@ -137,22 +163,21 @@ public actor Stream {
     ///   halted) after the stream accepted some of the bytes: its
     ///   ``PartialWriteError/acceptedCount`` says how many, from the start of `bytes`. Any other
     ///   error means that none of `bytes` was accepted.
-    public func write(_ bytes: [UInt8]) async throws {
+    public nonisolated func write(_ bytes: [UInt8]) async throws {
         var accepted = 0
         var mustBeDurable: UInt64 = 0
         do {
             while accepted < bytes.count {
                 // The machine copies only the prefix it accepts, so each byte is copied once
                 // however many rounds the write takes.
-                let (taken, sequence) = try machine.appWrite(bytes[accepted...], now: now)
+                let (taken, sequence) = try await visit { [accepted] s in try s.machine.appWrite(bytes[accepted...], now: self.now) }
                 accepted += taken
                 mustBeDurable = sequence
-                step()
                 if accepted < bytes.count {
                     try await waitUntil { $0.machine.writeCapacity > 0 }
                 }
             }
-            try await waitUntil { $0.machine.durableSequence >= mustBeDurable }
+            try await waitUntil { [mustBeDurable] in $0.machine.durableSequence >= mustBeDurable }
         } catch {
             guard accepted > 0 else { throw error }
             throw PartialWriteError(acceptedCount: accepted, of: bytes.count, underlying: error)
@@ -168,17 +193,22 @@ public actor Stream {
     ///
     /// - Returns: up to `maxLength` bytes, or `nil` once the peer closed its direction and
     ///   everything was read.
-    public func read(maxLength: Int = 64 * 1024) async throws -> [UInt8]? {
+    public nonisolated func read(maxLength: Int = 64 * 1024) async throws -> [UInt8]? {
         guard inbound != nil else { throw StreamError(.readOnly, "this end of the stream can only write") }
-        try await waitUntil(allowFailure: true) { $0.machine.checkpoint.readableCount > 0 || $0.machine.isReadFinished }
-        if machine.checkpoint.readableCount == 0 {
-            if let failure = machine.failure ?? persistenceFailure { throw failure }
-            return nil
+        while true {
+            try await waitUntil(allowFailure: true) { $0.machine.checkpoint.readableCount > 0 || $0.machine.isReadFinished }
+            // `.none` if another reader took the bytes since the wait: wait again.
+            let outcome = try await visit { s throws -> [UInt8]?? in
+                if s.machine.checkpoint.readableCount == 0 {
+                    if let failure = s.machine.failure ?? s.persistenceFailure { throw failure }
+                    return s.machine.isReadFinished ? .some(nil) : .none
+                }
+                let bytes = s.machine.appRead(maxLength: max(1, maxLength), now: self.now)
+                if bytes.isEmpty, let failure = s.machine.failure { throw failure }
+                return bytes
+            }
+            if let outcome { return outcome }
         }
-        let bytes = machine.appRead(maxLength: max(1, maxLength), now: now)
-        step()
-        if bytes.isEmpty, let failure = machine.failure { throw failure }
-        return bytes
     }
 
     /// Reads the received bytes starting at stream offset `offset` without consuming them,
@@ -197,20 +227,22 @@ public actor Stream {
     ///   direction ends at `offset`.
     /// - Throws: ``StreamError/Code-swift.struct/invalidOffset`` if `offset` was already
     ///   consumed or lies beyond the end of the peer's direction; the stream's failure.
-    public func read(from offset: UInt64, maxLength: Int = 64 * 1024) async throws -> [UInt8]? {
+    public nonisolated func read(from offset: UInt64, maxLength: Int = 64 * 1024) async throws -> [UInt8]? {
         guard inbound != nil else { throw StreamError(.readOnly, "this end of the stream can only write") }
         try await waitUntil(allowFailure: true) {
             let checkpoint = $0.machine.checkpoint
             return checkpoint.deliveredBytes > offset || checkpoint.peerFinOffset != nil || offset < checkpoint.bytesConsumed
         }
-        let bytes = try machine.peek(from: offset, maxLength: max(1, maxLength))
-        guard bytes.isEmpty else { return bytes }
-        if let failure = machine.failure ?? persistenceFailure { throw failure }
-        let end = machine.checkpoint.peerFinOffset ?? offset
-        guard offset <= end else {
-            throw StreamError(.invalidOffset, "offset \(offset) lies beyond the end of the stream at \(end)")
+        return try await visit { s throws -> [UInt8]? in
+            let bytes = try s.machine.peek(from: offset, maxLength: max(1, maxLength))
+            guard bytes.isEmpty else { return bytes }
+            if let failure = s.machine.failure ?? s.persistenceFailure { throw failure }
+            let end = s.machine.checkpoint.peerFinOffset ?? offset
+            guard offset <= end else {
+                throw StreamError(.invalidOffset, "offset \(offset) lies beyond the end of the stream at \(end)")
+            }
+            return nil
         }
-        return nil
     }
 
     /// Consumes every received byte before stream offset `offset`, returning once that is
@@ -222,20 +254,23 @@ public actor Stream {
     ///
     /// - Throws: ``StreamError/Code-swift.struct/invalidOffset`` if `offset` lies beyond the
     ///   end of the peer's direction; the stream's failure.
-    public func consume(through offset: UInt64) async throws {
+    public nonisolated func consume(through offset: UInt64) async throws {
         guard inbound != nil else { throw StreamError(.readOnly, "this end of the stream can only write") }
         var mustBeDurable: UInt64
         while true {
-            let target = min(offset, machine.checkpoint.deliveredBytes)
-            mustBeDurable = try machine.consume(through: target, now: now)
-            step()
-            if target == offset { break }
-            if let end = machine.checkpoint.peerFinOffset {
-                throw StreamError(.invalidOffset, "cannot consume through offset \(offset): the stream ends at \(end)")
+            let (target, durable) = try await visit { s throws in
+                let target = min(offset, s.machine.checkpoint.deliveredBytes)
+                let durable = try s.machine.consume(through: target, now: self.now)
+                if target != offset, let end = s.machine.checkpoint.peerFinOffset {
+                    throw StreamError(.invalidOffset, "cannot consume through offset \(offset): the stream ends at \(end)")
+                }
+                return (target, durable)
             }
+            mustBeDurable = durable
+            if target == offset { break }
             try await waitUntil { $0.machine.checkpoint.deliveredBytes > target || $0.machine.checkpoint.peerFinOffset != nil }
         }
-        try await waitUntil(allowFailure: true) { $0.machine.durableSequence >= mustBeDurable }
+        try await waitUntil(allowFailure: true) { [mustBeDurable] in $0.machine.durableSequence >= mustBeDurable }
     }
 
     /// The received data as an asynchronous sequence of chunks, ending when the peer closes.
@@ -243,154 +278,197 @@ public actor Stream {
 
     /// Returns once the peer has acknowledged every byte written so far (in multicast: once
     /// every frame was verified in the store).
-    public func sync() async throws {
+    public nonisolated func sync() async throws {
         guard outbound != nil else { return }
         try await waitUntil { $0.machine.isWriteSettled && $0.machine.durableSequence >= $0.machine.lastSequence }
     }
 
     /// Closes this end's direction gracefully: sends everything buffered, then the end of the
     /// stream, and returns once the peer acknowledged it. The peer's direction stays open.
-    public func close() async throws {
-        try machine.appClose(now: now)
-        step()
+    public nonisolated func close() async throws {
+        try await visit { s throws in try s.machine.appClose(now: self.now) }
         try await waitUntil { $0.machine.isClosed }
     }
 
     /// Stops the stream at once: cancels all operations and wakes every waiter with
     /// ``StreamError/Code-swift.struct/halted``. The checkpoint stays valid for a restore.
     public func halt() {
-        machine.halt()
-        step()
+        withState { s in
+            s.machine.halt()
+            step(&s)
+        }
     }
 
     /// The complete durable state, for a snapshot.
     ///
     /// - Important: it holds key material; store it where only the owner can read it.
-    public func checkpoint() -> StreamCheckpoint { machine.checkpoint }
+    public func checkpoint() -> StreamCheckpoint { withState { $0.machine.checkpoint } }
 
     /// A secret-free summary of the stream's progress.
-    public var status: StreamStatus { machine.status }
+    public var status: StreamStatus { withState { $0.machine.status } }
 
     /// Why this stream's box writes were made (first sends and each kind of resend).
-    public var sendStatistics: StreamSendStatistics { machine.sendStatistics }
+    public var sendStatistics: StreamSendStatistics { withState { $0.machine.sendStatistics } }
 
     // MARK: - Driving the machine
 
-    private var now: StreamTime { StreamTime(nanoseconds: (clock.now - origin).nanosecondsClamped) }
+    private nonisolated var now: StreamTime { StreamTime(nanoseconds: (clock.now - origin).nanosecondsClamped) }
 
     /// Performs the machine's outputs: operations (handing the machine the completions that
     /// arrive meanwhile, inline ones included, until none are left), persistence and the
-    /// timer; then wakes waiters.
-    private func step(scheduledDrain: Bool = false) {
-        inbox.beginDraining(scheduled: scheduledDrain)
+    /// timer; then wakes waiters. Runs under the lock.
+    private nonisolated func step(_ s: inout State) {
+        inbox.beginDraining()
         repeat {
-            for action in machine.takeActions() {
-                perform(action)
+            for action in s.machine.takeActions() {
+                perform(action, &s)
             }
-        } while deliverCompletions()
-        if persistence != nil { persistJournal() }
-        scheduleTimer()
-        wakeReadyWaiters()
+        } while deliverCompletions(&s)
+        if persistence != nil { persistJournal(&s) }
+        scheduleTimer(&s)
+        wakeReadyWaiters(&s)
     }
 
     /// Resumes the waiters whose condition now holds, or all of them if the stream stopped;
     /// the others stay suspended, so a change that helps nobody costs no task switch.
-    private func wakeReadyWaiters() {
-        guard !waiters.isEmpty else { return }
-        if persistenceFailure != nil || machine.failure != nil || machine.isHalted {
-            wakeAll()
+    private nonisolated func wakeReadyWaiters(_ s: inout State) {
+        guard !s.waiters.isEmpty else { return }
+        if s.isStopped {
+            wakeAll(&s)
             return
         }
         var index = 0
-        while index < waiters.count {
-            if waiters[index].condition(self) {
-                waiters.swapAt(index, waiters.count - 1)
-                waiters.removeLast().continuation.resume()
+        while index < s.waiters.count {
+            if s.waiters[index].condition(&s) {
+                s.waiters.swapAt(index, s.waiters.count - 1)
+                DeferredDrains.wake(s.waiters.removeLast().resume)
             } else {
                 index += 1
             }
         }
     }
 
-    private func perform(_ action: StreamAction) {
+    private nonisolated func perform(_ action: StreamAction, _ s: inout State) {
         switch action {
         case .write(let operation, let index, let bytes):
             guard let outbound else { return }
             let inbox = inbox
             keep(operation, outbound.startWrite(index: index, bytes: bytes) { result in
-                if let stream = inbox.post(.write(operation, result)) { Self.scheduleDrain(stream) }
-            })
+                if let stream = inbox.post(.write(operation, result)) { DeferredDrains.drain(stream) }
+            }, &s)
         case .read(let operation, let channel, let index, let mode):
             guard let box = channel == .inbound ? inbound : outbound else { return }
             let inbox = inbox
             keep(operation, box.startRead(index: index, mode: mode) { result in
-                if let stream = inbox.post(.read(operation, result)) { Self.scheduleDrain(stream) }
-            })
+                if let stream = inbox.post(.read(operation, result)) { DeferredDrains.drain(stream) }
+            }, &s)
         case .cancel(let operation):
             // A completion this causes (maybe inline) reaches the machine, which ignores it.
-            operations.removeValue(forKey: operation)?.cancel()
+            s.operations.removeValue(forKey: operation)?.cancel()
         }
     }
 
     /// Keeps a started operation until it completes, if it can be cancelled.
-    private func keep(_ operation: OperationID, _ started: BoxOperation) {
-        if started.isCancellable { operations[operation] = started }
+    private nonisolated func keep(_ operation: OperationID, _ started: BoxOperation, _ s: inout State) {
+        if started.isCancellable { s.operations[operation] = started }
     }
 
-    /// Schedules a drain of the inbox, for completions that arrived while the actor was not draining.
-    private nonisolated static func scheduleDrain(_ stream: Stream) {
-        Task { await stream.drainInbox() }
+    /// Runs `body` under the lock, waiting for it, then drains the completions posted meanwhile
+    /// that no step took (their posters found the lock taken and left them to the holder).
+    ///
+    /// For the rare calls (halt, status, timer ticks, persistence results); the data path
+    /// uses ``visit(_:)``, which never waits for the lock.
+    ///
+    /// Drains of other streams that this causes (this stream's writes landing their parked
+    /// reads) wait until the lock is released and then run on this task; see ``DeferredDrains``.
+    private nonisolated func withState<Result: Sendable>(_ body: (inout State) throws -> Result) rethrows -> Result {
+        try DeferredDrains.collecting {
+            defer { drainPosted() }
+            return try state.withLock { (s: inout State) throws -> Result in try body(&s) }
+        }
     }
 
-    private func drainInbox() {
-        step(scheduledDrain: true)
+    /// Runs `body` (a machine input; the step that follows performs its outputs) under the
+    /// lock: at once if the lock is free, else posted to the inbox for the lock's holder to
+    /// run, resuming the caller after. No app call spins or sleeps on the lock.
+    private nonisolated func visit<Result: Sendable>(_ body: @escaping @Sendable (inout State) throws -> Result) async throws -> Result {
+        let atOnce: Swift.Result<Result, any Error>? = DeferredDrains.collecting {
+            defer { drainPosted() }
+            return state.withLockIfAvailable { s -> Swift.Result<Result, any Error> in
+                let result = Swift.Result { try body(&s) }
+                step(&s)
+                return result
+            }
+        }
+        if let atOnce { return try atOnce.get() }
+        return try await withCheckedThrowingContinuation { continuation in
+            post { s in continuation.resume(with: Swift.Result { try body(&s) }) }
+        }
+    }
+
+    /// Posts `call` to run under the lock, in the next drain; drains at once if it can.
+    private nonisolated func post(_ call: @escaping @Sendable (inout State) -> Void) {
+        if let stream = inbox.post(.call(call)) { DeferredDrains.drain(stream) }
+    }
+
+    /// Drains the inbox on the calling thread if completions wait and the lock is free: no
+    /// task, no other thread woken. If the lock is taken, its holder drains after releasing it.
+    nonisolated func drainPosted() {
+        // After a drain, a completion may have been posted before the lock was released.
+        while inbox.needsDrain, state.withLockIfAvailable({ step(&$0) }) != nil {}
     }
 
     /// Hands the queued completions to the machine; returns `false` (and ends the drain) if
     /// none were queued.
-    private func deliverCompletions() -> Bool {
-        guard inbox.take(into: &completions) else { return false }
+    private nonisolated func deliverCompletions(_ s: inout State) -> Bool {
+        guard inbox.take(into: &s.completions) else { return false }
         let time = now
-        for completion in completions {
+        for completion in s.completions {
             switch completion {
             case .write(let operation, let result):
-                if !operations.isEmpty { operations.removeValue(forKey: operation) }
-                machine.writeCompleted(operation, result: result, now: time)
+                if !s.operations.isEmpty { s.operations.removeValue(forKey: operation) }
+                s.machine.writeCompleted(operation, result: result, now: time)
             case .read(let operation, let result):
-                if !operations.isEmpty { operations.removeValue(forKey: operation) }
-                machine.readCompleted(operation, result: result, now: time)
+                if !s.operations.isEmpty { s.operations.removeValue(forKey: operation) }
+                s.machine.readCompleted(operation, result: result, now: time)
+            case .call(let call):
+                call(&s)
             }
         }
-        completions.removeAll(keepingCapacity: true)
+        s.completions.removeAll(keepingCapacity: true)
         return true
     }
 
-    private func persistJournal() {
-        guard !persisting, let persistence else { return }
-        let records = machine.takeJournal()
+    private nonisolated func persistJournal(_ s: inout State) {
+        guard !s.persisting, let persistence else { return }
+        let records = s.machine.takeJournal()
         guard let last = records.last?.sequence else { return }
-        persisting = true
+        s.persisting = true
         Task { [weak self] in
             do {
                 try await persistence.persist(records)
-                await self?.persisted(through: last)
+                self?.persisted(through: last)
             } catch {
-                await self?.persistFailed(error)
+                self?.persistFailed(error)
             }
         }
     }
 
-    private func persisted(through sequence: UInt64) {
-        persisting = false
-        machine.markDurable(through: sequence, now: now)
-        step()
+    private nonisolated func persisted(through sequence: UInt64) {
+        withState { s in
+            s.persisting = false
+            s.machine.markDurable(through: sequence, now: now)
+            step(&s)
+        }
     }
 
-    private func persistFailed(_ error: any Error) {
-        persisting = false
-        persistenceFailure = StreamError(.transport, "persisting the stream failed: \(error)")
-        machine.halt()
-        step()
+    private nonisolated func persistFailed(_ error: any Error) {
+        withState { s in
+            s.persisting = false
+            s.persistenceFailure = StreamError(.transport, "persisting the stream failed: \(error)")
+            s.machine.halt()
+            step(&s)
+        }
     }
 
     /// Re-arms the one timer if the machine's deadline moved earlier than it is armed for.
@@ -398,53 +476,60 @@ public actor Stream {
     /// A deadline that moves later (as the retransmission timer does on every ack) or goes
     /// away leaves the timer armed: it fires early, finds nothing due, and is re-armed then.
     /// That is one wake-up per armed deadline instead of reprogramming the timer per change.
-    private func scheduleTimer() {
-        guard let deadline = Self.nextDeadline(of: &machine) else { return }
-        if let armed = timerArmedAt, armed <= deadline { return }
-        timerArmedAt = deadline
+    private nonisolated func scheduleTimer(_ s: inout State) {
+        guard let deadline = s.machine.nextDeadline else { return }
+        if let armed = s.timerArmedAt, armed <= deadline { return }
+        s.timerArmedAt = deadline
         timer.arm(in: deadline.nanoseconds &- now.nanoseconds)
     }
 
-    /// The machine's ``StreamMachine/nextDeadline``, read in place: read from the actor's
-    /// stored property the plain way, the whole machine is copied out first (on every step).
-    private static func nextDeadline(of machine: inout StreamMachine) -> StreamTime? { machine.nextDeadline }
-
-    private func timerFired() {
-        timerArmedAt = nil
-        machine.handleTimers(now: now)  // Does nothing if the deadline moved later.
-        step()
-    }
-
-    /// Suspends until `condition` holds, re-checking it after every state change (inside the
-    /// actor, so no wake-up is lost) and resuming only once it holds or the stream stops.
-    ///
-    /// Throws the stream's failure, ``StreamError/Code-swift.struct/halted``, or
-    /// `CancellationError` if the calling task is cancelled.
-    private func waitUntil(allowFailure: Bool = false, _ condition: @escaping (isolated Stream) -> Bool) async throws {
-        while true {
-            if allowFailure, condition(self) { return }
-            if let failure = persistenceFailure ?? machine.failure { throw failure }
-            if machine.isHalted { throw StreamError(.halted, "the stream was halted") }
-            if condition(self) { return }
-            try Task.checkCancellation()
-            await withTaskCancellationHandler {
-                await withCheckedContinuation { waiters.append(Waiter(condition: condition, continuation: $0)) }
-            } onCancel: {
-                Task { [weak self] in await self?.wakeAll() }
-            }
+    private nonisolated func timerFired() {
+        withState { s in
+            s.timerArmedAt = nil
+            s.machine.handleTimers(now: now)  // Does nothing if the deadline moved later.
+            step(&s)
         }
     }
 
-    private func wakeAll() {
-        let current = waiters
-        waiters.removeAll()
-        for waiter in current { waiter.continuation.resume() }
+    /// Suspends until `condition` holds, re-checking it after every state change (under the
+    /// lock, so no wake-up is lost) and resuming only once it holds or the stream stops.
+    ///
+    /// Throws the stream's failure, ``StreamError/Code-swift.struct/halted``, or
+    /// `CancellationError` if the calling task is cancelled.
+    private nonisolated func waitUntil(allowFailure: Bool = false, _ condition: @escaping @Sendable (inout State) -> Bool) async throws {
+        let flag = CancellationFlag()
+        while true {
+            // One visit checks and, unless the condition holds, parks: a change in between is
+            // impossible. The continuation is resumed with whether to look again.
+            let holds = try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Bool, any Error>) in
+                    post { s in
+                        if allowFailure, condition(&s) { return continuation.resume(returning: true) }
+                        if let failure = s.persistenceFailure ?? s.machine.failure { return continuation.resume(throwing: failure) }
+                        if s.machine.isHalted { return continuation.resume(throwing: StreamError(.halted, "the stream was halted")) }
+                        if condition(&s) { return continuation.resume(returning: true) }
+                        if flag.isCancelled { return continuation.resume(throwing: CancellationError()) }
+                        s.waiters.append(Waiter(condition: condition) { continuation.resume(returning: false) })
+                    }
+                }
+            } onCancel: {
+                flag.cancel()
+                post { self.wakeAll(&$0) }
+            }
+            if holds { return }
+        }
+    }
+
+    private nonisolated func wakeAll(_ s: inout State) {
+        let current = s.waiters
+        s.waiters.removeAll()
+        for waiter in current { DeferredDrains.wake(waiter.resume) }
     }
 
     deinit {
         timer.cancel()
         timerTask?.cancel()
-        operations.forEachValue { $0.cancel() }
+        state.withLock { $0.operations.forEachValue { $0.cancel() } }
     }
 }
 
