@@ -168,9 +168,11 @@ extension StreamMachine {
     /// The oldest and the newest unacknowledged ping.
     var unackedPingRange: (oldest: UInt64, newest: UInt64)? {
         guard checkpoint.unacked.count(of: .ping) > 0 else { return nil }
-        let indices = checkpoint.unacked.lazy.filter { $0.value.kind == .ping }.map(\.key)
-        guard let oldest = indices.min(), let newest = indices.max() else { return nil }
-        return (oldest, newest)
+        var range: (oldest: UInt64, newest: UInt64)?
+        for (index, frame) in checkpoint.unacked where frame.kind == .ping {
+            range = (min(range?.oldest ?? index, index), max(range?.newest ?? index, index))
+        }
+        return range
     }
 
     /// When frame `index` counts as last sent, for the retransmission timer.
@@ -432,24 +434,24 @@ extension StreamMachine {
         } else if let probed = frameThePeerProbesFor, probed.index != frame.cumulativeAck {
             frameThePeerProbesFor = nil
         }
-        if let record = sendRecords[frame.cumulativeAck], record.inFlight == nil,
-           let kind = checkpoint.unacked[frame.cumulativeAck]?.kind,
-           now - record.lastSent >= waitedOnResendAfter(kind) {
-            transmit(frame.cumulativeAck, now: now, for: .waitedOn)
-        }
+        resendFrameThePeerWaitsOn(frame.cumulativeAck, now: now)
     }
 
-    /// How long after its last send a frame the peer says it waits on may be written again:
-    /// a quarter round trip for a frame the peer needs, two for an ack-only frame, at least
-    /// `minRetransmitTimeout` (see `fastRetransmit`).
-    func waitedOnResendAfter(_ kind: FrameKind) -> Duration {
+    /// Writes retained frame `index` again for a peer that waits on it, unless it is in flight
+    /// or was last sent less than a quarter round trip ago (two for an ack-only frame; at least
+    /// `minRetransmitTimeout`; see `fastRetransmit`); returns whether it did.
+    @discardableResult
+    mutating func resendFrameThePeerWaitsOn(_ index: UInt64, now: StreamTime) -> Bool {
+        guard let record = sendRecords[index], record.inFlight == nil, let kind = checkpoint.unacked[index]?.kind else { return false }
         let srtt = min(timer.smoothedRTT ?? timer.baseTimeout, configuration.maxRetransmitTimeout)
-        return max(configuration.minRetransmitTimeout, kind == .ackOnly ? srtt * 2 : srtt / 4)
+        guard now - record.lastSent >= max(configuration.minRetransmitTimeout, kind == .ackOnly ? srtt * 2 : srtt / 4) else { return false }
+        transmit(index, now: now, for: .waitedOn)
+        return true
     }
 
     /// On a stream closed both ways, rewrites the frame the peer's latest ping said its reader
     /// waits on (``frameThePeerProbesFor``) and this end's newest frame, if unacknowledged, each
-    /// at most once per ``waitedOnResendAfter(_:)``: called on each of the lingering end's polls.
+    /// as ``resendFrameThePeerWaitsOn(_:now:)`` allows: called on each of the lingering end's polls.
     ///
     /// Otherwise such a frame (typically this end's last acknowledgements, ack-only frames) is
     /// rewritten only when a new peer frame is read, and the peer's probes back off (older pings
@@ -469,15 +471,9 @@ extension StreamMachine {
     mutating func rewriteFramesThePeerProbesFor(now: StreamTime) {
         guard isClosedBothWays, let probed = frameThePeerProbesFor, probed.rewrites < Self.maxLingerRewrites else { return }
         let newest = checkpoint.nextWriteIndex &- 1
-        var rewrote = false
-        for index in newest > probed.index ? [probed.index, newest] : [probed.index] {
-            guard let kind = checkpoint.unacked[index]?.kind, let record = sendRecords[index], record.inFlight == nil,
-                  now - record.lastSent >= waitedOnResendAfter(kind)
-            else { continue }
-            transmit(index, now: now, for: .waitedOn)
-            rewrote = true
-        }
-        if rewrote { frameThePeerProbesFor?.rewrites += 1 }
+        let rewroteProbed = resendFrameThePeerWaitsOn(probed.index, now: now)
+        let rewroteNewest = newest > probed.index && resendFrameThePeerWaitsOn(newest, now: now)
+        if rewroteProbed || rewroteNewest { frameThePeerProbesFor?.rewrites += 1 }
     }
 
     /// How many times a lingering end rewrites the frames one peer ping asked for.
