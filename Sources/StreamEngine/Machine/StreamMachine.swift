@@ -115,6 +115,10 @@ public struct StreamMachine: Sendable {
     /// how patient the selective-acknowledgement resend is (`sackResendAfter`).
     var writeFailureShare = 0.0
     var retransmitAt: StreamTime?
+    /// A round of timer resends under way: data and FIN frames outstanding for longer than
+    /// `threshold` are resent one at a time, `minRetransmitTimeout` apart, from `cursor` up,
+    /// until none is left or an acknowledgement makes progress (see `retransmit`).
+    var timerRound: (threshold: Duration, cursor: UInt64, nextAt: StreamTime)?
     /// The backoff before the latest expiry of the retransmission timer (for its resends).
     var timerResendBackoff = 0
     var probeRequested = false
@@ -606,6 +610,7 @@ public struct StreamMachine: Sendable {
         gatedWrites.removeAll()
         budgetWaiting.removeAll()
         retransmitAt = nil
+        timerRound = nil
         ackDeadline = nil
     }
 
