@@ -134,6 +134,10 @@ public struct StreamSimulation {
         public var restoresBehindApp = 0
         /// When each end's app had received everything the other end sent (listener, dialer).
         public var deliveredAt: [Duration?] = [nil, nil]
+        /// Per side (listener, dialer): operations in flight, summed over simulated seconds until
+        /// the transfer finished, by what they wait on: divided by the time, how each end's
+        /// operation budget was used.
+        public var operationSeconds = [OperationSeconds(), OperationSeconds()]
         /// Whether every invariant held and both ends closed in time.
         public var passed: Bool { violations.isEmpty && finished }
 
@@ -148,6 +152,50 @@ public struct StreamSimulation {
     public static let maxWritesPerDataBox = 40.0
 
     /// Runs one simulation to completion or to its time limit.
+    /// Operations in flight summed over simulated seconds, by what they wait on.
+    public struct OperationSeconds: Sendable {
+        /// The simulated seconds counted.
+        public var seconds = 0.0
+        public var writes = 0.0
+        /// Reads of the peer's boxes that are stored.
+        public var readsOfStoredBoxes = 0.0
+        /// Reads of the peer's boxes whose write is landing (it lands half a write's latency in).
+        public var readsOfLandingBoxes = 0.0
+        /// Reads of the peer's boxes written but not stored: every write so far was lost.
+        public var readsOfLostBoxes = 0.0
+        /// Reads of the peer's boxes not written yet.
+        public var readsOfUnwrittenBoxes = 0.0
+        /// Reads of this end's own boxes (multicast verification).
+        public var readsOfOwnBoxes = 0.0
+
+        public init() {}
+
+        /// The mean number of operations in flight, in the same categories.
+        public var mean: OperationSeconds {
+            var mean = OperationSeconds()
+            guard seconds > 0 else { return mean }
+            mean.seconds = 1
+            mean.writes = writes / seconds
+            mean.readsOfStoredBoxes = readsOfStoredBoxes / seconds
+            mean.readsOfLandingBoxes = readsOfLandingBoxes / seconds
+            mean.readsOfLostBoxes = readsOfLostBoxes / seconds
+            mean.readsOfUnwrittenBoxes = readsOfUnwrittenBoxes / seconds
+            mean.readsOfOwnBoxes = readsOfOwnBoxes / seconds
+            return mean
+        }
+
+        /// Adds another run's figures.
+        public mutating func add(_ other: OperationSeconds) {
+            seconds += other.seconds
+            writes += other.writes
+            readsOfStoredBoxes += other.readsOfStoredBoxes
+            readsOfLandingBoxes += other.readsOfLandingBoxes
+            readsOfLostBoxes += other.readsOfLostBoxes
+            readsOfUnwrittenBoxes += other.readsOfUnwrittenBoxes
+            readsOfOwnBoxes += other.readsOfOwnBoxes
+        }
+    }
+
     public static func run(_ parameters: Parameters) -> Report {
         var world = World(parameters)
         world.run()
@@ -187,6 +235,12 @@ private struct World {
         }
     }
 
+    /// What an operation in flight works on: a write, or a read of a box of `channel`.
+    enum OperationTarget {
+        case write
+        case read(channel: Int, index: UInt64, own: Bool)
+    }
+
     struct Waiter {
         var id: Int
         var side: Side
@@ -223,7 +277,7 @@ private struct World {
         var consumedDurably = 0
         var timerAt: StreamTime?
         /// Operations issued and neither completed nor cancelled.
-        var inFlight: Set<OperationID> = []
+        var inFlight: [OperationID: OperationTarget] = [:]
 
         init(machine: StreamMachine, snapshot: [UInt8], data: [UInt8]) {
             self.machine = machine
@@ -242,6 +296,8 @@ private struct World {
     /// The first content ever written to each index, lost writes included.
     var firstWritten: [[UInt64: [UInt8]]] = [[:], [:]]
     var waiters: [Int: Waiter] = [:]
+    /// Boxes whose write is landing, as `index << 1 | channel`.
+    var landing: Set<UInt64> = []
     var nextWaiterID = 0
     var report = StreamSimulation.Report()
     /// When both streams had closed, and the operations made by then.
@@ -294,6 +350,7 @@ private struct World {
         let limit = StreamTime.zero + parameters.timeLimit
         while let (time, event) = queue.pop() {
             if time > limit { break }
+            if !report.finished { countOperations(for: time - now) }
             now = time
             report.events += 1
             report.traceDigest = (report.traceDigest ^ UInt64(bitPattern: time.nanoseconds) ^ event.traceKind) &* 0x100_0000_01B3
@@ -329,6 +386,33 @@ private struct World {
         checkDelivery(final: true)
     }
 
+    /// Adds the operations in flight over `duration` to ``StreamSimulation/Report/operationSeconds``.
+    mutating func countOperations(for duration: Duration) {
+        let seconds = Double(duration.nanosecondsClamped) / 1e9
+        guard seconds > 0 else { return }
+        for side in 0..<2 {
+            report.operationSeconds[side].seconds += seconds
+            for target in endpoints[side].inFlight.values {
+                switch target {
+                case .write:
+                    report.operationSeconds[side].writes += seconds
+                case .read(_, _, own: true):
+                    report.operationSeconds[side].readsOfOwnBoxes += seconds
+                case .read(let channel, let index, own: false):
+                    if boxes[channel][index] != nil {
+                        report.operationSeconds[side].readsOfStoredBoxes += seconds
+                    } else if landing.contains(index << 1 | UInt64(channel)) {
+                        report.operationSeconds[side].readsOfLandingBoxes += seconds
+                    } else if firstWritten[channel][index] != nil {
+                        report.operationSeconds[side].readsOfLostBoxes += seconds
+                    } else {
+                        report.operationSeconds[side].readsOfUnwrittenBoxes += seconds
+                    }
+                }
+            }
+        }
+    }
+
     var isFinished: Bool {
         let delivered = endpoints[0].received.count == endpoints[1].data.count && endpoints[1].received.count == endpoints[0].data.count
             && (!parameters.exactlyOnceReads || endpoints.allSatisfy { $0.consumedDurably == $0.received.count })
@@ -344,12 +428,12 @@ private struct World {
         switch event {
         case .writeDone(let side, let incarnation, let operation, let result):
             guard endpoints[side.rawValue].incarnation == incarnation else { return }
-            endpoints[side.rawValue].inFlight.remove(operation)
+            endpoints[side.rawValue].inFlight[operation] = nil
             endpoints[side.rawValue].machine.writeCompleted(operation, result: result, now: now)
             drive(side)
         case .readDone(let side, let incarnation, let operation, let result):
             guard endpoints[side.rawValue].incarnation == incarnation else { return }
-            endpoints[side.rawValue].inFlight.remove(operation)
+            endpoints[side.rawValue].inFlight[operation] = nil
             endpoints[side.rawValue].machine.readCompleted(operation, result: result, now: now)
             drive(side)
         case .writeLands(let channel, let index, let bytes):
@@ -518,7 +602,7 @@ private struct World {
         let inboundChannel = 1 - side.rawValue
         switch action {
         case .write(let operation, let index, let bytes):
-            endpoints[side.rawValue].inFlight.insert(operation)
+            endpoints[side.rawValue].inFlight[operation] = .write
             report.boxWrites += 1
             report.writesBySide[side.rawValue] += 1
             let kind = endpoints[side.rawValue].machine.unackedFrameKind(at: index)
@@ -538,6 +622,7 @@ private struct World {
                 result = .failure(BoxTransportError(.timeout, "simulated write failure"))
             } else {
                 queue.push(now + latency.scaled(0.5), .writeLands(channel: outboundChannel, index: index, bytes: bytes))
+                landing.insert(index << 1 | UInt64(outboundChannel))
                 result = .success(())
             }
             if random.unit() < parameters.hang {
@@ -546,9 +631,9 @@ private struct World {
                 deliver(.writeDone(side, incarnation: incarnation, operation, result), after: latency)
             }
         case .read(let operation, let channel, let index, let mode):
-            endpoints[side.rawValue].inFlight.insert(operation)
             report.boxReads += 1
             let number = channel == .outbound ? outboundChannel : inboundChannel
+            endpoints[side.rawValue].inFlight[operation] = .read(channel: number, index: index, own: channel == .outbound)
             if channel == .inbound {
                 report.readsBySide[side.rawValue] += 1
                 if boxes[number][index] == nil { report.emptyReadsBySide[side.rawValue] += 1 }
@@ -569,7 +654,7 @@ private struct World {
                 queue.push(now + parameters.waitTimeout, .waitTimeout(waiterID: id))
             }
         case .cancel(let operation):
-            endpoints[side.rawValue].inFlight.remove(operation)  // Its completion, if any, is ignored by the machine.
+            endpoints[side.rawValue].inFlight[operation] = nil  // Its completion, if any, is ignored by the machine.
         }
     }
 
@@ -581,6 +666,7 @@ private struct World {
     }
 
     mutating func land(channel: Int, index: UInt64, bytes: [UInt8]) {
+        landing.remove(index << 1 | UInt64(channel))
         if let existing = boxes[channel][index] {
             if existing != bytes { report.violations.append("box \(index) of channel \(channel) overwritten with different bytes") }
             return
@@ -629,7 +715,7 @@ private struct World {
         let endpoint = endpoints[side.rawValue]
         report.sendStatisticsBySide[side.rawValue].add(endpoint.machine.sendStatistics)
         endpoint.incarnation += 1
-        endpoint.inFlight = []
+        endpoint.inFlight = [:]
         endpoint.unpersisted = []
         endpoint.persistInFlight = false
         endpoint.timerAt = nil

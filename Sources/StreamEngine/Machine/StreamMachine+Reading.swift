@@ -252,6 +252,7 @@ extension StreamMachine {
         }
         if !decryptFailures.isEmpty { decryptFailures[frame.index] = nil }
         lastActivity = now
+        peerHeardAt = now
         noteQuietness(of: frame, carriesData: !data.isEmpty)
         if timer.awaitsFirstAnswer, timer.peerAnswered() {
             // The peer has joined: what it has not acknowledged is resent within the usual cap.

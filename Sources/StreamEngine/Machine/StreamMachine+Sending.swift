@@ -155,7 +155,7 @@ extension StreamMachine {
             guard let record = sendRecords[index] else { continue }
             // A frame in flight, or queued for the budget, is about to be sent: it cannot have timed out.
             let sent = record.inFlight == nil && (budgetWaiting.isEmpty || budgetWaiting[index] == nil)
-                ? timerClock(index, kind: frame.kind, record: record, pings: pings) : now
+                ? timerClock(index, kind: frame.kind, record: record, pings: pings, now: now) : now
             if oldest.map({ sent < $0 }) ?? true { oldest = sent }
         }
         guard let oldest else {
@@ -192,14 +192,32 @@ extension StreamMachine {
     /// copies were all lost within a lingering peer's last polls (random seed 19883, 47 %
     /// loss: the listener's linger ended with the dialer's ping 31 lost on 5 writes, and the
     /// dialer probed for the rest of the 4 h).
-    func timerClock(_ index: UInt64, kind: FrameKind, record: SendRecord, pings: (oldest: UInt64, newest: UInt64)?) -> StreamTime {
+    func timerClock(_ index: UInt64, kind: FrameKind, record: SendRecord, pings: (oldest: UInt64, newest: UInt64)?, now: StreamTime) -> StreamTime {
         let waitedOn = checkpoint.peerCumulativeAck
         // Pings below `waitedOn` are acknowledged, so never retained here.
-        guard kind == .ping, index != pings?.newest, index != pings?.oldest, index >= waitedOn &+ UInt64(configuration.readAhead) else {
+        guard kind == .ping, index != pings?.newest, index != pings?.oldest, index >= waitedOn &+ UInt64(configuration.readAhead),
+              !mayBeProbingALingeringPeer(now: now)
+        else {
             return record.lastSent
         }
         let doublings = min(max(record.transmissions - 1, 0), Self.maxPingBackoffDoublings)
         return record.lastSent + timer.backedOffTimeout * ((1 << doublings) - 1)
+    }
+
+    /// Whether the peer, heard from before, has been silent for two to ten largest timeouts
+    /// (`closeLinger` plus one): then it may be an end closed both ways that lingers, polling
+    /// only the box it waits on, and this end's view of where its reader stands (from its
+    /// latest frames read here) may be stale. Every outstanding ping is then rewritten on each
+    /// expiry, none backed off: one of them is the box the peer polls, and its linger ends after
+    /// `closeLinger`. With the backoff, random seeds 8497 and 13762 (40–46 % loss, crashes)
+    /// stalled: the peer's last acknowledgements were lost, and the ping it polled, neither the
+    /// oldest nor the newest, was rewritten once per four timeouts, all copies lost within its
+    /// linger. Outside that span pings back off as before: a peer silent for longer has stopped
+    /// lingering, and an active one reads past a lost ping.
+    func mayBeProbingALingeringPeer(now: StreamTime) -> Bool {
+        guard let heard = peerHeardAt else { return false }
+        let silence = now - heard
+        return silence >= configuration.maxRetransmitTimeout * 2 && silence <= configuration.closeLinger + configuration.maxRetransmitTimeout
     }
 
     /// The retransmission timeout fired: resend what may be lost and probe for lost acknowledgements.
@@ -245,7 +263,7 @@ extension StreamMachine {
             guard let kind = checkpoint.unacked[index]?.kind,
                   kind.elicitsAck || index < ackOnlyLimit,
                   let record = sendRecords[index], record.inFlight == nil, budgetWaiting[index] == nil,
-                  now - timerClock(index, kind: kind, record: record, pings: pings) >= threshold
+                  now - timerClock(index, kind: kind, record: record, pings: pings, now: now) >= threshold
             else { continue }
             if kind.countsTowardWindow {
                 timedOutData.append(index)

@@ -119,6 +119,8 @@ public struct StreamMachine: Sendable {
     /// `threshold` are resent one at a time, `minRetransmitTimeout` apart, from `cursor` up,
     /// until none is left or an acknowledgement makes progress (see `retransmit`).
     var timerRound: (threshold: Duration, cursor: UInt64, nextAt: StreamTime)?
+    /// When this end last read a frame of the peer's (not persisted).
+    var peerHeardAt: StreamTime?
     /// The backoff before the latest expiry of the retransmission timer (for its resends).
     var timerResendBackoff = 0
     var probeRequested = false
