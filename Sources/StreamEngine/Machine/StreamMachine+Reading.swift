@@ -271,8 +271,9 @@ extension StreamMachine {
             // trip, but at most the initial timeout (an end that only acknowledges measures its
             // round trip on ack-only frames, whose answer waits for the peer's next frame).
             let rtt = timer.smoothedRTT ?? configuration.initialRetransmitTimeout
-            let delay = frame.flags.contains(.ackNow)
-                ? configuration.ackDelay : max(configuration.ackDelay, min(rtt, configuration.initialRetransmitTimeout))
+            // On a lossy path the fallback waits twice as long (see `isOnALossyPath`).
+            let fallback = max(configuration.ackDelay, min(rtt, configuration.initialRetransmitTimeout))
+            let delay = frame.flags.contains(.ackNow) ? configuration.ackDelay : (isOnALossyPath ? fallback * 2 : fallback)
             let due = immediate ? now : now + delay
             ackDeadline = min(ackDeadline ?? due, due)
         }
@@ -289,3 +290,4 @@ extension StreamMachine {
         acknowledged([(index, frame.kind)], now: now)
     }
 }
+
