@@ -154,45 +154,39 @@ public struct StreamSimulation {
     /// Runs one simulation to completion or to its time limit.
     /// Operations in flight summed over simulated seconds, by what they wait on.
     public struct OperationSeconds: Sendable {
+        /// What an operation in flight waits on.
+        public enum Kind: Int, CaseIterable, Sendable {
+            case write
+            /// A read of a peer box that is stored.
+            case readOfStoredBox
+            /// A read of a peer box whose write is landing (half a write's latency in).
+            case readOfLandingBox
+            /// A read of a peer box written but not stored: every write so far was lost.
+            case readOfLostBox
+            /// A read of a peer box not written yet.
+            case readOfUnwrittenBox
+            /// A read of this end's own box (multicast verification).
+            case readOfOwnBox
+        }
+
         /// The simulated seconds counted.
         public var seconds = 0.0
-        public var writes = 0.0
-        /// Reads of the peer's boxes that are stored.
-        public var readsOfStoredBoxes = 0.0
-        /// Reads of the peer's boxes whose write is landing (it lands half a write's latency in).
-        public var readsOfLandingBoxes = 0.0
-        /// Reads of the peer's boxes written but not stored: every write so far was lost.
-        public var readsOfLostBoxes = 0.0
-        /// Reads of the peer's boxes not written yet.
-        public var readsOfUnwrittenBoxes = 0.0
-        /// Reads of this end's own boxes (multicast verification).
-        public var readsOfOwnBoxes = 0.0
+        private var byKind = [Double](repeating: 0, count: Kind.allCases.count)
 
         public init() {}
 
-        /// The mean number of operations in flight, in the same categories.
-        public var mean: OperationSeconds {
-            var mean = OperationSeconds()
-            guard seconds > 0 else { return mean }
-            mean.seconds = 1
-            mean.writes = writes / seconds
-            mean.readsOfStoredBoxes = readsOfStoredBoxes / seconds
-            mean.readsOfLandingBoxes = readsOfLandingBoxes / seconds
-            mean.readsOfLostBoxes = readsOfLostBoxes / seconds
-            mean.readsOfUnwrittenBoxes = readsOfUnwrittenBoxes / seconds
-            mean.readsOfOwnBoxes = readsOfOwnBoxes / seconds
-            return mean
-        }
+        /// Operation-seconds of `kind`.
+        public subscript(kind: Kind) -> Double { byKind[kind.rawValue] }
+
+        /// The mean number of operations of `kind` in flight.
+        public func mean(_ kind: Kind) -> Double { seconds > 0 ? byKind[kind.rawValue] / seconds : 0 }
+
+        mutating func add(_ operationSeconds: Double, to kind: Kind) { byKind[kind.rawValue] += operationSeconds }
 
         /// Adds another run's figures.
         public mutating func add(_ other: OperationSeconds) {
             seconds += other.seconds
-            writes += other.writes
-            readsOfStoredBoxes += other.readsOfStoredBoxes
-            readsOfLandingBoxes += other.readsOfLandingBoxes
-            readsOfLostBoxes += other.readsOfLostBoxes
-            readsOfUnwrittenBoxes += other.readsOfUnwrittenBoxes
-            readsOfOwnBoxes += other.readsOfOwnBoxes
+            for kind in Kind.allCases { byKind[kind.rawValue] += other.byKind[kind.rawValue] }
         }
     }
 
@@ -393,22 +387,22 @@ private struct World {
         for side in 0..<2 {
             report.operationSeconds[side].seconds += seconds
             for target in endpoints[side].inFlight.values {
+                let kind: StreamSimulation.OperationSeconds.Kind
                 switch target {
-                case .write:
-                    report.operationSeconds[side].writes += seconds
-                case .read(_, _, own: true):
-                    report.operationSeconds[side].readsOfOwnBoxes += seconds
+                case .write: kind = .write
+                case .read(_, _, own: true): kind = .readOfOwnBox
                 case .read(let channel, let index, own: false):
                     if boxes[channel][index] != nil {
-                        report.operationSeconds[side].readsOfStoredBoxes += seconds
+                        kind = .readOfStoredBox
                     } else if landing.contains(index << 1 | UInt64(channel)) {
-                        report.operationSeconds[side].readsOfLandingBoxes += seconds
+                        kind = .readOfLandingBox
                     } else if firstWritten[channel][index] != nil {
-                        report.operationSeconds[side].readsOfLostBoxes += seconds
+                        kind = .readOfLostBox
                     } else {
-                        report.operationSeconds[side].readsOfUnwrittenBoxes += seconds
+                        kind = .readOfUnwrittenBox
                     }
                 }
+                report.operationSeconds[side].add(seconds, to: kind)
             }
         }
     }

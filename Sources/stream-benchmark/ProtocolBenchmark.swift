@@ -230,10 +230,10 @@ enum ProtocolBenchmark {
 
     /// An end's mean operations in flight: writes, then reads by what they waited on.
     static func inFlight(_ operations: StreamSimulation.OperationSeconds) -> String {
-        let mean = operations.mean
-        return String(
+        String(
             format: "%.1f writes, reads of boxes stored %.1f, landing %.1f, lost %.1f, not yet written %.1f",
-            mean.writes, mean.readsOfStoredBoxes, mean.readsOfLandingBoxes, mean.readsOfLostBoxes, mean.readsOfUnwrittenBoxes)
+            operations.mean(.write), operations.mean(.readOfStoredBox), operations.mean(.readOfLandingBox),
+            operations.mean(.readOfLostBox), operations.mean(.readOfUnwrittenBox))
     }
 
     static func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(1, width - text.count)) }

@@ -219,4 +219,30 @@ func expectRandomSeedPasses(_ seed: UInt64, within limit: Duration) async {
             #expect(report.maxOperationsInFlight.allSatisfy { $0 <= 4 }, "seed \(seed): \(report.maxOperationsInFlight)")
         }
     }
+
+    /// The simulation counts each end's operations in flight by what they wait on (what
+    /// `stream-benchmark` prints as where each end's budget goes): the means stay within the
+    /// budget, reads wait on lost boxes (data or acknowledgements) only where writes are lost, and a receiver that only
+    /// acknowledges spends most of its budget reading stored boxes.
+    @Test(arguments: [0.0, 0.2]) func theOperationsInFlightAreCountedByWhatTheyWaitOn(loss: Double) async throws {
+        var parameters = StreamSimulation.Parameters(seed: 3)
+        parameters.loss = loss
+        parameters.configuration.maxOperationsInFlight = 8
+        parameters.configuration.sendWindow = 32
+        parameters.configuration.readAhead = 32
+        parameters.listenerBytes = 200_000
+        parameters.dialerBytes = 0
+        let report = await offCooperativePool { [parameters] in StreamSimulation.run(parameters) }
+        #expect(report.passed, "\(report)")
+        for side in 0..<2 {
+            let operations = report.operationSeconds[side]
+            #expect(operations.seconds > 0)
+            let total = StreamSimulation.OperationSeconds.Kind.allCases.map { operations.mean($0) }.reduce(0, +)
+            #expect(total > 1 && total <= 8, "side \(side): \(total) in flight on average")
+            #expect(operations.mean(.readOfOwnBox) == 0, "end-to-end: no verification reads")
+            #expect((operations.mean(.readOfLostBox) > 0) == (loss > 0), "side \(side): \(operations.mean(.readOfLostBox))")
+        }
+        let receiver = report.operationSeconds[1]
+        #expect(receiver.mean(.readOfStoredBox) > receiver.mean(.write))
+    }
 }

@@ -290,4 +290,3 @@ extension StreamMachine {
         acknowledged([(index, frame.kind)], now: now)
     }
 }
-

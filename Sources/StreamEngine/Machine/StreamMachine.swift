@@ -118,7 +118,14 @@ public struct StreamMachine: Sendable {
     /// A round of timer resends under way: data and FIN frames outstanding for longer than
     /// `threshold` are resent one at a time, `minRetransmitTimeout` apart, from `cursor` up,
     /// until none is left or an acknowledgement makes progress (see `retransmit`).
-    var timerRound: (threshold: Duration, cursor: UInt64, nextAt: StreamTime)?
+    struct TimerResendRound {
+        var threshold: Duration
+        /// The lowest index the round may resend next.
+        var cursor: UInt64
+        /// When it resends the next.
+        var nextAt: StreamTime
+    }
+    var timerRound: TimerResendRound?
     /// When this end last read a frame of the peer's (not persisted).
     var peerHeardAt: StreamTime?
     /// The backoff before the latest expiry of the retransmission timer (for its resends).
