@@ -530,7 +530,8 @@ extension StreamMachine {
     /// reader that does not look that far ahead never reads the newest.
     func supersedingAcknowledgement(for index: UInt64) -> UInt64? {
         let newest = checkpoint.nextWriteIndex &- 1
-        guard newest > index, newest - index < UInt64(configuration.readAhead),
+        // The counts first: a frame lookup copies the frame out (its ciphertext retained).
+        guard newest > index, newest - index < UInt64(configuration.readAhead), checkpoint.unacked.count(of: .ackOnly) > 1,
               checkpoint.unacked[index]?.kind == .ackOnly, checkpoint.unacked[newest]?.kind == .ackOnly
         else { return nil }
         return newest
