@@ -222,8 +222,9 @@ func expectRandomSeedPasses(_ seed: UInt64, within limit: Duration) async {
 
     /// The simulation counts each end's operations in flight by what they wait on (what
     /// `stream-benchmark` prints as where each end's budget goes): the means stay within the
-    /// budget, reads wait on lost boxes (data or acknowledgements) only where writes are lost, and a receiver that only
-    /// acknowledges spends most of its budget reading stored boxes.
+    /// budget, reads wait on lost boxes (of data or of acknowledgements) only where writes are
+    /// lost, and a receiver that only acknowledges spends more on reading stored boxes than on
+    /// writing.
     @Test(arguments: [0.0, 0.2]) func theOperationsInFlightAreCountedByWhatTheyWaitOn(loss: Double) async throws {
         var parameters = StreamSimulation.Parameters(seed: 3)
         parameters.loss = loss

@@ -220,7 +220,8 @@ extension StreamMachine {
     func mayBeProbingALingeringPeer(now: StreamTime) -> Bool {
         guard let heard = peerHeardAt else { return false }
         let silence = now - heard
-        return silence >= configuration.maxRetransmitTimeout * 2 && silence <= configuration.closeLinger + configuration.maxRetransmitTimeout
+        let maxRTO = configuration.maxRetransmitTimeout
+        return silence >= maxRTO * 2 && silence <= configuration.closeLinger + maxRTO
     }
 
     /// The retransmission timeout fired: resend what may be lost and probe for lost acknowledgements.
