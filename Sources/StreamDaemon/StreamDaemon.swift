@@ -163,6 +163,9 @@ public struct StreamDaemon: Service {
                 }
                 break
             }
+            // A storage failure that raced a shutdown request still ends the run with its error
+            // (the app that saw the failure may well be what asked streamd to stop).
+            if fatal == nil { fatal = await host.fatalError }
             hooks.stopping()
             logger.info("streamd stopping")
             await server.close()
