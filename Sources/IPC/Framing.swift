@@ -9,15 +9,24 @@ public enum IPCFraming {
     ///
     /// - Precondition: `payload.count` fits in 32 bits.
     public static func frame(_ payload: [UInt8]) -> [UInt8] {
-        precondition(payload.count <= Int(UInt32.max), "IPC payload of \(payload.count) bytes cannot be framed")
-        let length = UInt32(payload.count)
+        var frame = startFrame(payloadLength: payload.count)
+        frame.append(contentsOf: payload)
+        return frame
+    }
+
+    /// A frame's length prefix for a payload of `payloadLength` bytes, with room reserved for
+    /// the payload, which the caller appends.
+    ///
+    /// - Precondition: `payloadLength` fits in 32 bits.
+    static func startFrame(payloadLength: Int) -> [UInt8] {
+        precondition(payloadLength <= Int(UInt32.max), "IPC payload of \(payloadLength) bytes cannot be framed")
+        let length = UInt32(payloadLength)
         var frame: [UInt8] = []
-        frame.reserveCapacity(prefixLength + payload.count)
+        frame.reserveCapacity(prefixLength + payloadLength)
         frame.append(UInt8(truncatingIfNeeded: length >> 24))
         frame.append(UInt8(truncatingIfNeeded: length >> 16))
         frame.append(UInt8(truncatingIfNeeded: length >> 8))
         frame.append(UInt8(truncatingIfNeeded: length))
-        frame.append(contentsOf: payload)
         return frame
     }
 }

@@ -34,7 +34,7 @@ enum WriteFastPath {
         let payloadLength =
             1 + id.count + CBORHead.length(requestID) + op.count + write.count + name.count + CBORHead.length(UInt64(nameLength))
             + nameLength + offset.count + CBORHead.length(start) + data.count + CBORHead.length(UInt64(bytes.count)) + bytes.count
-        var frame = prefix(payloadLength)
+        var frame = IPCFraming.startFrame(payloadLength: payloadLength)
         frame.append(0xa5)
         frame += id
         CBORHead.append(major: 0, requestID, to: &frame)
@@ -56,7 +56,7 @@ enum WriteFastPath {
         let payloadLength =
             1 + id.count + CBORHead.length(requestID) + reply.count + written.count + accepted.count + CBORHead.length(count)
             + offset.count + CBORHead.length(end)
-        var frame = prefix(payloadLength)
+        var frame = IPCFraming.startFrame(payloadLength: payloadLength)
         frame.append(0xa4)
         frame += id
         CBORHead.append(major: 0, requestID, to: &frame)
@@ -66,18 +66,6 @@ enum WriteFastPath {
         CBORHead.append(major: 0, count, to: &frame)
         frame += offset
         CBORHead.append(major: 0, end, to: &frame)
-        return frame
-    }
-
-    /// A buffer holding the 4-byte length prefix, with room for the payload.
-    private static func prefix(_ payloadLength: Int) -> [UInt8] {
-        var frame: [UInt8] = []
-        frame.reserveCapacity(IPCFraming.prefixLength + payloadLength)
-        let length = UInt32(payloadLength)
-        frame.append(UInt8(truncatingIfNeeded: length >> 24))
-        frame.append(UInt8(truncatingIfNeeded: length >> 16))
-        frame.append(UInt8(truncatingIfNeeded: length >> 8))
-        frame.append(UInt8(truncatingIfNeeded: length))
         return frame
     }
 
